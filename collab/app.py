@@ -1,0 +1,59 @@
+"""The web application: one routes table and a lifespan that owns the database and slides."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from collab.config import Settings
+from collab.slides.library import SlideLibrary
+from collab.store import Database
+from collab.web import pages, slides
+
+STATIC_DIR = Path(__file__).parent / "static"
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+def create_app(settings: Settings) -> Starlette:
+    """Build the app for ``settings``; nothing happens until the lifespan starts."""
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with Database(settings.database_path) as db:
+
+            async def resolve(slide_id: str) -> Path | None:
+                record = await db.slide(slide_id)
+                return Path(record.path) if record else None
+
+            library = SlideLibrary(
+                resolve,
+                threads=settings.slide_threads,
+                max_open=settings.max_open_slides,
+                tile_cache_bytes=settings.tile_cache_mb << 20,
+                chunk_cache_bytes=settings.chunk_cache_mb << 20,
+            )
+            app.state.settings = settings
+            app.state.db = db
+            app.state.slides = library
+            try:
+                yield
+            finally:
+                library.close()
+
+    routes = [
+        Route("/healthz", healthz),
+        *pages.routes,
+        *slides.routes,
+        Mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static"),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)

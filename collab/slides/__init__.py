@@ -1,0 +1,35 @@
+"""Whole-slide images: open them safely, cut them into Deep Zoom tiles."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from collab.slides.cache import SizedLRU
+from collab.slides.reader import Level, SlideError, SlideProperties, SlideReader
+
+__all__ = ["Level", "SlideError", "SlideProperties", "SlideReader", "open_slide"]
+
+
+def _is_dicom(path: Path) -> bool:
+    if path.is_dir():
+        return True
+    with path.open("rb") as fh:
+        head = fh.read(132)
+    return head[128:132] == b"DICM"
+
+
+def open_slide(path: Path, chunk_cache: SizedLRU[np.ndarray]) -> SlideReader:
+    """Open a slide file (or a folder of DICOM instances) with the reader its format needs."""
+    try:
+        dicom = _is_dicom(path)
+    except OSError as exc:
+        raise SlideError(f"cannot read the file: {exc.strerror or exc}") from exc
+    if dicom:
+        from collab.slides.dicom import DicomReader
+
+        return DicomReader(path)
+    from collab.slides.tiff import TiffReader
+
+    return TiffReader(path, chunk_cache)

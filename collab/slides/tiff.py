@@ -1,0 +1,207 @@
+"""TIFF-family slides (Aperio SVS, Hamamatsu NDPI, generic and OME-TIFF) via tiffslide.
+
+tiffslide supplies metadata and associated images; pixels are read chunk by chunk
+straight from the file with ``os.pread`` and tifffile's decoders, so reads need no
+lock and scale across threads, and decoded chunks are shared through a cache.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+import weakref
+from pathlib import Path
+
+import numpy as np
+import tifffile
+import tiffslide
+from PIL import Image
+
+from collab.slides.cache import SizedLRU
+from collab.slides.jpeg import splice_tables
+from collab.slides.reader import Level, SlideError, SlideProperties
+
+JPEG = 7
+
+
+def _float_or_none(value: object) -> float | None:
+    try:
+        return float(value) if value is not None else None  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
+class TiffReader:
+    """A slide in a TIFF container."""
+
+    def __init__(self, path: Path, chunk_cache: SizedLRU[np.ndarray]) -> None:
+        with warnings.catch_warnings():
+            # tiffslide warns that some vendors' metadata is only partly parsed.
+            warnings.simplefilter("ignore")
+            self._load(path, chunk_cache)
+
+    def _load(self, path: Path, chunk_cache: SizedLRU[np.ndarray]) -> None:
+        try:
+            self._slide = tiffslide.TiffSlide(path)
+        except Exception as exc:  # tiffslide raises many kinds for unreadable files
+            raise SlideError(
+                "not a whole-slide image collab can read (SVS, NDPI, TIFF, OME-TIFF or DICOM): "
+                f"{exc}"
+            ) from exc
+        self._chunk_cache = chunk_cache
+        # A fresh object: never equal to the key of another reader, even a later one.
+        self._cache_key = object()
+        tf: tifffile.TiffFile = self._slide.ts_tifffile
+        pages = [level.pages[0] for level in tf.series[0].levels]
+        if len(pages) != len(self._slide.level_dimensions):
+            self._slide.close()
+            raise SlideError("the slide's pyramid levels could not be matched to its pages")
+        for page in pages:
+            if not isinstance(page, tifffile.TiffPage) or page.dtype != np.uint8:
+                self._slide.close()
+                raise SlideError("only 8-bit RGB or greyscale slides are supported")
+            if page.samplesperpixel > 1 and page.planarconfig != 1:
+                self._slide.close()
+                raise SlideError("slides with separate colour planes are not supported")
+        self._pages: list[tifffile.TiffPage] = pages
+        self._fd = os.open(path, os.O_RDONLY)
+        # Readers evicted from the open-slide LRU may still be drawing a tile on
+        # another thread, so the file is closed when the last user lets go.
+        self._finalizer = weakref.finalize(self, _release, self._fd, self._slide)
+        self._file_size = os.fstat(self._fd).st_size
+        self.levels = tuple(
+            Level(w, h, float(d))
+            for (w, h), d in zip(self._slide.level_dimensions, self._slide.level_downsamples)
+        )
+        props = self._slide.properties
+        self.properties = SlideProperties(
+            vendor=props.get("tiffslide.vendor") or "generic-tiff",
+            mpp_x=_float_or_none(props.get("tiffslide.mpp-x")),
+            mpp_y=_float_or_none(props.get("tiffslide.mpp-y")),
+            objective_power=_float_or_none(props.get("tiffslide.objective-power")),
+        )
+        self.associated_names = tuple(self._slide.associated_images.keys())
+        chunk = pages[0].chunks
+        self.l0_chunk_size = (int(chunk[1]), int(chunk[0]))
+
+    # -- pixels ---------------------------------------------------------------
+
+    def _chunk(self, level: int, index: int) -> np.ndarray:
+        key = (self._cache_key, level, index)
+        cached = self._chunk_cache.get(key)
+        if cached is not None:
+            return cached
+        page = self._pages[level]
+        offset, count = int(page.dataoffsets[index]), int(page.databytecounts[index])
+        ch, cw = int(page.chunks[0]), int(page.chunks[1])
+        if count == 0:  # sparse TIFF: an unwritten chunk is background
+            pixels = np.full((ch, cw, 3), 255, np.uint8)
+        else:
+            data = os.pread(self._fd, count, offset)
+            if len(data) != count:
+                raise SlideError("the slide file is shorter than its index says (truncated?)")
+            try:
+                decoded, _, _ = page.decode(
+                    data, index, jpegtables=page.jpegtables, jpegheader=page.jpegheader
+                )
+            except Exception as exc:
+                raise SlideError(f"a part of the slide file cannot be decoded: {exc}") from exc
+            if decoded is None:
+                raise SlideError("a part of the slide file cannot be decoded")
+            pixels = _to_rgb(decoded.reshape(decoded.shape[-3:]))
+        self._chunk_cache.put(key, pixels, pixels.nbytes)
+        return pixels
+
+    def read_region(self, level: int, l_x: int, l_y: int, l_width: int, l_height: int) -> np.ndarray:
+        """RGB pixels of a level region; outside the slide is white."""
+        page = self._pages[level]
+        width, height = self.levels[level].width, self.levels[level].height
+        ch, cw = int(page.chunks[0]), int(page.chunks[1])
+        t_cols = int(page.chunked[1])
+        out = np.full((l_height, l_width, 3), 255, np.uint8)
+        x0, y0 = max(l_x, 0), max(l_y, 0)
+        x1, y1 = min(l_x + l_width, width), min(l_y + l_height, height)
+        if x0 >= x1 or y0 >= y1:
+            return out
+        for t_row in range(y0 // ch, (y1 - 1) // ch + 1):
+            for t_col in range(x0 // cw, (x1 - 1) // cw + 1):
+                chunk = self._chunk(level, t_row * t_cols + t_col)
+                cx0, cy0 = t_col * cw, t_row * ch
+                sx0, sy0 = max(x0, cx0), max(y0, cy0)
+                sx1 = min(x1, cx0 + cw, cx0 + chunk.shape[1])
+                sy1 = min(y1, cy0 + ch, cy0 + chunk.shape[0])
+                if sx0 >= sx1 or sy0 >= sy1:
+                    continue
+                out[sy0 - l_y : sy1 - l_y, sx0 - l_x : sx1 - l_x] = chunk[
+                    sy0 - cy0 : sy1 - cy0, sx0 - cx0 : sx1 - cx0
+                ]
+        return out
+
+    def native_jpeg(self, level: int, l_x: int, l_y: int, l_width: int, l_height: int) -> bytes | None:
+        """The stored JPEG of one whole chunk, made standalone, when the region is exactly it."""
+        page = self._pages[level]
+        ch, cw = int(page.chunks[0]), int(page.chunks[1])
+        if (
+            page.compression != JPEG
+            or page.is_ndpi
+            or not page.is_tiled
+            or (l_width, l_height) != (cw, ch)
+            or l_x % cw
+            or l_y % ch
+            or l_x + cw > self.levels[level].width
+            or l_y + ch > self.levels[level].height
+            or page.samplesperpixel != 3
+        ):
+            return None
+        index = (l_y // ch) * int(page.chunked[1]) + l_x // cw
+        offset, count = int(page.dataoffsets[index]), int(page.databytecounts[index])
+        if count == 0:
+            return None
+        data = os.pread(self._fd, count, offset)
+        if len(data) != count or not data.startswith(b"\xff\xd8"):
+            raise SlideError("the slide file is shorter than its index says (truncated?)")
+        return splice_tables(page.jpegtables, data, rgb=page.photometric == 2)
+
+    def verify(self) -> None:
+        """Check that the file's index fits the file and a few chunks of each level decode."""
+        for level, page in enumerate(self._pages):
+            ends = np.asarray(page.dataoffsets, np.int64) + np.asarray(page.databytecounts, np.int64)
+            if len(ends) and int(ends.max()) > self._file_size:
+                raise SlideError("the slide file is truncated: its data ends before its index says")
+            n = len(page.dataoffsets)
+            for index in sorted({0, n // 2, n - 1}):
+                self._chunk(level, index)
+
+    def associated_image(self, name: str) -> Image.Image:
+        """A label, macro or thumbnail image stored in the file."""
+        try:
+            image = self._slide.associated_images[name]
+        except KeyError:
+            raise
+        except Exception as exc:
+            raise SlideError(f"the {name} image cannot be read: {exc}") from exc
+        return image.convert("RGB")
+
+    def close(self) -> None:
+        """Release the file and its cached chunks."""
+        self._chunk_cache.discard_prefix(self._cache_key)
+        self._finalizer()
+
+
+def _release(fd: int, slide: tiffslide.TiffSlide) -> None:
+    os.close(fd)
+    slide.close()
+
+
+def _to_rgb(pixels: np.ndarray) -> np.ndarray:
+    """Turn greyscale or RGBA chunks into RGB."""
+    samples = pixels.shape[-1]
+    if samples == 3:
+        return pixels
+    if samples == 1:
+        return np.repeat(pixels, 3, axis=-1)
+    if samples == 4:
+        rgb = pixels[..., :3].astype(np.uint16)
+        alpha = pixels[..., 3:4].astype(np.uint16)
+        return (rgb * alpha // 255 + (255 - alpha)).astype(np.uint8)
+    raise SlideError(f"unsupported number of colour samples: {samples}")

@@ -1,0 +1,1 @@
+"""The HTTP and websocket surface: the only package that knows Starlette."""

@@ -1,0 +1,151 @@
+"""Slide routes: Deep Zoom descriptor and tiles, metadata, thumbnail, associated images."""
+
+from __future__ import annotations
+
+import re
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from collab.slides.deepzoom import DeepZoomSlide
+from collab.slides.library import SlideLibrary, SlideNotFound
+from collab.slides.reader import SlideError
+from collab.web.errors import error
+
+SLIDE_ID = re.compile(r"[0-9a-f]{16}")
+TILE_NAME = re.compile(r"(\d{1,9})_(\d{1,9})\.(jpeg|png)")
+MEDIA_TYPES = {"jpeg": "image/jpeg", "png": "image/png"}
+# Private: the images belong to a patient's case. Immutable: a slide never changes.
+IMAGE_CACHE = "private, max-age=31536000, immutable"
+THUMBNAIL_DEFAULT_PX = 512
+THUMBNAIL_MAX_PX = 2048
+
+
+class SlideProblem(Exception):
+    """Carries the answer to send instead of a slide."""
+
+    def __init__(self, response: Response) -> None:
+        self.response = response
+
+
+async def _slide(request: Request) -> DeepZoomSlide:
+    library: SlideLibrary = request.app.state.slides
+    slide_id = request.path_params["slide_id"]
+    if not SLIDE_ID.fullmatch(slide_id):
+        raise SlideProblem(error(404, "No such slide.", request))
+    try:
+        return await library.get(slide_id)
+    except SlideNotFound:
+        raise SlideProblem(error(404, "No such slide.", request)) from None
+    except SlideError as exc:
+        raise SlideProblem(error(503, f"The slide cannot be read: {exc}", request)) from None
+
+
+def _not_modified(request: Request, etag: str) -> bool:
+    tags = request.headers.get("if-none-match", "")
+    return etag in (t.strip().removeprefix("W/") for t in tags.split(",")) or tags.strip() == "*"
+
+
+async def _image(
+    request: Request, etag: str, media_type: str, render: object, cache_key: tuple[object, ...]
+) -> Response:
+    """Answer with a cached or freshly rendered image, honouring If-None-Match."""
+    headers = {"ETag": etag, "Cache-Control": IMAGE_CACHE}
+    if _not_modified(request, etag):
+        return Response(status_code=304, headers=headers)
+    library: SlideLibrary = request.app.state.slides
+    body = library.tiles.get(cache_key)
+    if body is None:
+        try:
+            body = await library.run(render)  # type: ignore[arg-type]
+        except SlideError as exc:
+            return error(503, f"This part of the slide cannot be read: {exc}", request)
+        library.tiles.put(cache_key, body, len(body))
+    return Response(body, media_type=media_type, headers=headers)
+
+
+async def tile(request: Request) -> Response:
+    """``GET /slides/{slide_id}_files/{level}/{col}_{row}.{jpeg|png}``"""
+    level_text = request.path_params["level"]
+    match = TILE_NAME.fullmatch(request.path_params["tile"])
+    if not level_text.isdigit() or len(level_text) > 9 or match is None:
+        return error(404, "No such tile: the address must be {level}/{col}_{row}.jpeg or .png.")
+    z_level, t_col, t_row, fmt = int(level_text), int(match[1]), int(match[2]), match[3]
+    try:
+        slide = await _slide(request)
+    except SlideProblem as problem:
+        return problem.response
+    if not slide.geometry.has_tile(z_level, t_col, t_row):
+        return error(404, "No such tile: the address is outside the slide.")
+    return await _image(
+        request,
+        slide.tile_etag(z_level, t_col, t_row, fmt),
+        MEDIA_TYPES[fmt],
+        lambda: slide.tile(z_level, t_col, t_row, fmt),
+        (slide.slide_id, slide.etag_base, z_level, t_col, t_row, fmt),
+    )
+
+
+async def dzi(request: Request) -> Response:
+    """``GET /slides/{slide_id}.dzi``"""
+    try:
+        slide = await _slide(request)
+    except SlideProblem as problem:
+        return problem.response
+    return Response(slide.dzi(), media_type="application/xml", headers={"Cache-Control": "private, no-cache"})
+
+
+async def metadata(request: Request) -> Response:
+    """``GET /api/slides/{slide_id}``"""
+    try:
+        slide = await _slide(request)
+    except SlideProblem as problem:
+        return problem.response
+    return JSONResponse(slide.metadata())
+
+
+async def thumbnail(request: Request) -> Response:
+    """``GET /slides/{slide_id}/thumbnail.jpeg?max=N``"""
+    raw = request.query_params.get("max", str(THUMBNAIL_DEFAULT_PX))
+    if not raw.isdigit() or not 1 <= int(raw) <= THUMBNAIL_MAX_PX:
+        return error(400, f"max must be a whole number of pixels from 1 to {THUMBNAIL_MAX_PX}.")
+    max_px = int(raw)
+    try:
+        slide = await _slide(request)
+    except SlideProblem as problem:
+        return problem.response
+    return await _image(
+        request,
+        f'"{slide.etag_base}-thumbnail-{max_px}"',
+        "image/jpeg",
+        lambda: slide.thumbnail(max_px),
+        (slide.slide_id, slide.etag_base, "thumbnail", max_px),
+    )
+
+
+async def associated(request: Request) -> Response:
+    """``GET /slides/{slide_id}/associated/{name}.jpeg``"""
+    name = request.path_params["name"]
+    try:
+        slide = await _slide(request)
+    except SlideProblem as problem:
+        return problem.response
+    if name not in slide.reader.associated_names:
+        return error(404, f"This slide has no {name} image." if name.isalnum() else "No such image.")
+    return await _image(
+        request,
+        f'"{slide.etag_base}-associated-{name}"',
+        "image/jpeg",
+        lambda: slide.associated(name),
+        (slide.slide_id, slide.etag_base, "associated", name),
+    )
+
+
+routes = [
+    Route("/api/slides/{slide_id}", metadata),
+    Route("/slides/{slide_id}.dzi", dzi),
+    Route("/slides/{slide_id}_files/{level}/{tile}", tile),
+    Route("/slides/{slide_id}/thumbnail.jpeg", thumbnail),
+    Route("/slides/{slide_id}/associated/{name}.jpeg", associated),
+]
