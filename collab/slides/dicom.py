@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from collab.slides.jpeg import mark_rgb
 from collab.slides.reader import Level, SlideError, SlideProperties
 
 JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
@@ -94,13 +95,12 @@ class DicomReader:
                 frame = self._wsi.read_encoded_tile(lv.level, (l_x // tw, l_y // th))
         except Exception as exc:
             raise SlideError(f"a part of the DICOM slide cannot be read: {exc}") from exc
-        rgb = not str(instance.dataset.photometric_interpretation).startswith("YBR")
-        if rgb and not frame.startswith((b"\xff\xd8\xff\xe0", b"\xff\xd8\xff\xee")):
-            # Declared RGB without a JFIF or Adobe marker: only a decoder that knows
-            # the DICOM header gets the colours right, so decode and re-encode.
-            return None
         # DICOM pads odd-length frames with a zero byte after EOI.
-        return frame[:-1] if frame.endswith(b"\xff\xd9\x00") else frame
+        if frame.endswith(b"\xff\xd9\x00"):
+            frame = frame[:-1]
+        if str(instance.dataset.photometric_interpretation).startswith("YBR"):
+            return frame
+        return mark_rgb(frame)
 
     def verify(self) -> None:
         """Decode a corner of every level."""

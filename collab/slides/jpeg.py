@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import io
 
+import imagecodecs
 import numpy as np
-import simplejpeg
 from PIL import Image
 
 SOI = b"\xff\xd8"
@@ -14,7 +14,10 @@ EOI = b"\xff\xd9"
 # decoders would colour-convert Aperio's RGB-colourspace tiles into false colours.
 ADOBE_RGB = b"\xff\xee\x00\x0eAdobe\x00\x64\x00\x00\x00\x00\x00"
 
+# Quality 80 with 4:2:0 chroma: what slide scanners themselves store, and the
+# fastest libjpeg-turbo setting (about 0.2 ms for a 256 px tile here).
 JPEG_QUALITY = 80
+JPEG_SUBSAMPLING = "420"
 
 
 def splice_tables(tables: bytes | None, tile: bytes, *, rgb: bool) -> bytes:
@@ -30,10 +33,30 @@ def splice_tables(tables: bytes | None, tile: bytes, *, rgb: bool) -> bytes:
     return head + body
 
 
+def mark_rgb(jpeg: bytes) -> bytes:
+    """Label a JPEG whose scan holds RGB as such, for decoders that only read markers.
+
+    Some DICOM writers store RGB scans behind a JFIF marker, which tells decoders
+    to convert from YCbCr; the JFIF segment is replaced by an Adobe one.
+    """
+    if not jpeg.startswith(SOI):
+        raise ValueError("not a JPEG stream")
+    body = jpeg[2:]
+    if body.startswith(b"\xff\xee"):
+        return jpeg
+    if body.startswith(b"\xff\xe0"):
+        body = body[2 + int.from_bytes(body[2:4], "big") :]
+    return SOI + ADOBE_RGB + body
+
+
 def encode(pixels: np.ndarray, fmt: str) -> bytes:
     """Encode RGB pixels (height, width, 3) as ``jpeg`` or ``png``."""
     if fmt == "jpeg":
-        return bytes(simplejpeg.encode_jpeg(np.ascontiguousarray(pixels), quality=JPEG_QUALITY, colorspace="RGB"))
+        return bytes(
+            imagecodecs.jpeg8_encode(
+                np.ascontiguousarray(pixels), level=JPEG_QUALITY, subsampling=JPEG_SUBSAMPLING
+            )
+        )
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()

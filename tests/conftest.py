@@ -1,0 +1,171 @@
+"""Shared fixtures: real slides, generated slides, real servers on free ports."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import tifffile
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_SLIDES = Path(os.environ.get("COLLAB_SHARED_SLIDES", REPO.parent / "shared" / "slides"))
+
+# The real slides beside the repository; tests that need them skip when absent.
+REAL_SLIDES = {
+    "CMU-1-Small-Region.svs": SHARED_SLIDES / "CMU-1-Small-Region.svs",
+    "tcga-cr-7395-01a-01-ts1.svs": SHARED_SLIDES / "tcga-cr-7395-01a-01-ts1.svs",
+    "test3-DAPI-2-387.ndpi": SHARED_SLIDES / "test3-DAPI-2-387.ndpi",
+    "boxes.tiff": SHARED_SLIDES / "boxes.tiff",
+    "small.svs": SHARED_SLIDES / "small.svs",
+    "dicom-boxes": SHARED_SLIDES / "dicom-boxes",
+    "dicom-cmu-1-small-region": SHARED_SLIDES / "dicom-cmu-1-small-region",
+}
+
+
+def real_slide(name: str) -> Path:
+    """A real slide from ../shared/slides, or skip the test."""
+    path = REAL_SLIDES[name]
+    if not path.exists():
+        pytest.skip(f"{path} is not present")
+    return path
+
+
+def collab(*args: str, data_dir: Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the ``collab`` command line as a user would."""
+    return subprocess.run(
+        [sys.executable, "-m", "collab", *args, "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        input=stdin,
+        timeout=120,
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    """A ``collab serve`` subprocess and a client for it."""
+
+    url: str
+    data_dir: Path
+    process: subprocess.Popen[bytes]
+    client: httpx.Client
+
+    def get(self, path: str, **kwargs: object) -> httpx.Response:
+        return self.client.get(path, **kwargs)  # type: ignore[arg-type]
+
+
+def start_server(data_dir: Path) -> Server:
+    """Start a real server on a free port; returns once it says it is listening."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "collab", "serve", "--data-dir", str(data_dir), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stderr is not None
+    log = data_dir / "server.log"
+    seen: list[bytes] = []
+    ready = threading.Event()
+
+    def pump() -> None:
+        # Copies the server's log to a file; flags readiness on uvicorn's startup line.
+        assert process.stderr is not None
+        with log.open("ab") as out:
+            for line in process.stderr:
+                out.write(line)
+                out.flush()
+                seen.append(line)
+                if b"Uvicorn running on" in line:
+                    ready.set()
+        ready.set()  # the process ended
+
+    threading.Thread(target=pump, daemon=True).start()
+    if not ready.wait(timeout=60) or process.poll() is not None:
+        process.kill()
+        raise RuntimeError("server did not start:\n" + b"".join(seen).decode(errors="replace"))
+    url = f"http://127.0.0.1:{port}"
+    return Server(url, data_dir, process, httpx.Client(base_url=url, timeout=30))
+
+
+def stop_server(server: Server) -> None:
+    server.client.close()
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "data"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def case(data_dir: Path) -> str:
+    """An organisation and a case (accession ``S26-1``) in a fresh data dir."""
+    assert collab("orgs", "add", "North Trust", "--network", "North", data_dir=data_dir).returncode == 0
+    result = collab("cases", "add", "S26-1", "--org", "North Trust", data_dir=data_dir)
+    assert result.returncode == 0, result.stderr
+    return "S26-1"
+
+
+@pytest.fixture
+def server(data_dir: Path, case: str) -> Iterator[Server]:
+    running = start_server(data_dir)
+    yield running
+    stop_server(running)
+
+
+def add_slides(data_dir: Path, *paths: Path, accession: str = "S26-1") -> list[str]:
+    """Register slides through the CLI; returns their ids."""
+    result = collab("slides", "add", *map(str, paths), "--case", accession, data_dir=data_dir)
+    assert result.returncode == 0, result.stderr
+    return [line.split("\t")[0] for line in result.stdout.splitlines()]
+
+
+def write_pyramid_tiff(
+    path: Path,
+    l0_width: int,
+    l0_height: int,
+    *,
+    tile: int = 256,
+    levels: int = 3,
+    compression: str = "jpeg",
+    seed: int = 0,
+) -> Path:
+    """A generic tiled pyramidal TIFF with a random smooth pattern (no patient data)."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.integers(0, 256, (l0_height // 32 + 2, l0_width // 32 + 2, 3), dtype=np.uint8)
+    ys = np.linspace(0, coarse.shape[0] - 1.001, l0_height)
+    xs = np.linspace(0, coarse.shape[1] - 1.001, l0_width)
+    base = coarse[ys.astype(int)][:, xs.astype(int)]
+    # Fine structure so that a shifted or mis-scaled tile would be noticed.
+    yy, xx = np.mgrid[0:l0_height, 0:l0_width]
+    stripes = ((np.sin(xx / 3.0) + np.cos(yy / 5.0)) * 30).astype(np.int16)
+    pixels = np.clip(base.astype(np.int16) + stripes[..., None], 0, 255).astype(np.uint8)
+    with tifffile.TiffWriter(path) as tif:
+        level = pixels
+        for _ in range(levels):
+            tif.write(level, tile=(tile, tile), compression=compression, photometric="rgb")
+            level = level[::2, ::2]
+            if min(level.shape[:2]) < 16:
+                break
+    return path
