@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -68,6 +69,13 @@ def _parser(environ: dict[str, str]) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the exit code."""
     args = _parser(dict(os.environ)).parse_args(argv)
+    # Library warnings (a damaged file's skipped pages) become our own messages;
+    # only errors of libraries reach the terminal as they are.
+    stderr_handler = logging.StreamHandler()
+    stderr_handler.setLevel(logging.ERROR)
+    logging.basicConfig(handlers=[stderr_handler], format="%(name)s: %(message)s")
+    # The slide readers turn tifffile's complaints into the refusal message.
+    logging.getLogger("tifffile").propagate = False
     try:
         if args.command in ("serve", "demo"):
             from collab.serve import serve
@@ -131,7 +139,7 @@ async def _slides_add(db: Database, paths: list[Path], accession: str, stain: st
 def check_slide(path: Path) -> dict[str, object]:
     """Open and spot-check a slide file; raises SlideError with a reason if it is unusable."""
     if not path.exists():
-        raise SlideError("no such file or folder")
+        raise SlideError("the slide file is missing")
     if not os.access(path, os.R_OK):
         raise SlideError("permission denied")
     reader = open_slide(path, SizedLRU(64 << 20))

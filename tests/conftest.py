@@ -64,6 +64,7 @@ class Server:
     data_dir: Path
     process: subprocess.Popen[bytes]
     client: httpx.Client
+    log_pump: threading.Thread
 
     def get(self, path: str, **kwargs: object) -> httpx.Response:
         return self.client.get(path, **kwargs)  # type: ignore[arg-type]
@@ -94,12 +95,16 @@ def start_server(data_dir: Path) -> Server:
                     ready.set()
         ready.set()  # the process ended
 
-    threading.Thread(target=pump, daemon=True).start()
+    log_pump = threading.Thread(target=pump, daemon=True)
+    log_pump.start()
     if not ready.wait(timeout=60) or process.poll() is not None:
         process.kill()
+        process.wait()
+        log_pump.join(timeout=10)
+        process.stderr.close()
         raise RuntimeError("server did not start:\n" + b"".join(seen).decode(errors="replace"))
     url = f"http://127.0.0.1:{port}"
-    return Server(url, data_dir, process, httpx.Client(base_url=url, timeout=30))
+    return Server(url, data_dir, process, httpx.Client(base_url=url, timeout=30), log_pump)
 
 
 def stop_server(server: Server) -> None:
@@ -109,6 +114,10 @@ def stop_server(server: Server) -> None:
         server.process.wait(timeout=10)
     except subprocess.TimeoutExpired:
         server.process.kill()
+        server.process.wait()
+    server.log_pump.join(timeout=10)
+    if server.process.stderr is not None:
+        server.process.stderr.close()
 
 
 @pytest.fixture
@@ -163,8 +172,15 @@ def write_pyramid_tiff(
     pixels = np.clip(base.astype(np.int16) + stripes[..., None], 0, 255).astype(np.uint8)
     with tifffile.TiffWriter(path) as tif:
         level = pixels
-        for _ in range(levels):
-            tif.write(level, tile=(tile, tile), compression=compression, photometric="rgb")
+        for number in range(levels):
+            # Reduced-resolution pages (NewSubfileType 1) make one pyramid, as scanners write.
+            tif.write(
+                level,
+                tile=(tile, tile),
+                compression=compression,
+                photometric="rgb",
+                subfiletype=1 if number else 0,
+            )
             level = level[::2, ::2]
             if min(level.shape[:2]) < 16:
                 break

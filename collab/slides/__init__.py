@@ -22,6 +22,8 @@ def _is_dicom(path: Path) -> bool:
 
 def open_slide(path: Path, chunk_cache: SizedLRU[np.ndarray]) -> SlideReader:
     """Open a slide file (or a folder of DICOM instances) with the reader its format needs."""
+    if not path.exists():
+        raise SlideError("the slide file is missing")
     try:
         dicom = _is_dicom(path)
     except OSError as exc:

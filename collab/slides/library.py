@@ -88,10 +88,7 @@ class SlideLibrary:
             del self._opening[slide_id]
 
     def _open_file(self, slide_id: str, path: Path) -> DeepZoomSlide:
-        try:
-            reader = open_slide(path, self.chunks)
-        except FileNotFoundError as exc:
-            raise SlideError("the slide file is missing") from exc
+        reader = open_slide(path, self.chunks)
         slide = DeepZoomSlide(slide_id, path, reader)
         with self._lock:
             self._open[slide_id] = slide

@@ -7,7 +7,9 @@ lock and scale across threads, and decoded chunks are shared through a cache.
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 import warnings
 import weakref
 from pathlib import Path
@@ -35,10 +37,19 @@ class TiffReader:
     """A slide in a TIFF container."""
 
     def __init__(self, path: Path, chunk_cache: SizedLRU[np.ndarray]) -> None:
-        with warnings.catch_warnings():
-            # tiffslide warns that some vendors' metadata is only partly parsed.
-            warnings.simplefilter("ignore")
-            self._load(path, chunk_cache)
+        # tifffile logs what it had to skip (a page beyond the end of the file, a
+        # broken tag); kept so that ``verify`` can refuse a damaged file.
+        self.problems: list[str] = []
+        handler = _Collect(self.problems)
+        tifffile_log = logging.getLogger("tifffile")
+        tifffile_log.addHandler(handler)
+        try:
+            with warnings.catch_warnings():
+                # tiffslide warns that some vendors' metadata is only partly parsed.
+                warnings.simplefilter("ignore")
+                self._load(path, chunk_cache)
+        finally:
+            tifffile_log.removeHandler(handler)
 
     def _load(self, path: Path, chunk_cache: SizedLRU[np.ndarray]) -> None:
         try:
@@ -164,6 +175,8 @@ class TiffReader:
 
     def verify(self) -> None:
         """Check that the file's index fits the file and a few chunks of each level decode."""
+        if self.problems:
+            raise SlideError(f"the slide file is damaged or truncated ({self.problems[0]})")
         for level, page in enumerate(self._pages):
             ends = np.asarray(page.dataoffsets, np.int64) + np.asarray(page.databytecounts, np.int64)
             if len(ends) and int(ends.max()) > self._file_size:
@@ -205,3 +218,17 @@ def _to_rgb(pixels: np.ndarray) -> np.ndarray:
         alpha = pixels[..., 3:4].astype(np.uint16)
         return (rgb * alpha // 255 + (255 - alpha)).astype(np.uint8)
     raise SlideError(f"unsupported number of colour samples: {samples}")
+
+
+class _Collect(logging.Handler):
+    """Keeps the messages of warnings and errors logged while a file is opened."""
+
+    def __init__(self, into: list[str]) -> None:
+        super().__init__(logging.WARNING)
+        self.into = into
+        # Other threads may be opening other files at the same time.
+        self.thread = threading.get_ident()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.thread == self.thread:
+            self.into.append(record.getMessage().split("> ", 1)[-1])
