@@ -85,6 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 from collab.demo import seed_demo
 
                 asyncio.run(seed_demo(settings))
+                print(f"Open http://{args.host}:{args.port}/ in a browser.", file=sys.stderr)
             serve(settings, access_log=args.access_log)
             return 0
         return asyncio.run(_admin(args))
@@ -102,10 +103,12 @@ async def _admin(args: argparse.Namespace) -> int:
             print(org.name)
             return 0
         if args.command == "cases":
-            org = await db.org_by_name(args.org)
-            if org is None:
-                raise CommandError(f"no organisation named {args.org!r} (create it with: collab orgs add NAME)")
-            case = await db.add_case(args.accession, org.id, args.priority)
+            owner = await db.org_by_name(args.org)
+            if owner is None:
+                raise CommandError(
+                    f"no organisation named {args.org!r} (create it with: collab orgs add NAME)"
+                )
+            case = await db.add_case(args.accession, owner.id, args.priority)
             print(case.id)
             return 0
         return await _slides_add(db, args.paths, args.case, args.stain)
@@ -122,12 +125,17 @@ async def _slides_add(db: Database, paths: list[Path], accession: str, stain: st
         if show_progress:
             print(f"\r[{number}/{len(paths)}] checking {path.name}", end="", file=sys.stderr, flush=True)
         try:
-            details = await asyncio.to_thread(check_slide, path)
+            width, height, vendor = await asyncio.to_thread(check_slide, path)
         except SlideError as exc:
             failures += 1
-            print(f"\ncollab: refused {path}: {exc}" if show_progress else f"collab: refused {path}: {exc}", file=sys.stderr)
+            print(
+                f"\ncollab: refused {path}: {exc}" if show_progress else f"collab: refused {path}: {exc}",
+                file=sys.stderr,
+            )
             continue
-        record, new = await db.add_slide(case.id, str(path.resolve()), stain=stain, **details)
+        record, new = await db.add_slide(
+            case.id, str(path.resolve()), width=width, height=height, vendor=vendor, stain=stain
+        )
         if not new:
             print(f"collab: {path} was already registered with case {accession}", file=sys.stderr)
         if show_progress:
@@ -136,7 +144,7 @@ async def _slides_add(db: Database, paths: list[Path], accession: str, stain: st
     return 1 if failures else 0
 
 
-def check_slide(path: Path) -> dict[str, object]:
+def check_slide(path: Path) -> tuple[int, int, str | None]:
     """Open and spot-check a slide file; raises SlideError with a reason if it is unusable."""
     if not path.exists():
         raise SlideError("the slide file is missing")
@@ -146,6 +154,6 @@ def check_slide(path: Path) -> dict[str, object]:
     try:
         reader.verify()
         level0 = reader.levels[0]
-        return {"width": level0.width, "height": level0.height, "vendor": reader.properties.vendor}
+        return level0.width, level0.height, reader.properties.vendor
     finally:
         reader.close()

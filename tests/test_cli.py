@@ -17,7 +17,9 @@ def _slide_rows(data_dir: Path) -> list[tuple[str, str]]:
 
 def test_orgs_cases_and_slides(data_dir: Path, tmp_path: Path) -> None:
     assert collab("orgs", "add", "North Trust", "--network", "North", data_dir=data_dir).returncode == 0
-    result = collab("cases", "add", "S26-7", "--org", "North Trust", "--priority", "urgent", data_dir=data_dir)
+    result = collab(
+        "cases", "add", "S26-7", "--org", "North Trust", "--priority", "urgent", data_dir=data_dir
+    )
     assert result.returncode == 0
     case_id = result.stdout.strip()
     assert len(case_id) == 16 and case_id.isalnum()
@@ -46,8 +48,15 @@ def test_unreadable_files_are_refused_and_not_registered(case: str, data_dir: Pa
     data = write_pyramid_tiff(tmp_path / "full.tiff", 900, 700).read_bytes()
     truncated.write_bytes(data[: len(data) // 2])
     result = collab(
-        "slides", "add", str(text), str(good), str(truncated), str(tmp_path / "absent.svs"),
-        "--case", case, data_dir=data_dir,
+        "slides",
+        "add",
+        str(text),
+        str(good),
+        str(truncated),
+        str(tmp_path / "absent.svs"),
+        "--case",
+        case,
+        data_dir=data_dir,
     )
     assert result.returncode == 1
     assert [line.split("\t")[1] for line in result.stdout.splitlines()] == [str(good)]
@@ -97,12 +106,17 @@ def test_clear_messages_for_mistakes(data_dir: Path, tmp_path: Path) -> None:
     assert result.stderr == "collab: no organisation named 'Nowhere' (create it with: collab orgs add NAME)\n"
     assert collab("orgs", "add", "North Trust", data_dir=data_dir).returncode == 0
     duplicate = collab("orgs", "add", "North Trust", data_dir=data_dir)
-    assert (duplicate.returncode, duplicate.stderr) == (1, "collab: an organisation named 'North Trust' already exists\n")
+    assert (duplicate.returncode, duplicate.stderr) == (
+        1,
+        "collab: an organisation named 'North Trust' already exists\n",
+    )
     slide = write_pyramid_tiff(tmp_path / "a.tiff", 300, 300)
     result = collab("slides", "add", str(slide), "--case", "NOPE", data_dir=data_dir)
     assert result.returncode == 1
     assert result.stderr == "collab: no case with accession 'NOPE' (create it with: collab cases add)\n"
-    bad_priority = collab("cases", "add", "S2", "--org", "North Trust", "--priority", "soon", data_dir=data_dir)
+    bad_priority = collab(
+        "cases", "add", "S2", "--org", "North Trust", "--priority", "soon", data_dir=data_dir
+    )
     assert bad_priority.returncode == 2
     assert "invalid choice: 'soon'" in bad_priority.stderr
 
@@ -114,7 +128,9 @@ def test_data_dir_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     env_dir = tmp_path / "from-env"
     result = subprocess.run(
         [sys.executable, "-m", "collab", "orgs", "add", "East Trust"],
-        capture_output=True, text=True, env={**__import__("os").environ, "COLLAB_DATA_DIR": str(env_dir)},
+        capture_output=True,
+        text=True,
+        env={**__import__("os").environ, "COLLAB_DATA_DIR": str(env_dir)},
     )
     assert result.returncode == 0, result.stderr
     assert (env_dir / "collab.sqlite3").exists()

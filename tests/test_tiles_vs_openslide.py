@@ -66,7 +66,9 @@ def _compare_all_tiles(path: Path, *, same_source_only: bool = False) -> int:
                     failures.append(f"{where}: size {png.shape}/{jpeg.shape}, openslide {expected.shape}")
                     continue
                 png_mad = float(np.abs(png - expected).mean())
-                codec_cost = float(np.abs(_decode(encode(np.asarray(expected_image), "jpeg")) - expected).mean())
+                codec_cost = float(
+                    np.abs(_decode(encode(np.asarray(expected_image), "jpeg")) - expected).mean()
+                )
                 jpeg_mad = float(np.abs(jpeg - expected).mean())
                 if png_mad > MAX_MAD:
                     failures.append(f"{where}: PNG differs by {png_mad:.2f}")
@@ -98,7 +100,9 @@ def test_real_slide_tiles_match_openslide(name: str) -> None:
 def test_generated_slide_tiles_match_openslide(
     tmp_path: Path, l0_width: int, l0_height: int, tile: int, compression: str
 ) -> None:
-    path = write_pyramid_tiff(tmp_path / "generated.tiff", l0_width, l0_height, tile=tile, compression=compression)
+    path = write_pyramid_tiff(
+        tmp_path / "generated.tiff", l0_width, l0_height, tile=tile, compression=compression
+    )
     _compare_all_tiles(path)
 
 

@@ -68,9 +68,7 @@ class DicomReader:
             return out
         try:
             with self._lock:
-                image = self._wsi.read_region(
-                    (x0, y0), self._levels[level].level, (x1 - x0, y1 - y0)
-                )
+                image = self._wsi.read_region((x0, y0), self._levels[level].level, (x1 - x0, y1 - y0))
         except Exception as exc:
             raise SlideError(f"a part of the DICOM slide cannot be read: {exc}") from exc
         out[y0 - l_y : y1 - l_y, x0 - l_x : x1 - l_x] = np.asarray(image.convert("RGB"))

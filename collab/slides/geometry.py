@@ -97,7 +97,7 @@ class DeepZoomGeometry:
 
         l0_l = self.l0_l_downsamples[slide_level]
         out: list[tuple[int, float, int, int]] = []  # (l_start, l_frac, l_size, z_size) per axis
-        for t, t_lim, z_lim, l_axis_lim in zip((t_col, t_row), t_lims, z_lims, l_lim):
+        for t, t_lim, z_lim, l_axis_lim in zip((t_col, t_row), t_lims, z_lims, l_lim, strict=True):
             z_tl = self.overlap * int(t != 0)
             z_br = self.overlap * int(t != t_lim - 1)
             z_size = min(self.tile_size, z_lim - self.tile_size * t) + z_tl + z_br
@@ -130,6 +130,4 @@ def fitted_size(l_width: int, l_height: int, z_width: int, z_height: int) -> tup
 
     if z_width / z_height >= aspect:
         return round_aspect(z_height * aspect, lambda n: abs(aspect - n / z_height)), z_height
-    return z_width, round_aspect(
-        z_width / aspect, lambda n: 0 if n == 0 else abs(aspect - z_width / n)
-    )
+    return z_width, round_aspect(z_width / aspect, lambda n: 0 if n == 0 else abs(aspect - z_width / n))

@@ -15,7 +15,6 @@ import numpy as np
 from collab.slides import open_slide
 from collab.slides.cache import SizedLRU
 from collab.slides.deepzoom import DeepZoomSlide
-from collab.slides.reader import SlideError
 
 P = ParamSpec("P")
 T = TypeVar("T")

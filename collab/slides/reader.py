@@ -49,6 +49,10 @@ class SlideReader(Protocol):
         """A complete JPEG of exactly that region when the file stores it as one, else None."""
         ...
 
+    def verify(self) -> None:
+        """Raise SlideError if a spot check finds the file damaged."""
+        ...
+
     def associated_image(self, name: str) -> Image.Image:
         """A label, macro or thumbnail image stored in the file."""
         ...

@@ -56,25 +56,26 @@ class TiffReader:
             self._slide = tiffslide.TiffSlide(path)
         except Exception as exc:  # tiffslide raises many kinds for unreadable files
             raise SlideError(
-                "not a whole-slide image collab can read (SVS, NDPI, TIFF, OME-TIFF or DICOM): "
-                f"{exc}"
+                f"not a whole-slide image collab can read (SVS, NDPI, TIFF, OME-TIFF or DICOM): {exc}"
             ) from exc
         self._chunk_cache = chunk_cache
         # A fresh object: never equal to the key of another reader, even a later one.
         self._cache_key = object()
         tf: tifffile.TiffFile = self._slide.ts_tifffile
-        pages = [level.pages[0] for level in tf.series[0].levels]
-        if len(pages) != len(self._slide.level_dimensions):
-            self._slide.close()
-            raise SlideError("the slide's pyramid levels could not be matched to its pages")
-        for page in pages:
+        pages: list[tifffile.TiffPage] = []
+        for level in tf.series[0].levels:
+            page = level.pages[0]
             if not isinstance(page, tifffile.TiffPage) or page.dtype != np.uint8:
                 self._slide.close()
                 raise SlideError("only 8-bit RGB or greyscale slides are supported")
             if page.samplesperpixel > 1 and page.planarconfig != 1:
                 self._slide.close()
                 raise SlideError("slides with separate colour planes are not supported")
-        self._pages: list[tifffile.TiffPage] = pages
+            pages.append(page)
+        if len(pages) != len(self._slide.level_dimensions):
+            self._slide.close()
+            raise SlideError("the slide's pyramid levels could not be matched to its pages")
+        self._pages = pages
         self._fd = os.open(path, os.O_RDONLY)
         # Readers evicted from the open-slide LRU may still be drawing a tile on
         # another thread, so the file is closed when the last user lets go.
@@ -82,7 +83,7 @@ class TiffReader:
         self._file_size = os.fstat(self._fd).st_size
         self.levels = tuple(
             Level(w, h, float(d))
-            for (w, h), d in zip(self._slide.level_dimensions, self._slide.level_downsamples)
+            for (w, h), d in zip(self._slide.level_dimensions, self._slide.level_downsamples, strict=True)
         )
         props = self._slide.properties
         self.properties = SlideProperties(

@@ -142,9 +142,7 @@ class Database:
         self, case_id: str, path: str, *, width: int, height: int, vendor: str | None, stain: str | None
     ) -> tuple[SlideRecord, bool]:
         """Register a slide file with a case; returns the record and whether it is new."""
-        existing = await self._one(
-            "SELECT * FROM slides WHERE case_id = ? AND path = ?", (case_id, path)
-        )
+        existing = await self._one("SELECT * FROM slides WHERE case_id = ? AND path = ?", (case_id, path))
         if existing:
             return _slide(existing), False
         record = SlideRecord(new_id(), case_id, path, stain, width, height, vendor, now_iso())
@@ -171,6 +169,12 @@ def _case(row: sqlite3.Row) -> Case:
 
 def _slide(row: sqlite3.Row) -> SlideRecord:
     return SlideRecord(
-        row["id"], row["case_id"], row["path"], row["stain"], row["width"], row["height"],
-        row["vendor"], row["added"],
+        row["id"],
+        row["case_id"],
+        row["path"],
+        row["stain"],
+        row["width"],
+        row["height"],
+        row["vendor"],
+        row["added"],
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -48,7 +49,11 @@ def _not_modified(request: Request, etag: str) -> bool:
 
 
 async def _image(
-    request: Request, etag: str, media_type: str, render: object, cache_key: tuple[object, ...]
+    request: Request,
+    etag: str,
+    media_type: str,
+    render: Callable[[], bytes],
+    cache_key: tuple[object, ...],
 ) -> Response:
     """Answer with a cached or freshly rendered image, honouring If-None-Match."""
     headers = {"ETag": etag, "Cache-Control": IMAGE_CACHE}
@@ -58,7 +63,7 @@ async def _image(
     body = library.tiles.get(cache_key)
     if body is None:
         try:
-            body = await library.run(render)  # type: ignore[arg-type]
+            body = await library.run(render)
         except SlideError as exc:
             return error(503, f"This part of the slide cannot be read: {exc}", request)
         library.tiles.put(cache_key, body, len(body))
