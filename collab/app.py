@@ -14,6 +14,7 @@ from starlette.staticfiles import StaticFiles
 
 from collab.config import Settings
 from collab.slides.library import SlideLibrary
+from collab.slides.warmup import warm_up_codecs
 from collab.store import Database
 from collab.web import pages, slides
 
@@ -42,6 +43,7 @@ def create_app(settings: Settings) -> Starlette:
                 tile_cache_bytes=settings.tile_cache_mb << 20,
                 chunk_cache_bytes=settings.chunk_cache_mb << 20,
             )
+            await library.run(warm_up_codecs)
             app.state.settings = settings
             app.state.db = db
             app.state.slides = library

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable, Sequence
+from concurrent.futures import Future
 from typing import Generic, TypeVar
 
 V = TypeVar("V")
@@ -17,6 +18,7 @@ class SizedLRU(Generic[V]):
         self.max_bytes = max_bytes
         self.current_bytes = 0
         self._items: OrderedDict[Hashable, tuple[V, int]] = OrderedDict()
+        self._pending: dict[Hashable, Future[V]] = {}
         self._lock = threading.Lock()
 
     def get(self, key: Hashable) -> V | None:
@@ -27,6 +29,49 @@ class SizedLRU(Generic[V]):
                 return None
             self._items.move_to_end(key)
             return item[0]
+
+    def get_or_create_many(
+        self, wanted: Sequence[tuple[Hashable, Callable[[], V]]], size: Callable[[V], int]
+    ) -> list[V]:
+        """The values for several keys, creating the missing ones once across threads.
+
+        Neighbouring tiles need the same decoded chunks at the same moment. A key
+        another thread is already creating is waited for, after this thread has
+        created the missing keys nobody else claimed: threads drawing tiles of one
+        row share the decoding between them instead of queueing behind each other.
+        """
+        values: list[V | None] = [None] * len(wanted)
+        mine: list[tuple[int, Hashable, Callable[[], V], Future[V]]] = []
+        theirs: list[tuple[int, Future[V]]] = []
+        with self._lock:
+            for i, (key, create) in enumerate(wanted):
+                item = self._items.get(key)
+                if item is not None:
+                    self._items.move_to_end(key)
+                    values[i] = item[0]
+                elif key in self._pending:
+                    theirs.append((i, self._pending[key]))
+                else:
+                    future: Future[V] = Future()
+                    self._pending[key] = future
+                    mine.append((i, key, create, future))
+        for n, (i, key, create, future) in enumerate(mine):
+            try:
+                value = create()
+            except BaseException as exc:
+                with self._lock:
+                    for _, other_key, _, other in mine[n:]:
+                        del self._pending[other_key]
+                        other.set_exception(exc)
+                raise
+            self.put(key, value, size(value))
+            with self._lock:
+                del self._pending[key]
+            future.set_result(value)
+            values[i] = value
+        for i, future in theirs:
+            values[i] = future.result()
+        return values  # type: ignore[return-value]
 
     def put(self, key: Hashable, value: V, size: int) -> None:
         """Store ``value``; values larger than the whole budget are not kept."""

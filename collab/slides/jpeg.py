@@ -33,6 +33,18 @@ def splice_tables(tables: bytes | None, tile: bytes, *, rgb: bool) -> bytes:
     return head + body
 
 
+def with_height(header: bytes, rows: int) -> bytes:
+    """A JPEG header (SOI up to and including SOS) whose frame says ``rows`` rows."""
+    position = 2
+    while position + 4 <= len(header):
+        marker = header[position + 1]
+        length = int.from_bytes(header[position + 2 : position + 4], "big")
+        if marker in (0xC0, 0xC1, 0xC2):  # start of frame: precision, height, width, ...
+            return header[: position + 5] + rows.to_bytes(2, "big") + header[position + 7 :]
+        position += 2 + length
+    raise ValueError("no start-of-frame segment in the JPEG header")
+
+
 def mark_rgb(jpeg: bytes) -> bytes:
     """Label a JPEG whose scan holds RGB as such, for decoders that only read markers.
 

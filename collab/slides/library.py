@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import ParamSpec, TypeVar
@@ -44,6 +44,7 @@ class SlideLibrary:
         self._max_open = max_open
         self._open: OrderedDict[str, DeepZoomSlide] = OrderedDict()
         self._opening: dict[str, asyncio.Future[DeepZoomSlide]] = {}
+        self._rendering: dict[Hashable, asyncio.Task[bytes]] = {}
         self._lock = threading.Lock()
         self.tiles: SizedLRU[bytes] = SizedLRU(tile_cache_bytes)
         self.chunks: SizedLRU[np.ndarray] = SizedLRU(chunk_cache_bytes)
@@ -53,6 +54,33 @@ class SlideLibrary:
         """Run blocking slide work off the event loop."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
+
+    async def image(self, key: Hashable, render: Callable[[], bytes]) -> bytes:
+        """An encoded image from the cache, or rendered once however many ask at once.
+
+        People in one session look at the same place, so the same tile is often
+        asked for by several of them within milliseconds. The render runs as its
+        own task: a client that goes away does not cancel it for the others.
+        """
+        body = self.tiles.get(key)
+        if body is not None:
+            return body
+        task = self._rendering.get(key)
+        if task is None:
+            task = asyncio.ensure_future(self._render(key, render))
+            self._rendering[key] = task
+            task.add_done_callback(lambda done: self._finished(key, done))
+        return await asyncio.shield(task)
+
+    async def _render(self, key: Hashable, render: Callable[[], bytes]) -> bytes:
+        body = await self.run(render)
+        self.tiles.put(key, body, len(body))
+        return body
+
+    def _finished(self, key: Hashable, task: asyncio.Task[bytes]) -> None:
+        self._rendering.pop(key, None)
+        if not task.cancelled():
+            task.exception()  # retrieved here: every waiter re-raises it itself
 
     def cached(self, slide_id: str) -> DeepZoomSlide | None:
         """The slide if it is open already, without touching the database."""
@@ -89,6 +117,9 @@ class SlideLibrary:
     def _open_file(self, slide_id: str, path: Path) -> DeepZoomSlide:
         reader = open_slide(path, self.chunks)
         slide = DeepZoomSlide(slide_id, path, reader)
+        # The viewer's first request is the smallest level: have it decoded already.
+        smallest = len(reader.levels) - 1
+        reader.read_region(smallest, 0, 0, 1, 1)
         with self._lock:
             self._open[slide_id] = slide
             while len(self._open) > self._max_open:

@@ -12,18 +12,23 @@ import os
 import threading
 import warnings
 import weakref
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
+import imagecodecs
 import numpy as np
 import tifffile
 import tiffslide
 from PIL import Image
 
 from collab.slides.cache import SizedLRU
-from collab.slides.jpeg import splice_tables
+from collab.slides.jpeg import EOI, splice_tables, with_height
 from collab.slides.reader import Level, SlideError, SlideProperties
 
 JPEG = 7
+# Height in rows of the bands that strip-stored levels are cached in.
+BAND_ROWS = 64
 
 
 def _float_or_none(value: object) -> float | None:
@@ -76,6 +81,7 @@ class TiffReader:
             self._slide.close()
             raise SlideError("the slide's pyramid levels could not be matched to its pages")
         self._pages = pages
+        self._grids = [_Grid.of(page) for page in pages]
         self._fd = os.open(path, os.O_RDONLY)
         # Readers evicted from the open-slide LRU may still be drawing a tile on
         # another thread, so the file is closed when the last user lets go.
@@ -98,55 +104,84 @@ class TiffReader:
 
     # -- pixels ---------------------------------------------------------------
 
-    def _chunk(self, level: int, index: int) -> np.ndarray:
-        key = (self._cache_key, level, index)
-        cached = self._chunk_cache.get(key)
-        if cached is not None:
-            return cached
+    def _decode_chunk(self, level: int, index: int) -> np.ndarray:
         page = self._pages[level]
         offset, count = int(page.dataoffsets[index]), int(page.databytecounts[index])
-        ch, cw = int(page.chunks[0]), int(page.chunks[1])
         if count == 0:  # sparse TIFF: an unwritten chunk is background
-            pixels = np.full((ch, cw, 3), 255, np.uint8)
-        else:
-            data = os.pread(self._fd, count, offset)
-            if len(data) != count:
-                raise SlideError("the slide file is shorter than its index says (truncated?)")
-            try:
-                decoded, _, _ = page.decode(
-                    data, index, jpegtables=page.jpegtables, jpegheader=page.jpegheader
-                )
-            except Exception as exc:
-                raise SlideError(f"a part of the slide file cannot be decoded: {exc}") from exc
-            if decoded is None:
-                raise SlideError("a part of the slide file cannot be decoded")
-            pixels = _to_rgb(decoded.reshape(decoded.shape[-3:]))
-        self._chunk_cache.put(key, pixels, pixels.nbytes)
-        return pixels
+            return np.full((int(page.chunks[0]), int(page.chunks[1]), 3), 255, np.uint8)
+        data = os.pread(self._fd, count, offset)
+        if len(data) != count:
+            raise SlideError("the slide file is shorter than its index says (truncated?)")
+        try:
+            decoded, _, _ = page.decode(data, index, jpegtables=page.jpegtables, jpegheader=page.jpegheader)
+        except Exception as exc:
+            raise SlideError(f"a part of the slide file cannot be decoded: {exc}") from exc
+        if decoded is None:
+            raise SlideError("a part of the slide file cannot be decoded")
+        return _to_rgb(decoded.reshape(decoded.shape[-3:]))
+
+    def _decode_cell(self, level: int, grid: _Grid, c_row: int, c_col: int) -> np.ndarray:
+        if grid.chunks_per_cell == 1:
+            return self._decode_chunk(level, c_row * grid.cells_across + c_col)
+        first = c_row * grid.chunks_per_cell
+        last = min(first + grid.chunks_per_cell, grid.chunk_count)
+        if grid.band_header is None:
+            return np.concatenate([self._decode_chunk(level, i) for i in range(first, last)])
+        # One JPEG of consecutive restart intervals: a single decoder call for the
+        # band costs half as much as one call per 8-row strip.
+        page = self._pages[level]
+        start = int(page.dataoffsets[first])
+        end = int(page.dataoffsets[last - 1]) + int(page.databytecounts[last - 1])
+        data = os.pread(self._fd, end - start, start)
+        if len(data) != end - start:
+            raise SlideError("the slide file is shorter than its index says (truncated?)")
+        rows = min((last - first) * grid.chunk_height, self.levels[level].height - first * grid.chunk_height)
+        try:
+            pixels = imagecodecs.jpeg8_decode(with_height(grid.band_header, rows) + data + EOI)
+        except Exception as exc:
+            raise SlideError(f"a part of the slide file cannot be decoded: {exc}") from exc
+        return _to_rgb(pixels.reshape(pixels.shape[0], pixels.shape[1], -1))
 
     def read_region(self, level: int, l_x: int, l_y: int, l_width: int, l_height: int) -> np.ndarray:
         """RGB pixels of a level region; outside the slide is white."""
-        page = self._pages[level]
+        grid = self._grids[level]
         width, height = self.levels[level].width, self.levels[level].height
-        ch, cw = int(page.chunks[0]), int(page.chunks[1])
-        t_cols = int(page.chunked[1])
-        out = np.full((l_height, l_width, 3), 255, np.uint8)
+        ch, cw = grid.cell_height, grid.cell_width
         x0, y0 = max(l_x, 0), max(l_y, 0)
         x1, y1 = min(l_x + l_width, width), min(l_y + l_height, height)
+        inside = (x0, y0, x1, y1) == (l_x, l_y, l_x + l_width, l_y + l_height)
+        out = (
+            np.empty((l_height, l_width, 3), np.uint8)
+            if inside
+            else np.full((l_height, l_width, 3), 255, np.uint8)
+        )
         if x0 >= x1 or y0 >= y1:
             return out
-        for t_row in range(y0 // ch, (y1 - 1) // ch + 1):
-            for t_col in range(x0 // cw, (x1 - 1) // cw + 1):
-                chunk = self._chunk(level, t_row * t_cols + t_col)
-                cx0, cy0 = t_col * cw, t_row * ch
-                sx0, sy0 = max(x0, cx0), max(y0, cy0)
-                sx1 = min(x1, cx0 + cw, cx0 + chunk.shape[1])
-                sy1 = min(y1, cy0 + ch, cy0 + chunk.shape[0])
-                if sx0 >= sx1 or sy0 >= sy1:
-                    continue
-                out[sy0 - l_y : sy1 - l_y, sx0 - l_x : sx1 - l_x] = chunk[
-                    sy0 - cy0 : sy1 - cy0, sx0 - cx0 : sx1 - cx0
-                ]
+        cells = [
+            (c_row, c_col)
+            for c_row in range(y0 // ch, (y1 - 1) // ch + 1)
+            for c_col in range(x0 // cw, (x1 - 1) // cw + 1)
+        ]
+        decoded = self._chunk_cache.get_or_create_many(
+            [
+                (
+                    (self._cache_key, level, c_row, c_col),
+                    partial(self._decode_cell, level, grid, c_row, c_col),
+                )
+                for c_row, c_col in cells
+            ],
+            lambda pixels: pixels.nbytes,
+        )
+        for (c_row, c_col), cell in zip(cells, decoded, strict=True):
+            cx0, cy0 = c_col * cw, c_row * ch
+            sx0, sy0 = max(x0, cx0), max(y0, cy0)
+            sx1 = min(x1, cx0 + cell.shape[1])
+            sy1 = min(y1, cy0 + cell.shape[0])
+            if sx0 >= sx1 or sy0 >= sy1:
+                continue
+            out[sy0 - l_y : sy1 - l_y, sx0 - l_x : sx1 - l_x] = cell[
+                sy0 - cy0 : sy1 - cy0, sx0 - cx0 : sx1 - cx0
+            ]
         return out
 
     def native_jpeg(self, level: int, l_x: int, l_y: int, l_width: int, l_height: int) -> bytes | None:
@@ -184,7 +219,7 @@ class TiffReader:
                 raise SlideError("the slide file is truncated: its data ends before its index says")
             n = len(page.dataoffsets)
             for index in sorted({0, n // 2, n - 1}):
-                self._chunk(level, index)
+                self._decode_chunk(level, index)
 
     def associated_image(self, name: str) -> Image.Image:
         """A label, macro or thumbnail image stored in the file."""
@@ -219,6 +254,52 @@ def _to_rgb(pixels: np.ndarray) -> np.ndarray:
         alpha = pixels[..., 3:4].astype(np.uint16)
         return (rgb * alpha // 255 + (255 - alpha)).astype(np.uint8)
     raise SlideError(f"unsupported number of colour samples: {samples}")
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """How a level is cut into cached cells.
+
+    A cell is one stored chunk, except in files stored as full-width strips (NDPI
+    keeps 8-row strips): there a cell is a band of strips about 64 rows tall, so
+    a tile touches five cached arrays instead of thirty-odd, and threads drawing
+    one row of tiles can decode different bands at once.
+    """
+
+    cell_width: int
+    cell_height: int
+    cells_across: int
+    chunks_per_cell: int
+    chunk_count: int
+    chunk_height: int
+    # NDPI: the header that makes consecutive strips one JPEG (see _decode_cell).
+    band_header: bytes | None
+
+    @classmethod
+    def of(cls, page: tifffile.TiffPage) -> _Grid:
+        chunk_height, chunk_width = int(page.chunks[0]), int(page.chunks[1])
+        cells_across = int(page.chunked[1])
+        per_cell = max(1, BAND_ROWS // chunk_height) if cells_across == 1 else 1
+        offsets = np.asarray(page.dataoffsets, np.int64)
+        counts = np.asarray(page.databytecounts, np.int64)
+        band_header = None
+        if (
+            page.is_ndpi
+            and page.jpegheader
+            # Restart markers count 0-7: a band must start at a multiple of 8 strips.
+            and per_cell % 8 == 0
+            and bool(np.all(offsets[1:] == offsets[:-1] + counts[:-1]))
+        ):
+            band_header = bytes(page.jpegheader)
+        return cls(
+            chunk_width,
+            chunk_height * per_cell,
+            cells_across,
+            per_cell,
+            len(offsets),
+            chunk_height,
+            band_header,
+        )
 
 
 class _Collect(logging.Handler):

@@ -60,13 +60,10 @@ async def _image(
     if _not_modified(request, etag):
         return Response(status_code=304, headers=headers)
     library: SlideLibrary = request.app.state.slides
-    body = library.tiles.get(cache_key)
-    if body is None:
-        try:
-            body = await library.run(render)
-        except SlideError as exc:
-            return error(503, f"This part of the slide cannot be read: {exc}", request)
-        library.tiles.put(cache_key, body, len(body))
+    try:
+        body = await library.image(cache_key, render)
+    except SlideError as exc:
+        return error(503, f"This part of the slide cannot be read: {exc}", request)
     return Response(body, media_type=media_type, headers=headers)
 
 
