@@ -22,6 +22,7 @@ import re
 import shlex
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -271,46 +272,65 @@ class Server:
 
 
 def bench_slide(path: Path, slide_id: str, data_dir: Path, args: argparse.Namespace) -> list[str]:
-    """Reference, then cold and warm passes on a fresh server, for one slide; returns a table row."""
+    """Reference, then cold and warm passes on a fresh server, `--repeat` times; returns a table row.
+
+    Each figure in the row is the median over the repetitions: on a shared 2-core
+    machine single runs of either side move by up to 2x.
+    """
     for file in path.glob("*") if path.is_dir() else [path]:
         file.read_bytes()  # warm the OS page cache so that neither side pays for the disk
-    with Server(data_dir) as server:
-        meta = server.json(f"/api/slides/{slide_id}")  # opens the slide, so that is not timed below
-        width, height, ts = meta["width"], meta["height"], meta["tile_size"]
-        n_levels = len(dz_dims(width, height))
-        tiles = level_tiles(width, height, ts, [n_levels - 2, n_levels - 1] if n_levels > 1 else [0])
-        print(
-            f"\n## {path.name}: {width}x{height}, tile {ts} overlap {meta['overlap']}, "
-            f"{n_levels} DZ levels, {len(tiles)} tiles"
-        )
-        refs: dict[int, float] = {}
-        for threads in args.threads_ref:
-            busy0, own0, t0 = busy_seconds(), time.process_time(), time.perf_counter()
-            try:
-                rate = refs[threads] = reference(path, tiles, meta, threads)
-            except Exception as exc:  # noqa: BLE001 - report it and go on
-                refs[threads] = float("nan")
-                print(f"reference {threads} thread(s) FAILED: {type(exc).__name__}: {exc}")
-                continue
-            other = max(0.0, busy_seconds() - busy0 - (time.process_time() - own0))
-            print(
-                f"reference openslide {threads} thread(s): {rate:.1f} tiles/s (other processes: "
-                f"{other:.2f} CPU s over {time.perf_counter() - t0:.2f} s)"
-            )
-        urls = [f"/slides/{slide_id}_files/{z}/{c}_{r}.jpeg" for z, c, r in tiles]
-        cold = run_async(fetch_all(server.port, urls, args.clients, server.proc.pid))
-        report("ours cold", cold)
-        warm = run_async(fetch_all(server.port, urls, args.clients, server.proc.pid))
-        report("ours warm", warm)
-        hwm = proc_mb(server.proc.pid, "VmHWM")
-        print(f"server peak RSS (VmHWM): {hwm} MB")
-    ref = refs.get(2, refs[args.threads_ref[-1]])
+    refs: dict[int, list[float]] = {t: [] for t in args.threads_ref}
+    colds: list[Pass] = []
+    warms: list[Pass] = []
+    hwms: list[int] = []
+    for repetition in range(args.repeat):
+        with Server(data_dir) as server:
+            meta = server.json(f"/api/slides/{slide_id}")  # opens the slide, so that is not timed below
+            width, height, ts = meta["width"], meta["height"], meta["tile_size"]
+            n_levels = len(dz_dims(width, height))
+            tiles = level_tiles(width, height, ts, [n_levels - 2, n_levels - 1] if n_levels > 1 else [0])
+            if repetition == 0:
+                print(
+                    f"\n## {path.name}: {width}x{height}, tile {ts} overlap {meta['overlap']}, "
+                    f"{n_levels} DZ levels, {len(tiles)} tiles"
+                )
+            print(f"run {repetition + 1} of {args.repeat}")
+            for threads in args.threads_ref:
+                busy0, own0, t0 = busy_seconds(), time.process_time(), time.perf_counter()
+                try:
+                    rate = reference(path, tiles, meta, threads)
+                except Exception as exc:  # noqa: BLE001 - report it and go on
+                    rate = float("nan")
+                    print(f"reference {threads} thread(s) FAILED: {type(exc).__name__}: {exc}")
+                refs[threads].append(rate)
+                other = max(0.0, busy_seconds() - busy0 - (time.process_time() - own0))
+                print(
+                    f"reference openslide {threads} thread(s): {rate:.1f} tiles/s (other processes: "
+                    f"{other:.2f} CPU s over {time.perf_counter() - t0:.2f} s)"
+                )
+            urls = [f"/slides/{slide_id}_files/{z}/{c}_{r}.jpeg" for z, c, r in tiles]
+            colds.append(run_async(fetch_all(server.port, urls, args.clients, server.proc.pid)))
+            report("ours cold", colds[-1])
+            warms.append(run_async(fetch_all(server.port, urls, args.clients, server.proc.pid)))
+            report("ours warm", warms[-1])
+            hwms.append(proc_mb(server.proc.pid, "VmHWM"))
+            print(f"server peak RSS (VmHWM): {hwms[-1]} MB")
+    median = statistics.median
+    ref_rates = {t: median(rates) for t, rates in refs.items()}
+    ref = ref_rates.get(2, ref_rates[args.threads_ref[-1]])
+    cold_rate, warm_rate = median(p.rate for p in colds), median(p.rate for p in warms)
     return [
-        *(path.name, f"{width}x{height}", str(len(tiles)), *(f"{r:.0f}" for r in refs.values())),
-        *(f"{cold.rate:.0f}", f"{cold.pct(0.5):.1f} / {cold.pct(0.99):.1f}"),
-        *(f"{warm.rate:.0f}", f"{warm.pct(0.5):.1f} / {warm.pct(0.99):.1f}"),
-        *(f"{cold.rate / ref:.2f}x", f"{warm.rate / ref:.2f}x"),
-        *(str(len(cold.failures + warm.failures)), str(hwm)),
+        *(path.name, f"{width}x{height}", str(len(tiles)), *(f"{r:.0f}" for r in ref_rates.values())),
+        *(
+            f"{cold_rate:.0f}",
+            f"{median(p.pct(0.5) for p in colds):.1f} / {median(p.pct(0.99) for p in colds):.1f}",
+        ),
+        *(
+            f"{warm_rate:.0f}",
+            f"{median(p.pct(0.5) for p in warms):.1f} / {median(p.pct(0.99) for p in warms):.1f}",
+        ),
+        *(f"{cold_rate / ref:.2f}x", f"{warm_rate / ref:.2f}x"),
+        *(str(sum(len(p.failures) for p in colds + warms)), str(max(hwms))),
     ]
 
 
@@ -356,6 +376,7 @@ def main() -> int:
     add = parser.add_argument
     add("--slides", nargs="+", type=Path, help="files or DICOM folders (default: ../shared/slides/*)")
     add("--clients", type=int, default=8, help="concurrent HTTP clients (default 8)")
+    add("--repeat", type=int, default=3, help="runs per slide, each on a fresh server; medians (default 3)")
     add("--threads-ref", default="1,2", help="reference thread counts (default 1,2)")
     add("--demo", action="store_true", help="also benchmark a generated demo slide")
     add("--demo-size", default="20000x15000", help="WxH of the --demo slide (default 20000x15000)")
@@ -388,7 +409,7 @@ def main() -> int:
             cols += "cold/ref|warm/ref|fails|peak RSS MB"
             head = ["slide", "size", "tiles", *refs, *cols.split("|")]
             print(
-                f"\n{args.clients} clients; ratios are ours / reference "
+                f"\n{args.clients} clients; medians of {args.repeat} runs; ratios are ours / reference "
                 f"{2 if 2 in args.threads_ref else args.threads_ref[-1]} threads\n"
             )
             for row in [head, ["---"] * len(head), *rows]:

@@ -14,7 +14,6 @@ from starlette.staticfiles import StaticFiles
 
 from collab.config import Settings
 from collab.slides.library import SlideLibrary
-from collab.slides.warmup import warm_up_codecs
 from collab.store import Database
 from collab.web import pages, slides
 
@@ -43,7 +42,7 @@ def create_app(settings: Settings) -> Starlette:
                 tile_cache_bytes=settings.tile_cache_mb << 20,
                 chunk_cache_bytes=settings.chunk_cache_mb << 20,
             )
-            await library.run(warm_up_codecs)
+            await library.warm_up()
             app.state.settings = settings
             app.state.db = db
             app.state.slides = library

@@ -23,7 +23,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     # Threads for slide reads and image encoding; decoders release the GIL.
-    slide_threads: int = field(default_factory=lambda: max(4, 2 * (os.cpu_count() or 1)))
+    slide_threads: int = field(default_factory=lambda: max(2, os.cpu_count() or 1))
     max_open_slides: int = 16
     tile_cache_mb: int = 128
     chunk_cache_mb: int = 256

@@ -31,7 +31,7 @@ def open_slide(path: Path, chunk_cache: SizedLRU[np.ndarray]) -> SlideReader:
     if dicom:
         from collab.slides.dicom import DicomReader
 
-        return DicomReader(path)
+        return DicomReader(path, chunk_cache)
     from collab.slides.tiff import TiffReader
 
     return TiffReader(path, chunk_cache)

@@ -33,44 +33,43 @@ class SizedLRU(Generic[V]):
     def get_or_create_many(
         self, wanted: Sequence[tuple[Hashable, Callable[[], V]]], size: Callable[[V], int]
     ) -> list[V]:
-        """The values for several keys, creating the missing ones once across threads.
+        """The values for several keys, creating each missing one once across threads.
 
-        Neighbouring tiles need the same decoded chunks at the same moment. A key
-        another thread is already creating is waited for, after this thread has
-        created the missing keys nobody else claimed: threads drawing tiles of one
-        row share the decoding between them instead of queueing behind each other.
+        Neighbouring tiles need the same decoded chunks at the same moment. Keys
+        are claimed one at a time, and one that another thread is creating is
+        waited for only after this thread has created every key nobody else had
+        claimed: threads drawing tiles of one row share the decoding between them
+        instead of queueing behind the first.
         """
         values: list[V | None] = [None] * len(wanted)
-        mine: list[tuple[int, Hashable, Callable[[], V], Future[V]]] = []
         theirs: list[tuple[int, Future[V]]] = []
-        with self._lock:
-            for i, (key, create) in enumerate(wanted):
+        for i, (key, create) in enumerate(wanted):
+            with self._lock:
                 item = self._items.get(key)
                 if item is not None:
                     self._items.move_to_end(key)
                     values[i] = item[0]
-                elif key in self._pending:
-                    theirs.append((i, self._pending[key]))
-                else:
-                    future: Future[V] = Future()
-                    self._pending[key] = future
-                    mine.append((i, key, create, future))
-        for n, (i, key, create, future) in enumerate(mine):
+                    continue
+                pending = self._pending.get(key)
+                if pending is not None:
+                    theirs.append((i, pending))
+                    continue
+                future: Future[V] = Future()
+                self._pending[key] = future
             try:
                 value = create()
             except BaseException as exc:
                 with self._lock:
-                    for _, other_key, _, other in mine[n:]:
-                        del self._pending[other_key]
-                        other.set_exception(exc)
+                    del self._pending[key]
+                future.set_exception(exc)
                 raise
             self.put(key, value, size(value))
             with self._lock:
                 del self._pending[key]
             future.set_result(value)
             values[i] = value
-        for i, future in theirs:
-            values[i] = future.result()
+        for i, pending in theirs:
+            values[i] = pending.result()
         return values  # type: ignore[return-value]
 
     def put(self, key: Hashable, value: V, size: int) -> None:

@@ -6,10 +6,13 @@ import threading
 import warnings
 from pathlib import Path
 
+import imagecodecs
 import numpy as np
 from PIL import Image
 
-from collab.slides.jpeg import mark_rgb
+from collab.slides.cache import SizedLRU
+from collab.slides.cells import CellCache, CellGrid, halvable, halve, to_rgb
+from collab.slides.jpeg import decode_half, mark_rgb
 from collab.slides.reader import Level, SlideError, SlideProperties
 
 JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
@@ -18,7 +21,7 @@ JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
 class DicomReader:
     """A DICOM WSI series: every instance of it in one folder."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, chunk_cache: SizedLRU[np.ndarray]) -> None:
         import wsidicom  # imported here: it is slow to import and only DICOM needs it
 
         folder = path if path.is_dir() else path.parent
@@ -57,30 +60,73 @@ class DicomReader:
         self.associated_names = tuple(names)
         tile = self._levels[0].tile_size
         self.l0_chunk_size = (int(tile.width), int(tile.height))
+        self._grids = [CellGrid(lv.tile_size.width, lv.tile_size.height) for lv in self._levels]
+        self._jpeg = [
+            str(lv.default_instance.image_data.transfer_syntax) == JPEG_BASELINE for lv in self._levels
+        ]
+        self._rgb = [
+            not str(lv.default_instance.dataset.photometric_interpretation).startswith("YBR")
+            for lv in self._levels
+        ]
+        self._cells = CellCache(chunk_cache)
+
+    def _decode_cell(self, level: int, c_row: int, c_col: int) -> np.ndarray:
+        """One frame, decoded by libjpeg-turbo where it is baseline JPEG, else by wsidicom."""
+        lv = self._levels[level]
+        try:
+            if self._jpeg[level]:
+                with self._lock:
+                    frame = self._wsi.read_encoded_tile(lv.level, (c_col, c_row))
+                pixels = imagecodecs.jpeg8_decode(mark_rgb(frame) if self._rgb[level] else frame)
+            else:
+                with self._lock:
+                    pixels = np.asarray(self._wsi.read_tile(lv.level, (c_col, c_row)).convert("RGB"))
+        except Exception as exc:
+            raise SlideError(f"a part of the DICOM slide cannot be read: {exc}") from exc
+        return to_rgb(pixels.reshape(pixels.shape[0], pixels.shape[1], -1))
 
     def read_region(self, level: int, l_x: int, l_y: int, l_width: int, l_height: int) -> np.ndarray:
         """RGB pixels of a level region; outside the slide is white."""
-        width, height = self.levels[level].width, self.levels[level].height
-        out = np.full((l_height, l_width, 3), 255, np.uint8)
-        x0, y0 = max(l_x, 0), max(l_y, 0)
-        x1, y1 = min(l_x + l_width, width), min(l_y + l_height, height)
-        if x0 >= x1 or y0 >= y1:
-            return out
+        lv = self.levels[level]
+        return self._cells.read_region(
+            level, self._grids[level], (lv.width, lv.height), self._decode_cell, l_x, l_y, l_width, l_height
+        )
+
+    def read_region_half(self, level: int, l_x: int, l_y: int, l_width: int, l_height: int) -> np.ndarray:
+        """The region at half resolution, from frames decoded at half resolution."""
+        grid, lv = self._grids[level], self.levels[level]
+        if not halvable(grid):
+            return halve(self.read_region(level, l_x, l_y, l_width, l_height))
+        return self._cells.read_region(
+            level,
+            CellGrid(grid.cell_width // 2, grid.cell_height // 2),
+            ((lv.width + 1) // 2, (lv.height + 1) // 2),
+            self._decode_cell_half,
+            l_x // 2,
+            l_y // 2,
+            l_width // 2,
+            l_height // 2,
+            scale=2,
+        )
+
+    def _decode_cell_half(self, level: int, c_row: int, c_col: int) -> np.ndarray:
+        if not self._jpeg[level]:
+            return halve(self._decode_cell(level, c_row, c_col))
+        lv = self._levels[level]
         try:
             with self._lock:
-                image = self._wsi.read_region((x0, y0), self._levels[level].level, (x1 - x0, y1 - y0))
+                frame = self._wsi.read_encoded_tile(lv.level, (c_col, c_row))
+            half = decode_half(mark_rgb(frame) if self._rgb[level] else frame)
         except Exception as exc:
             raise SlideError(f"a part of the DICOM slide cannot be read: {exc}") from exc
-        out[y0 - l_y : y1 - l_y, x0 - l_x : x1 - l_x] = np.asarray(image.convert("RGB"))
-        return out
+        return half if half is not None else halve(self._decode_cell(level, c_row, c_col))
 
     def native_jpeg(self, level: int, l_x: int, l_y: int, l_width: int, l_height: int) -> bytes | None:
         """The stored JPEG frame when the region is exactly one whole frame."""
         lv = self._levels[level]
         tw, th = lv.tile_size.width, lv.tile_size.height
-        instance = lv.default_instance
         if (
-            str(instance.image_data.transfer_syntax) != JPEG_BASELINE
+            not self._jpeg[level]
             or (l_width, l_height) != (tw, th)
             or l_x % tw
             or l_y % th
@@ -96,9 +142,7 @@ class DicomReader:
         # DICOM pads odd-length frames with a zero byte after EOI.
         if frame.endswith(b"\xff\xd9\x00"):
             frame = frame[:-1]
-        if str(instance.dataset.photometric_interpretation).startswith("YBR"):
-            return frame
-        return mark_rgb(frame)
+        return mark_rgb(frame) if self._rgb[level] else frame
 
     def verify(self) -> None:
         """Decode a corner of every level."""
@@ -115,5 +159,6 @@ class DicomReader:
         raise KeyError(name)
 
     def close(self) -> None:
-        """Release the files."""
+        """Release the files and cached frames."""
+        self._cells.forget()
         self._wsi.close()

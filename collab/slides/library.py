@@ -15,6 +15,7 @@ import numpy as np
 from collab.slides import open_slide
 from collab.slides.cache import SizedLRU
 from collab.slides.deepzoom import DeepZoomSlide
+from collab.slides.warmup import warm_up_codecs
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -48,6 +49,7 @@ class SlideLibrary:
         self._lock = threading.Lock()
         self.tiles: SizedLRU[bytes] = SizedLRU(tile_cache_bytes)
         self.chunks: SizedLRU[np.ndarray] = SizedLRU(chunk_cache_bytes)
+        self._threads = threads
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="slides")
 
     async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
@@ -81,6 +83,14 @@ class SlideLibrary:
         self._rendering.pop(key, None)
         if not task.cancelled():
             task.exception()  # retrieved here: every waiter re-raises it itself
+
+    async def warm_up(self) -> None:
+        """Start every worker thread and load the codecs before the first request."""
+        loop = asyncio.get_running_loop()
+        started = threading.Barrier(self._threads)
+        # Each job waits for all the others, so each runs on a thread of its own.
+        await asyncio.gather(*(loop.run_in_executor(self._pool, started.wait) for _ in range(self._threads)))
+        await self.run(warm_up_codecs)
 
     def cached(self, slide_id: str) -> DeepZoomSlide | None:
         """The slide if it is open already, without touching the database."""
@@ -117,9 +127,12 @@ class SlideLibrary:
     def _open_file(self, slide_id: str, path: Path) -> DeepZoomSlide:
         reader = open_slide(path, self.chunks)
         slide = DeepZoomSlide(slide_id, path, reader)
-        # The viewer's first request is the smallest level: have it decoded already.
-        smallest = len(reader.levels) - 1
-        reader.read_region(smallest, 0, 0, 1, 1)
+        # A viewer opening the slide first asks for the overview levels, each a
+        # single small tile drawn from the smallest slide level: have them ready.
+        for z_level, t_dims in enumerate(slide.geometry.t_dimensions):
+            if t_dims == (1, 1):
+                body = slide.tile(z_level, 0, 0, "jpeg")
+                self.tiles.put(slide.tile_key(z_level, 0, 0, "jpeg"), body, len(body))
         with self._lock:
             self._open[slide_id] = slide
             while len(self._open) > self._max_open:

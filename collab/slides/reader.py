@@ -45,6 +45,10 @@ class SlideReader(Protocol):
         """RGB pixels (height, width, 3) of a level region; outside the slide is white."""
         ...
 
+    def read_region_half(self, level: int, l_x: int, l_y: int, l_width: int, l_height: int) -> np.ndarray:
+        """The same region at half resolution, (height / 2, width / 2, 3); all four numbers even."""
+        ...
+
     def native_jpeg(self, level: int, l_x: int, l_y: int, l_width: int, l_height: int) -> bytes | None:
         """A complete JPEG of exactly that region when the file stores it as one, else None."""
         ...

@@ -13,7 +13,6 @@ import threading
 import warnings
 import weakref
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
 import imagecodecs
@@ -23,7 +22,8 @@ import tiffslide
 from PIL import Image
 
 from collab.slides.cache import SizedLRU
-from collab.slides.jpeg import EOI, splice_tables, with_height
+from collab.slides.cells import CellCache, CellGrid, halvable, halve, to_rgb
+from collab.slides.jpeg import EOI, decode_half, splice_tables, with_height
 from collab.slides.reader import Level, SlideError, SlideProperties
 
 JPEG = 7
@@ -63,9 +63,7 @@ class TiffReader:
             raise SlideError(
                 f"not a whole-slide image collab can read (SVS, NDPI, TIFF, OME-TIFF or DICOM): {exc}"
             ) from exc
-        self._chunk_cache = chunk_cache
-        # A fresh object: never equal to the key of another reader, even a later one.
-        self._cache_key = object()
+        self._cells = CellCache(chunk_cache)
         tf: tifffile.TiffFile = self._slide.ts_tifffile
         pages: list[tifffile.TiffPage] = []
         for level in tf.series[0].levels:
@@ -118,9 +116,10 @@ class TiffReader:
             raise SlideError(f"a part of the slide file cannot be decoded: {exc}") from exc
         if decoded is None:
             raise SlideError("a part of the slide file cannot be decoded")
-        return _to_rgb(decoded.reshape(decoded.shape[-3:]))
+        return to_rgb(decoded.reshape(decoded.shape[-3:]))
 
-    def _decode_cell(self, level: int, grid: _Grid, c_row: int, c_col: int) -> np.ndarray:
+    def _decode_cell(self, level: int, c_row: int, c_col: int) -> np.ndarray:
+        grid = self._grids[level]
         if grid.chunks_per_cell == 1:
             return self._decode_chunk(level, c_row * grid.cells_across + c_col)
         first = c_row * grid.chunks_per_cell
@@ -140,49 +139,50 @@ class TiffReader:
             pixels = imagecodecs.jpeg8_decode(with_height(grid.band_header, rows) + data + EOI)
         except Exception as exc:
             raise SlideError(f"a part of the slide file cannot be decoded: {exc}") from exc
-        return _to_rgb(pixels.reshape(pixels.shape[0], pixels.shape[1], -1))
+        return to_rgb(pixels.reshape(pixels.shape[0], pixels.shape[1], -1))
 
     def read_region(self, level: int, l_x: int, l_y: int, l_width: int, l_height: int) -> np.ndarray:
         """RGB pixels of a level region; outside the slide is white."""
-        grid = self._grids[level]
-        width, height = self.levels[level].width, self.levels[level].height
-        ch, cw = grid.cell_height, grid.cell_width
-        x0, y0 = max(l_x, 0), max(l_y, 0)
-        x1, y1 = min(l_x + l_width, width), min(l_y + l_height, height)
-        inside = (x0, y0, x1, y1) == (l_x, l_y, l_x + l_width, l_y + l_height)
-        out = (
-            np.empty((l_height, l_width, 3), np.uint8)
-            if inside
-            else np.full((l_height, l_width, 3), 255, np.uint8)
+        lv = self.levels[level]
+        return self._cells.read_region(
+            level, self._grids[level], (lv.width, lv.height), self._decode_cell, l_x, l_y, l_width, l_height
         )
-        if x0 >= x1 or y0 >= y1:
-            return out
-        cells = [
-            (c_row, c_col)
-            for c_row in range(y0 // ch, (y1 - 1) // ch + 1)
-            for c_col in range(x0 // cw, (x1 - 1) // cw + 1)
-        ]
-        decoded = self._chunk_cache.get_or_create_many(
-            [
-                (
-                    (self._cache_key, level, c_row, c_col),
-                    partial(self._decode_cell, level, grid, c_row, c_col),
-                )
-                for c_row, c_col in cells
-            ],
-            lambda pixels: pixels.nbytes,
+
+    def read_region_half(self, level: int, l_x: int, l_y: int, l_width: int, l_height: int) -> np.ndarray:
+        """The region at half resolution, from cells decoded at half resolution."""
+        grid, lv = self._grids[level], self.levels[level]
+        half_grid = CellGrid(grid.cell_width // 2, grid.cell_height // 2)
+        half_size = ((lv.width + 1) // 2, (lv.height + 1) // 2)
+        if not halvable(grid):
+            return halve(self.read_region(level, l_x, l_y, l_width, l_height))
+        return self._cells.read_region(
+            level,
+            half_grid,
+            half_size,
+            self._decode_cell_half,
+            l_x // 2,
+            l_y // 2,
+            l_width // 2,
+            l_height // 2,
+            scale=2,
         )
-        for (c_row, c_col), cell in zip(cells, decoded, strict=True):
-            cx0, cy0 = c_col * cw, c_row * ch
-            sx0, sy0 = max(x0, cx0), max(y0, cy0)
-            sx1 = min(x1, cx0 + cell.shape[1])
-            sy1 = min(y1, cy0 + cell.shape[0])
-            if sx0 >= sx1 or sy0 >= sy1:
-                continue
-            out[sy0 - l_y : sy1 - l_y, sx0 - l_x : sx1 - l_x] = cell[
-                sy0 - cy0 : sy1 - cy0, sx0 - cx0 : sx1 - cx0
-            ]
-        return out
+
+    def _decode_cell_half(self, level: int, c_row: int, c_col: int) -> np.ndarray:
+        page, grid = self._pages[level], self._grids[level]
+        if page.compression != JPEG or grid.chunks_per_cell != 1 or page.samplesperpixel != 3:
+            return halve(self._decode_cell(level, c_row, c_col))
+        index = c_row * grid.cells_across + c_col
+        offset, count = int(page.dataoffsets[index]), int(page.databytecounts[index])
+        if count == 0:
+            return np.full((grid.cell_height // 2, grid.cell_width // 2, 3), 255, np.uint8)
+        data = os.pread(self._fd, count, offset)
+        if len(data) != count:
+            raise SlideError("the slide file is shorter than its index says (truncated?)")
+        try:
+            half = decode_half(splice_tables(page.jpegtables, data, rgb=page.photometric == 2))
+        except Exception as exc:
+            raise SlideError(f"a part of the slide file cannot be decoded: {exc}") from exc
+        return half if half is not None else halve(self._decode_cell(level, c_row, c_col))
 
     def native_jpeg(self, level: int, l_x: int, l_y: int, l_width: int, l_height: int) -> bytes | None:
         """The stored JPEG of one whole chunk, made standalone, when the region is exactly it."""
@@ -233,7 +233,7 @@ class TiffReader:
 
     def close(self) -> None:
         """Release the file and its cached chunks."""
-        self._chunk_cache.discard_prefix(self._cache_key)
+        self._cells.forget()
         self._finalizer()
 
 
@@ -242,22 +242,8 @@ def _release(fd: int, slide: tiffslide.TiffSlide) -> None:
     slide.close()
 
 
-def _to_rgb(pixels: np.ndarray) -> np.ndarray:
-    """Turn greyscale or RGBA chunks into RGB."""
-    samples = pixels.shape[-1]
-    if samples == 3:
-        return pixels
-    if samples == 1:
-        return np.repeat(pixels, 3, axis=-1)
-    if samples == 4:
-        rgb = pixels[..., :3].astype(np.uint16)
-        alpha = pixels[..., 3:4].astype(np.uint16)
-        return (rgb * alpha // 255 + (255 - alpha)).astype(np.uint8)
-    raise SlideError(f"unsupported number of colour samples: {samples}")
-
-
 @dataclass(frozen=True)
-class _Grid:
+class _Grid(CellGrid):
     """How a level is cut into cached cells.
 
     A cell is one stored chunk, except in files stored as full-width strips (NDPI
@@ -266,8 +252,6 @@ class _Grid:
     one row of tiles can decode different bands at once.
     """
 
-    cell_width: int
-    cell_height: int
     cells_across: int
     chunks_per_cell: int
     chunk_count: int

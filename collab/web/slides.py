@@ -85,7 +85,7 @@ async def tile(request: Request) -> Response:
         slide.tile_etag(z_level, t_col, t_row, fmt),
         MEDIA_TYPES[fmt],
         lambda: slide.tile(z_level, t_col, t_row, fmt),
-        (slide.slide_id, slide.etag_base, z_level, t_col, t_row, fmt),
+        slide.tile_key(z_level, t_col, t_row, fmt),
     )
 
 
