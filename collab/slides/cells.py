@@ -79,6 +79,16 @@ class CellCache:
                 ]
         return out
 
+    def cell(
+        self, level: int, c_row: int, c_col: int, decode: Callable[[int, int, int], np.ndarray]
+    ) -> np.ndarray:
+        """One full-resolution cell, through the cache."""
+        [pixels] = self._cache.get_or_create_many(
+            [((self.owner, level, 1, c_row, c_col), partial(decode, level, c_row, c_col))],
+            lambda pixels: pixels.nbytes,
+        )
+        return pixels
+
     def forget(self) -> None:
         """Drop this slide's cells."""
         self._cache.discard_prefix(self.owner)

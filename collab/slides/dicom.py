@@ -111,7 +111,9 @@ class DicomReader:
 
     def _decode_cell_half(self, level: int, c_row: int, c_col: int) -> np.ndarray:
         if not self._jpeg[level]:
-            return halve(self._decode_cell(level, c_row, c_col))
+            # Through the cache: the level above usually wants the full cell too.
+            return halve(self._cells.cell(level, c_row, c_col, self._decode_cell))
+
         lv = self._levels[level]
         try:
             with self._lock:

@@ -170,7 +170,9 @@ class TiffReader:
     def _decode_cell_half(self, level: int, c_row: int, c_col: int) -> np.ndarray:
         page, grid = self._pages[level], self._grids[level]
         if page.compression != JPEG or grid.chunks_per_cell != 1 or page.samplesperpixel != 3:
-            return halve(self._decode_cell(level, c_row, c_col))
+            # Through the cache: the level above usually wants the full cell too.
+            return halve(self._cells.cell(level, c_row, c_col, self._decode_cell))
+
         index = c_row * grid.cells_across + c_col
         offset, count = int(page.dataoffsets[index]), int(page.databytecounts[index])
         if count == 0:
