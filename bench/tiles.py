@@ -228,12 +228,14 @@ def register(data_dir: Path, paths: list[Path]) -> dict[Path, str]:
 class Server:
     """A `collab serve` subprocess on a free port; a context manager that kills it on exit."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, *extra: str) -> None:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         self.log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in __exit__
         cmd = [*COLLAB, "serve", "--data-dir", str(data_dir), "--port", str(self.port), "--host", "127.0.0.1"]
+        cmd += extra
+
         self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=self.log, stderr=subprocess.STDOUT)
 
     def __enter__(self) -> Server:
@@ -344,19 +346,30 @@ def make_demo(tmp: Path, width: int, height: int) -> Path:
     return path
 
 
-def walk_demo(tmp: Path) -> None:
+def walk_demo(tmp: Path, args: argparse.Namespace) -> None:
     """One client fetches every tile of every level of a 40,000 x 30,000 demo slide."""
     print("\n## walk-demo")
     path = make_demo(tmp, 40_000, 30_000)
     slide_id = register(tmp / "walk-data", [path])[path]
-    with Server(tmp / "walk-data") as server:
+    # Caches far smaller than the slide, so that they fill up and must evict.
+    caches = [
+        "--tile-cache-mb",
+        str(args.walk_tile_cache_mb),
+        "--pixel-cache-mb",
+        str(args.walk_pixel_cache_mb),
+    ]
+    with Server(tmp / "walk-data", *caches) as server:
         meta = server.json(f"/api/slides/{slide_id}")
-        tiles = level_tiles(meta["width"], meta["height"], meta["tile_size"])
+        # Full resolution first, as a pathologist scanning the slide would.
+        tiles = sorted(level_tiles(meta["width"], meta["height"], meta["tile_size"]), key=lambda t: -t[0])
         urls = [f"/slides/{slide_id}_files/{z}/{c}_{r}.jpeg" for z, c, r in tiles]
         p = run_async(fetch_all(server.port, urls, 1, server.proc.pid, progress=True))
         hwm = proc_mb(server.proc.pid, "VmHWM")
     report(f"walk-demo, 1 client, all {len(dz_dims(meta['width'], meta['height']))} levels", p)
-    print(f"walk-demo: {len(tiles)} tiles, {p.rate:.1f} tiles/s, server peak RSS (VmHWM) {hwm} MB")
+    print(
+        f"walk-demo: {len(tiles)} tiles ({p.bytes >> 20} MB of JPEG) with {' '.join(caches)}: "
+        f"{p.rate:.1f} tiles/s, server peak RSS (VmHWM) {hwm} MB"
+    )
 
 
 def machine() -> str:
@@ -381,6 +394,9 @@ def main() -> int:
     add("--demo", action="store_true", help="also benchmark a generated demo slide")
     add("--demo-size", default="20000x15000", help="WxH of the --demo slide (default 20000x15000)")
     add("--walk-demo", action="store_true", help="one client walks every tile of a 40k x 30k demo slide")
+    add("--walk-tile-cache-mb", type=int, default=16, help="server tile cache for --walk-demo (default 16)")
+    add("--walk-pixel-cache-mb", type=int, default=32, help="server pixel cache for --walk-demo (default 32)")
+
     args = parser.parse_args()
     args.threads_ref = [int(t) for t in args.threads_ref.split(",")]
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally blocks: stop the server
@@ -416,7 +432,7 @@ def main() -> int:
                 print("| " + " | ".join(row) + " |")
         if args.walk_demo:
             try:
-                walk_demo(tmp)
+                walk_demo(tmp, args)
             except Exception as exc:  # noqa: BLE001
                 print(f"--walk-demo FAILED: {type(exc).__name__}: {exc}")
     return 0

@@ -40,7 +40,7 @@ def create_app(settings: Settings) -> Starlette:
                 threads=settings.slide_threads,
                 max_open=settings.max_open_slides,
                 tile_cache_bytes=settings.tile_cache_mb << 20,
-                chunk_cache_bytes=settings.chunk_cache_mb << 20,
+                chunk_cache_bytes=settings.pixel_cache_mb << 20,
             )
             await library.warm_up()
             app.state.settings = settings

@@ -32,15 +32,18 @@ def _parser(environ: dict[str, str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="collab", description="Look at whole-slide images together, live.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    serve = commands.add_parser("serve", parents=[common], help="run the server")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--access-log", action="store_true", help="log every request")
-
-    demo = commands.add_parser("demo", parents=[common], help="seed demo data if there is none, then serve")
-    demo.add_argument("--host", default="127.0.0.1")
-    demo.add_argument("--port", type=int, default=8000)
-    demo.add_argument("--access-log", action="store_true", help="log every request")
+    server = argparse.ArgumentParser(add_help=False)
+    server.add_argument("--host", default="127.0.0.1")
+    server.add_argument("--port", type=int, default=8000)
+    server.add_argument("--access-log", action="store_true", help="log every request")
+    server.add_argument(
+        "--tile-cache-mb", type=int, default=128, help="memory for encoded tiles (default 128)"
+    )
+    server.add_argument(
+        "--pixel-cache-mb", type=int, default=256, help="memory for decoded slide pixels (default 256)"
+    )
+    commands.add_parser("serve", parents=[common, server], help="run the server")
+    commands.add_parser("demo", parents=[common, server], help="seed demo data if there is none, then serve")
 
     orgs = commands.add_parser("orgs", help="organisations (hospital trusts)")
     orgs_cmd = orgs.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -80,7 +83,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command in ("serve", "demo"):
             from collab.serve import serve
 
-            settings = Settings(data_dir=args.data_dir, host=args.host, port=args.port)
+            if args.tile_cache_mb < 1 or args.pixel_cache_mb < 1:
+                raise CommandError("cache sizes are whole megabytes, at least 1")
+            settings = Settings(
+                data_dir=args.data_dir,
+                host=args.host,
+                port=args.port,
+                tile_cache_mb=args.tile_cache_mb,
+                pixel_cache_mb=args.pixel_cache_mb,
+            )
+
             if args.command == "demo":
                 from collab.demo import seed_demo
 

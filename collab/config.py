@@ -26,7 +26,7 @@ class Settings:
     slide_threads: int = field(default_factory=lambda: max(2, os.cpu_count() or 1))
     max_open_slides: int = 16
     tile_cache_mb: int = 128
-    chunk_cache_mb: int = 256
+    pixel_cache_mb: int = 256
 
     @property
     def database_path(self) -> Path:
