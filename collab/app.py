@@ -7,15 +7,18 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from collab.config import Settings
+from collab.security import load_secret
 from collab.slides.library import SlideLibrary
 from collab.store import Database
-from collab.web import pages, slides
+from collab.web import audit, auth, pages, slides
+from collab.web.access import AccessControl
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -32,7 +35,7 @@ def create_app(settings: Settings) -> Starlette:
         async with Database(settings.database_path) as db:
 
             async def resolve(slide_id: str) -> Path | None:
-                record = await db.slide(slide_id)
+                record = await db.catalog.slide(slide_id)
                 return Path(record.path) if record else None
 
             library = SlideLibrary(
@@ -46,6 +49,10 @@ def create_app(settings: Settings) -> Starlette:
             app.state.settings = settings
             app.state.db = db
             app.state.slides = library
+            app.state.secret = load_secret(settings.data_dir / "secret.key")
+            app.state.identities = auth.Identities(db, app.state.secret)
+            app.state.access = AccessControl(db)
+            app.state.login_throttle = auth.LoginThrottle()
             try:
                 yield
             finally:
@@ -53,8 +60,10 @@ def create_app(settings: Settings) -> Starlette:
 
     routes = [
         Route("/healthz", healthz),
+        *auth.routes,
         *pages.routes,
+        *audit.routes,
         *slides.routes,
         Mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static"),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    return Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(auth.AuthMiddleware)])

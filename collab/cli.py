@@ -10,15 +10,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from collab.admin import CommandError, run_admin
 from collab.config import Settings, default_data_dir
-from collab.domain import PRIORITIES
-from collab.slides import SlideError, open_slide
-from collab.slides.cache import SizedLRU
-from collab.store import Database, StoreError
-
-
-class CommandError(Exception):
-    """A one-line message for stderr and a non-zero exit."""
+from collab.domain import PRIORITIES, ROLES, SPECIALTIES
+from collab.slides import SlideError
+from collab.store import StoreError
 
 
 def _parser(environ: dict[str, str]) -> argparse.ArgumentParser:
@@ -57,6 +53,36 @@ def _parser(environ: dict[str, str]) -> argparse.ArgumentParser:
     cases_add.add_argument("accession")
     cases_add.add_argument("--org", required=True, help="the owning organisation's name")
     cases_add.add_argument("--priority", choices=PRIORITIES, default="routine")
+    cases_add.add_argument("--patient-name", help="identifiable: shown only to those allowed")
+    cases_add.add_argument("--nhs-number", help="identifiable: shown only to those allowed")
+    cases_add.add_argument("--date-of-birth", help="YYYY-MM-DD; identifiable")
+    cases_add.add_argument("--specimen", help="e.g. 'Left breast, wide local excision'")
+    cases_add.add_argument("--clinical-details")
+    cases_add.add_argument("--assign", metavar="USERNAME", help="the pathologist the case is assigned to")
+    cases_share = cases_cmd.add_parser(
+        "share", parents=[common], help="share a case with a person or an organisation"
+    )
+    cases_share.add_argument("accession")
+    target = cases_share.add_mutually_exclusive_group(required=True)
+    target.add_argument("--user", metavar="USERNAME")
+    target.add_argument("--org", metavar="ORG")
+    cases_share.add_argument("--read-only", action="store_true", help="view only (default: contributing)")
+
+    users = commands.add_parser("users", help="people")
+    users_cmd = users.add_subparsers(dest="action", required=True, metavar="ACTION")
+    users_add = users_cmd.add_parser("add", parents=[common], help="create a user")
+    users_add.add_argument("username")
+    users_add.add_argument("--role", required=True, choices=ROLES)
+    users_add.add_argument("--org", required=True, help="the user's organisation")
+    users_add.add_argument("--name", help='display name, e.g. "Dr Ada Lovelace"')
+    users_add.add_argument("--specialty", choices=SPECIALTIES, help="for clinicians")
+    users_add.add_argument(
+        "--password-stdin", action="store_true", required=True, help="read the password from standard input"
+    )
+    users_token = users_cmd.add_parser(
+        "token", parents=[common], help="print a new API token for a user (shown once)"
+    )
+    users_token.add_argument("username")
 
     slides = commands.add_parser("slides", help="slides")
     slides_cmd = slides.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -100,72 +126,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"Open http://{args.host}:{args.port}/ in a browser.", file=sys.stderr)
             serve(settings, access_log=args.access_log)
             return 0
-        return asyncio.run(_admin(args))
+        return asyncio.run(run_admin(args))
     except (CommandError, StoreError, SlideError) as exc:
         print(f"collab: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
-
-
-async def _admin(args: argparse.Namespace) -> int:
-    async with Database(Settings(data_dir=args.data_dir).database_path) as db:
-        if args.command == "orgs":
-            org = await db.add_org(args.name, args.network)
-            print(org.name)
-            return 0
-        if args.command == "cases":
-            owner = await db.org_by_name(args.org)
-            if owner is None:
-                raise CommandError(
-                    f"no organisation named {args.org!r} (create it with: collab orgs add NAME)"
-                )
-            case = await db.add_case(args.accession, owner.id, args.priority)
-            print(case.id)
-            return 0
-        return await _slides_add(db, args.paths, args.case, args.stain)
-    return 2
-
-
-async def _slides_add(db: Database, paths: list[Path], accession: str, stain: str | None) -> int:
-    case = await db.case_by_accession(accession)
-    if case is None:
-        raise CommandError(f"no case with accession {accession!r} (create it with: collab cases add)")
-    failures = 0
-    show_progress = sys.stderr.isatty() and len(paths) > 1
-    for number, path in enumerate(paths, start=1):
-        if show_progress:
-            print(f"\r[{number}/{len(paths)}] checking {path.name}", end="", file=sys.stderr, flush=True)
-        try:
-            width, height, vendor = await asyncio.to_thread(check_slide, path)
-        except SlideError as exc:
-            failures += 1
-            print(
-                f"\ncollab: refused {path}: {exc}" if show_progress else f"collab: refused {path}: {exc}",
-                file=sys.stderr,
-            )
-            continue
-        record, new = await db.add_slide(
-            case.id, str(path.resolve()), width=width, height=height, vendor=vendor, stain=stain
-        )
-        if not new:
-            print(f"collab: {path} was already registered with case {accession}", file=sys.stderr)
-        if show_progress:
-            print("\r\033[K", end="", file=sys.stderr)
-        print(f"{record.id}\t{record.path}")
-    return 1 if failures else 0
-
-
-def check_slide(path: Path) -> tuple[int, int, str | None]:
-    """Open and spot-check a slide file; raises SlideError with a reason if it is unusable."""
-    if not path.exists():
-        raise SlideError("the slide file is missing")
-    if not os.access(path, os.R_OK):
-        raise SlideError("permission denied")
-    reader = open_slide(path, SizedLRU(64 << 20))
-    try:
-        reader.verify()
-        level0 = reader.levels[0]
-        return level0.width, level0.height, reader.properties.vendor
-    finally:
-        reader.close()

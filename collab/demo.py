@@ -1,25 +1,75 @@
-"""``collab demo``: seed organisations, cases and generated slides into an empty data dir."""
+"""``collab demo``: seed organisations, people, cases and generated slides into an empty data dir."""
 
 from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Callable
 
 from collab.config import Settings
+from collab.domain import Patient
+from collab.security import hash_password
+from collab.sharing import share_case
 from collab.slides.demo import generate_demo_slide
 from collab.store import Database
 
+# Demo accounts share one password; printed at start so that a first-time user can sign in.
+DEMO_PASSWORD = "collab-demo-2026"
 ORGANISATIONS = (
     ("Northern Teaching Hospitals NHS Trust", "North Pathology Network"),
     ("Southern Coast NHS Trust", "South Pathology Network"),
 )
-# (accession, owning organisation index, priority, slide files)
+# (username, display name, organisation index, role, specialty)
+PEOPLE = (
+    ("admin", "Sam Admin", 0, "admin", None),
+    ("north.path", "Dr Nadia Okafor", 0, "pathologist", None),
+    ("north.onc", "Dr Tom Reid", 0, "clinician", "oncology"),
+    ("south.path", "Dr Priya Shah", 1, "pathologist", None),
+    ("south.surg", "Ms Ellen Byrne", 1, "clinician", "surgery"),
+    ("student", "Alex Student", 0, "student", None),
+)
+# (accession, organisation, priority, patient, specimen, slide files); all names fictional
 CASES = (
-    ("DEMO-24-0101", 0, "urgent", ("demo-breast-he.tiff",)),
-    ("DEMO-24-0102", 0, "2ww", ("demo-colon-he.tiff", "demo-breast-he.tiff")),
-    ("DEMO-24-0103", 0, "routine", ("demo-colon-he.tiff",)),
-    ("DEMO-24-0201", 1, "urgent", ("demo-colon-he.tiff",)),
-    ("DEMO-24-0202", 1, "routine", ("demo-breast-he.tiff",)),
+    (
+        "DEMO-24-0101",
+        0,
+        "urgent",
+        Patient("Margaret Ellis", "943 476 5919", "1958-03-14"),
+        "Left breast, core biopsy",
+        ("demo-breast-he.tiff",),
+    ),
+    (
+        "DEMO-24-0102",
+        0,
+        "2ww",
+        Patient("John Carter", "943 476 5870", "1961-11-02"),
+        "Sigmoid colon, polypectomy",
+        ("demo-colon-he.tiff", "demo-breast-he.tiff"),
+    ),
+    (
+        "DEMO-24-0103",
+        0,
+        "routine",
+        Patient("Aisha Begum", "943 476 5838", "1979-06-21"),
+        "Skin, left forearm, excision",
+        ("demo-colon-he.tiff",),
+    ),
+    (
+        "DEMO-24-0201",
+        1,
+        "urgent",
+        Patient("Robert Hughes", "943 476 5781", "1949-01-30"),
+        "Right breast, wide local excision",
+        ("demo-colon-he.tiff",),
+    ),
+    (
+        "DEMO-24-0202",
+        1,
+        "routine",
+        Patient("Grace Wood", "943 476 5749", "1985-09-09"),
+        "Endometrium, pipelle biopsy",
+        ("demo-breast-he.tiff",),
+    ),
 )
 # (file, level-0 width, height, seed): the first is the size of a real resection slide.
 SLIDES = (
@@ -28,7 +78,7 @@ SLIDES = (
 )
 
 
-def _progress(label: str) -> object:
+def _progress(label: str) -> Callable[[int, int], None]:
     def report(done: int, total: int) -> None:
         if sys.stderr.isatty():
             print(f"\r{label}: {100 * done // max(total, 1):3d}%", end="", file=sys.stderr, flush=True)
@@ -40,7 +90,7 @@ async def seed_demo(settings: Settings) -> None:
     """Fill an empty data dir with demo data; a data dir that has cases is left alone."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     async with Database(settings.database_path) as db:
-        if await db.cases():
+        if await db.catalog.cases():
             print(f"Using the existing data in {settings.data_dir}", file=sys.stderr)
             return
         slide_dir = settings.data_dir / "demo-slides"
@@ -51,22 +101,32 @@ async def seed_demo(settings: Settings) -> None:
                 partial = path.with_suffix(".partial")
                 report = _progress(f"Generating {name} ({width:,} x {height:,} px)")
                 await asyncio.to_thread(
-                    generate_demo_slide,
-                    partial,
-                    l0_width=width,
-                    l0_height=height,
-                    seed=seed,
-                    progress=report,  # type: ignore[arg-type]
+                    generate_demo_slide, partial, l0_width=width, l0_height=height, seed=seed, progress=report
                 )
                 partial.rename(path)  # a half-written slide is never registered
                 if sys.stderr.isatty():
                     print(file=sys.stderr)
-        orgs = [await db.add_org(name, network) for name, network in ORGANISATIONS]
-        for accession, org_index, priority, files in CASES:
-            case = await db.add_case(accession, orgs[org_index].id, priority)
+        orgs = [await db.catalog.add_org(name, network) for name, network in ORGANISATIONS]
+        password_hash = await asyncio.to_thread(hash_password, DEMO_PASSWORD)
+        people = {
+            username: await db.people.add_user(
+                username,
+                display_name=name,
+                org_id=orgs[org].id,
+                role=role,
+                specialty=specialty,
+                password_hash=password_hash,
+            )
+            for username, name, org, role, specialty in PEOPLE
+        }
+        for accession, org, priority, patient, specimen, files in CASES:
+            assignee = people["north.path" if org == 0 else "south.path"]
+            case = await db.catalog.add_case(
+                accession, orgs[org].id, priority, patient=patient, specimen=specimen, assigned_to=assignee.id
+            )
             for name, width, height, _ in SLIDES:
                 if name in files:
-                    await db.add_slide(
+                    await db.catalog.add_slide(
                         case.id,
                         str((slide_dir / name).resolve()),
                         width=width,
@@ -74,7 +134,17 @@ async def seed_demo(settings: Settings) -> None:
                         vendor="generic-tiff",
                         stain="H&E",
                     )
+            if accession == "DEMO-24-0101":
+                # A second opinion across networks, and a teaching case for the student.
+                await share_case(
+                    db, case, person=people["south.path"], org=None, contributing=True, by=None, client="demo"
+                )
+                await share_case(
+                    db, case, person=people["student"], org=None, contributing=False, by=None, client="demo"
+                )
     print(
-        f"Demo data ready in {settings.data_dir}: {len(ORGANISATIONS)} organisations, {len(CASES)} cases.",
+        f"Demo data ready in {settings.data_dir}. Sign in as any of these, password {DEMO_PASSWORD!r}:",
         file=sys.stderr,
     )
+    for username, name, org, role, _ in PEOPLE:
+        print(f"  {username:<12} {role:<12} {name} ({ORGANISATIONS[org][0]})", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""The things collab keeps: plain records, no storage or web code."""
+"""The things collab keeps, and who may see them: plain records and rules, no storage or web code."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 PRIORITIES = ("urgent", "2ww", "routine")
 STATUSES = ("new", "in review", "reported")
+ROLES = ("admin", "pathologist", "trainee", "clinician", "student")
+SPECIALTIES = ("oncology", "surgery", "radiology", "nursing/MDT coordination")
 
 
 @dataclass(frozen=True)
@@ -18,6 +20,30 @@ class Organisation:
 
 
 @dataclass(frozen=True)
+class User:
+    """A person who signs in; belongs to one organisation."""
+
+    id: int
+    username: str
+    display_name: str
+    org_id: int
+    role: str
+    specialty: str | None = None
+
+
+@dataclass(frozen=True)
+class Patient:
+    """Identifiable data of a case: only for those allowed to see it."""
+
+    name: str | None
+    nhs_number: str | None
+    date_of_birth: str | None
+
+
+NO_PATIENT = Patient(None, None, None)
+
+
+@dataclass(frozen=True)
 class Case:
     """A patient case owned by one organisation."""
 
@@ -27,6 +53,21 @@ class Case:
     priority: str
     status: str
     created: str
+    patient: Patient = NO_PATIENT
+    specimen: str | None = None
+    clinical_details: str | None = None
+    assigned_to: int | None = None
+
+
+@dataclass(frozen=True)
+class Share:
+    """A case opened to a person or to another organisation."""
+
+    id: int
+    case_id: str
+    user_id: int | None
+    org_id: int | None
+    contributing: bool
 
 
 @dataclass(frozen=True)
@@ -41,3 +82,40 @@ class SlideRecord:
     height: int
     vendor: str | None
     added: str
+
+
+@dataclass(frozen=True)
+class Access:
+    """What one person may do with one case."""
+
+    contribute: bool  # change the shared document (annotations, discussion)
+    identified: bool  # receive patient identifiers, label and macro images
+
+
+def case_access(user: User, case: Case, shares: list[Share]) -> Access | None:
+    """What ``user`` may do with ``case``; None means the case does not exist for them.
+
+    Members of the owning organisation see its cases: pathologists, trainees and
+    admins contribute, clinicians read. A share opens a case to a person or an
+    organisation, read-only or contributing. Students see only what is shared with
+    them, and never patient identifiers, labels or macro images.
+    """
+    own = user.org_id == case.org_id and user.role != "student"
+    contribute = own and user.role in ("admin", "pathologist", "trainee")
+    shared = [s for s in shares if s.user_id == user.id or (s.org_id is not None and s.org_id == user.org_id)]
+    if not own and not shared:
+        return None
+    contribute = contribute or any(s.contributing for s in shared)
+    if user.role == "student":
+        contribute = False
+    return Access(contribute=contribute, identified=user.role != "student")
+
+
+def may_read_audit(user: User) -> bool:
+    """Only administrators read the audit log."""
+    return user.role == "admin"
+
+
+def may_share(user: User, case: Case) -> bool:
+    """Pathologists and admins of the owning organisation share its cases."""
+    return user.org_id == case.org_id and user.role in ("admin", "pathologist")

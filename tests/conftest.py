@@ -127,19 +127,59 @@ def data_dir(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.fixture
-def case(data_dir: Path) -> str:
-    """An organisation and a case (accession ``S26-1``) in a fresh data dir."""
+PASSWORD = "correct horse battery"
+
+
+def add_user(data_dir: Path, username: str, role: str, org: str, *extra: str) -> None:
+    """Create a user through the CLI, password ``PASSWORD``."""
+    result = collab(
+        "users",
+        "add",
+        username,
+        "--role",
+        role,
+        "--org",
+        org,
+        "--password-stdin",
+        *extra,
+        data_dir=data_dir,
+        stdin=PASSWORD + "\n",
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def api_token(data_dir: Path, username: str) -> str:
+    result = collab("users", "token", username, data_dir=data_dir)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def seed_case(data_dir: Path) -> str:
+    """Organisation ``North Trust``, its pathologist ``north.path`` and case ``S26-1``."""
     assert collab("orgs", "add", "North Trust", "--network", "North", data_dir=data_dir).returncode == 0
+    add_user(data_dir, "north.path", "pathologist", "North Trust", "--name", "Dr North")
     result = collab("cases", "add", "S26-1", "--org", "North Trust", data_dir=data_dir)
     assert result.returncode == 0, result.stderr
     return "S26-1"
 
 
 @pytest.fixture
+def case(data_dir: Path) -> str:
+    """An organisation, a pathologist and a case (accession ``S26-1``) in a fresh data dir."""
+    return seed_case(data_dir)
+
+
+def signed_in(server: Server, username: str) -> Server:
+    """The server's client, now sending that user's API token."""
+    server.client.headers["Authorization"] = f"Bearer {api_token(server.data_dir, username)}"
+    return server
+
+
+@pytest.fixture
 def server(data_dir: Path, case: str) -> Iterator[Server]:
+    """A running server whose client is signed in as the pathologist of ``S26-1``'s trust."""
     running = start_server(data_dir)
-    yield running
+    yield signed_in(running, "north.path")
     stop_server(running)
 
 
@@ -184,4 +224,54 @@ def write_pyramid_tiff(
             level = level[::2, ::2]
             if min(level.shape[:2]) < 16:
                 break
+    return path
+
+
+def write_fake_svs(path: Path, *, seed: int = 0) -> Path:
+    """A small Aperio-style SVS with a pyramid, a thumbnail, a label and a macro image."""
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 256, (1024, 1024, 3), dtype=np.uint8)
+    head = "Aperio Image Library v12.0.0 \r\n"
+    props = "|AppMag = 20|MPP = 0.5"
+    with tifffile.TiffWriter(path) as tif:
+        tif.write(
+            base,
+            tile=(256, 256),
+            compression="jpeg",
+            photometric="rgb",
+            metadata=None,
+            description=f"{head}1024x1024 [0,0 1024x1024] (256x256) JPEG/RGB Q=70{props}",
+        )
+        tif.write(
+            base[::8, ::8],
+            compression="jpeg",
+            photometric="rgb",
+            metadata=None,
+            description=f"{head}1024x1024 -> 128x128 - {props}",
+        )
+        tif.write(
+            base[::2, ::2],
+            tile=(256, 256),
+            compression="jpeg",
+            photometric="rgb",
+            metadata=None,
+            description=f"{head}1024x1024 -> 512x512 - {props}",
+        )
+        # A label is where a patient's name would be printed on glass.
+        tif.write(
+            np.full((100, 120, 3), 200, np.uint8),
+            compression="lzw",
+            photometric="rgb",
+            metadata=None,
+            subfiletype=1,
+            description=f"{head}label 120x100",
+        )
+        tif.write(
+            np.full((100, 300, 3), 100, np.uint8),
+            compression="jpeg",
+            photometric="rgb",
+            metadata=None,
+            subfiletype=9,
+            description=f"{head}macro 300x100",
+        )
     return path

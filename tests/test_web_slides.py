@@ -17,8 +17,9 @@ from collab.slides.deepzoom import DeepZoomSlide
 from tests.conftest import (
     Server,
     add_slides,
-    collab,
     real_slide,
+    seed_case,
+    signed_in,
     start_server,
     stop_server,
     write_pyramid_tiff,
@@ -29,10 +30,9 @@ from tests.conftest import (
 def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """One server for the tests that only read; each test that changes things has its own."""
     data_dir = tmp_path_factory.mktemp("data")
-    collab("orgs", "add", "North Trust", data_dir=data_dir)
-    collab("cases", "add", "S26-1", "--org", "North Trust", data_dir=data_dir)
+    seed_case(data_dir)
     running = start_server(data_dir)
-    yield running
+    yield signed_in(running, "north.path")
     stop_server(running)
 
 
@@ -274,7 +274,7 @@ def test_replaced_file_gets_new_etags(server: Server, tmp_path: Path) -> None:
     # A fresh server (as after a restart) sees the replaced file.
     shutil.copy(write_pyramid_tiff(tmp_path / "b.tiff", 600, 500, tile=256, seed=3), path)
     stop_server(server)
-    restarted = start_server(server.data_dir)
+    restarted = signed_in(start_server(server.data_dir), "north.path")
     try:
         assert restarted.get(f"/slides/{slide_id}_files/10/0_0.jpeg").headers["etag"] != etag
     finally:

@@ -35,4 +35,64 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX slides_by_case ON slides(case_id);
     """,
+    # 2: people, sessions, API tokens, patient details of cases, sharing, the audit log.
+    """
+    CREATE TABLE users (
+        id INTEGER PRIMARY KEY,
+        username TEXT NOT NULL UNIQUE,
+        display_name TEXT NOT NULL,
+        org_id INTEGER NOT NULL REFERENCES organisations(id),
+        role TEXT NOT NULL CHECK (role IN ('admin', 'pathologist', 'trainee', 'clinician', 'student')),
+        specialty TEXT,
+        password_hash TEXT NOT NULL,
+        created TEXT NOT NULL
+    );
+    CREATE TABLE sessions (
+        id_hash TEXT PRIMARY KEY,
+        user_id INTEGER NOT NULL REFERENCES users(id),
+        csrf TEXT NOT NULL,
+        created TEXT NOT NULL,
+        expires TEXT NOT NULL
+    );
+    CREATE TABLE api_tokens (
+        id INTEGER PRIMARY KEY,
+        user_id INTEGER NOT NULL REFERENCES users(id),
+        token_hash TEXT NOT NULL UNIQUE,
+        created TEXT NOT NULL
+    );
+    ALTER TABLE cases ADD COLUMN patient_name TEXT;
+    ALTER TABLE cases ADD COLUMN nhs_number TEXT;
+    ALTER TABLE cases ADD COLUMN date_of_birth TEXT;
+    ALTER TABLE cases ADD COLUMN specimen TEXT;
+    ALTER TABLE cases ADD COLUMN clinical_details TEXT;
+    ALTER TABLE cases ADD COLUMN assigned_to INTEGER REFERENCES users(id);
+    CREATE TABLE case_shares (
+        id INTEGER PRIMARY KEY,
+        case_id TEXT NOT NULL REFERENCES cases(id),
+        user_id INTEGER REFERENCES users(id),
+        org_id INTEGER REFERENCES organisations(id),
+        contributing INTEGER NOT NULL,
+        created TEXT NOT NULL,
+        revoked TEXT,
+        CHECK ((user_id IS NULL) <> (org_id IS NULL))
+    );
+    CREATE INDEX shares_by_case ON case_shares(case_id);
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at TEXT NOT NULL,
+        event TEXT NOT NULL,
+        user_id INTEGER,
+        username TEXT,
+        org_id INTEGER,
+        client TEXT,
+        case_id TEXT,
+        slide_id TEXT,
+        detail TEXT
+    );
+    -- Append-only: the log can grow, never change.
+    CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    """,
 )

@@ -6,8 +6,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 
-def error(status: int, message: str, request: Request | None = None) -> Response:
+def error(status: int, message: str, request: Request | None = None, *, api: bool = False) -> Response:
     """An error as JSON for API callers, plain text for everyone else."""
-    if request is not None and request.url.path.startswith("/api/"):
+    if api or (request is not None and request.url.path.startswith("/api/")):
         return JSONResponse({"error": message}, status_code=status)
     return PlainTextResponse(message + "\n", status_code=status)

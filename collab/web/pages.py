@@ -1,44 +1,231 @@
-"""HTML pages: the worklist and the case viewer."""
+"""The worklist and case pages, each with a JSON twin, and case sharing."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from collab.domain import PRIORITIES, STATUSES, Access, Case, may_share
+from collab.sharing import share_case
 from collab.store import Database
+from collab.web.access import AccessControl
+from collab.web.auth import check_csrf, client_address, current_user
 from collab.web.errors import error
-
-TEMPLATES = Environment(
-    loader=FileSystemLoader(Path(__file__).parent.parent / "templates"),
-    autoescape=select_autoescape(["html"]),
-)
+from collab.web.render import render
 
 
-def render(name: str, **context: object) -> HTMLResponse:
-    return HTMLResponse(TEMPLATES.get_template(name).render(**context))
+def case_summary(case: Case, access: Access, slide_ids: list[str], names: dict[int, str]) -> dict[str, Any]:
+    """What a list or a page shows of a case; identifiers only for those who may see them."""
+    summary: dict[str, Any] = {
+        "id": case.id,
+        "priority": case.priority,
+        "status": case.status,
+        "created": case.created,
+        "organisation": names.get(-case.org_id),
+        "assigned_to": names.get(case.assigned_to) if case.assigned_to else None,
+        "specimen": case.specimen,
+        "access": "contribute" if access.contribute else "read",
+        "slides": [{"id": s, "thumbnail": f"/slides/{s}/thumbnail.jpeg"} for s in slide_ids],
+    }
+    if access.identified:
+        summary |= {
+            "accession": case.accession,
+            "title": case.accession,
+            "clinical_details": case.clinical_details,
+            "patient": {
+                "name": case.patient.name,
+                "nhs_number": case.patient.nhs_number,
+                "date_of_birth": case.patient.date_of_birth,
+            },
+        }
+    else:
+        # Accession numbers lead back to the patient's record: anonymised views get none.
+        summary["title"] = f"Case {case.id[:6]}"
+    return summary
 
 
-async def index(request: Request) -> Response:
-    """``GET /``: the cases, most urgent first."""
+async def _names(db: Database) -> dict[int, str]:
+    """Display names by user id, organisation names by negative id (for summaries)."""
+    users = {r["id"]: r["display_name"] for r in await db.all("SELECT id, display_name FROM users")}
+    orgs = {-r["id"]: r["name"] for r in await db.all("SELECT id, name FROM organisations")}
+    return users | orgs
+
+
+async def worklist_data(request: Request) -> dict[str, Any]:
     db: Database = request.app.state.db
-    cases = [{"case": case, "slides": await db.slides_of_case(case.id)} for case in await db.cases()]
-    return render("index.html", cases=cases)
+    access_control: AccessControl = request.app.state.access
+    user = current_user(request)
+    status = request.query_params.get("status") or None
+    priority = request.query_params.get("priority") or None
+    assignee = request.query_params.get("assignee") or None
+    names = await _names(db)
+    cases = await db.catalog.visible_cases(user.org_id, user.id, own_org=user.role != "student")
+    rows = []
+    for case in cases:
+        found = await access_control.case(request, case.id)
+        if found is None:
+            continue
+        _, access = found
+        slides = [s.id for s in await db.catalog.slides_of_case(case.id)]
+        rows.append(case_summary(case, access, slides, names) | {"assigned_user_id": case.assigned_to})
+    counts = {
+        "total": len(rows),
+        "by_priority": {p: sum(r["priority"] == p for r in rows) for p in PRIORITIES},
+        "by_status": {s: sum(r["status"] == s for r in rows) for s in STATUSES},
+    }
+
+    def wanted(row: dict[str, Any]) -> bool:
+        if status and row["status"] != status:
+            return False
+        if priority and row["priority"] != priority:
+            return False
+        if assignee == "me":
+            return bool(row["assigned_user_id"] == user.id)
+        if assignee == "none":
+            return row["assigned_user_id"] is None
+        return not assignee or row["assigned_to"] == assignee
+
+    shown = [r for r in rows if wanted(r)]
+    for row in shown:
+        del row["assigned_user_id"]
+    return {
+        "user": {"username": user.username, "name": user.display_name, "role": user.role},
+        "filters": {"status": status, "priority": priority, "assignee": assignee},
+        "counts": counts,
+        "shown": len(shown),
+        "cases": shown,
+    }
+
+
+async def worklist(request: Request) -> Response:
+    """``GET /``: the cases this person may see, urgent first, oldest first within a priority."""
+    data = await worklist_data(request)
+    return render(request, "index.html", data=data, priorities=PRIORITIES, statuses=STATUSES)
+
+
+async def worklist_json(request: Request) -> Response:
+    """``GET /api/worklist``: the worklist's JSON twin (same filters)."""
+    return JSONResponse(await worklist_data(request))
+
+
+async def _case_data(request: Request) -> tuple[dict[str, Any], Case, Access] | None:
+    db: Database = request.app.state.db
+    access_control: AccessControl = request.app.state.access
+    found = await access_control.case(request, request.path_params["case_id"])
+    if found is None:
+        return None
+    case, access = found
+    user = current_user(request)
+    slides = await db.catalog.slides_of_case(case.id)
+    data = case_summary(case, access, [s.id for s in slides], await _names(db))
+    for entry, record in zip(data["slides"], slides, strict=True):
+        entry |= {"stain": record.stain, "width": record.width, "height": record.height}
+        if access.identified:
+            entry["label"] = f"/slides/{record.id}/associated/label.jpeg"
+    if may_share(user, case):
+        data["shares"] = [
+            {
+                "id": s.id,
+                "user": await _username(db, s.user_id),
+                "organisation": await _org_name(db, s.org_id),
+                "contributing": s.contributing,
+            }
+            for s in await db.catalog.shares(case.id)
+        ]
+    await db.audit.record("case opened", user=user, client=client_address(request), case_id=case.id)
+    return data, case, access
+
+
+async def _username(db: Database, user_id: int | None) -> str | None:
+    found = await db.people.user(user_id) if user_id is not None else None
+    return found.username if found else None
+
+
+async def _org_name(db: Database, org_id: int | None) -> str | None:
+    found = await db.catalog.org(org_id) if org_id is not None else None
+    return found.name if found else None
 
 
 async def case_page(request: Request) -> Response:
-    """``GET /cases/{case_id}``: the case's slides in a viewer."""
-    db: Database = request.app.state.db
-    case = await db.case(request.path_params["case_id"])
-    if case is None:
+    """``GET /cases/{case_id}``: the case, its slides in a viewer."""
+    found = await _case_data(request)
+    if found is None:
         return error(404, "No such case.")
-    slides = await db.slides_of_case(case.id)
+    data, case, access = found
     wanted = request.query_params.get("slide")
-    current = next((s for s in slides if s.id == wanted), slides[0] if slides else None)
-    return render("case.html", case=case, slides=slides, current=current)
+    current = next(
+        (s for s in data["slides"] if s["id"] == wanted), data["slides"][0] if data["slides"] else None
+    )
+    return render(request, "case.html", case=data, current=current, access=access)
 
 
-routes = [Route("/", index), Route("/cases/{case_id}", case_page)]
+async def case_json(request: Request) -> Response:
+    """``GET /api/cases/{case_id}``: the case page's JSON twin."""
+    found = await _case_data(request)
+    if found is None:
+        return error(404, "No such case.", api=True)
+    return JSONResponse(found[0])
+
+
+async def share_form(request: Request) -> Response:
+    """``POST /cases/{case_id}/shares``: open the case to a person or an organisation."""
+    db: Database = request.app.state.db
+    form = await request.form()
+    if not await check_csrf(request, str(form.get("csrf", ""))):
+        return error(403, "The form expired. Reload the page and try again.")
+    found = await request.app.state.access.case(request, request.path_params["case_id"])
+    if found is None:
+        return error(404, "No such case.")
+    case, _ = found
+    user = current_user(request)
+    if not may_share(user, case):
+        return error(403, "Only pathologists and administrators of the owning organisation share a case.")
+    target = str(form.get("with", "")).strip()
+    contributing = form.get("access") == "contribute"
+    person = await db.people.user_by_username(target)
+    org = None if person else await db.catalog.org_by_name(target)
+    if person is None and org is None:
+        return error(400, f"No user or organisation is called {target!r}.")
+    await share_case(
+        db, case, person=person, org=org, contributing=contributing, by=user, client=client_address(request)
+    )
+    request.app.state.access.forget(case.id)
+    return RedirectResponse(f"/cases/{case.id}", status_code=303)
+
+
+async def revoke_share(request: Request) -> Response:
+    """``POST /cases/{case_id}/shares/{share_id}/revoke``"""
+    db: Database = request.app.state.db
+    form = await request.form()
+    if not await check_csrf(request, str(form.get("csrf", ""))):
+        return error(403, "The form expired. Reload the page and try again.")
+    found = await request.app.state.access.case(request, request.path_params["case_id"])
+    if found is None:
+        return error(404, "No such case.")
+    case, _ = found
+    user = current_user(request)
+    if not may_share(user, case):
+        return error(403, "Only pathologists and administrators of the owning organisation revoke a share.")
+    raw = request.path_params["share_id"]
+    shares = {s.id: s for s in await db.catalog.shares(case.id)}
+    if not raw.isdigit() or int(raw) not in shares:
+        return error(404, "No such share.")
+    await db.catalog.revoke(int(raw))
+    await db.audit.record(
+        "share revoked", user=user, client=client_address(request), case_id=case.id, detail=f"share {raw}"
+    )
+    request.app.state.access.forget(case.id)
+    return RedirectResponse(f"/cases/{case.id}", status_code=303)
+
+
+routes = [
+    Route("/", worklist),
+    Route("/api/worklist", worklist_json),
+    Route("/cases/{case_id}", case_page),
+    Route("/api/cases/{case_id}", case_json),
+    Route("/cases/{case_id}/shares", share_form, methods=["POST"]),
+    Route("/cases/{case_id}/shares/{share_id}/revoke", revoke_share, methods=["POST"]),
+]

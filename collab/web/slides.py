@@ -12,6 +12,8 @@ from starlette.routing import Route
 from collab.slides.deepzoom import DeepZoomSlide
 from collab.slides.library import SlideLibrary, SlideNotFound
 from collab.slides.reader import SlideError
+from collab.web.access import AccessControl
+from collab.web.auth import client_address, current_user
 from collab.web.errors import error
 
 SLIDE_ID = re.compile(r"[0-9a-f]{16}")
@@ -30,11 +32,20 @@ class SlideProblem(Exception):
         self.response = response
 
 
-async def _slide(request: Request) -> DeepZoomSlide:
+async def _slide(request: Request, *, identified: bool = False) -> DeepZoomSlide:
+    """The open slide, if the user may see it; with ``identified``, only for those who
+    may see patient identifiers (labels and macro images show them)."""
     library: SlideLibrary = request.app.state.slides
     slide_id = request.path_params["slide_id"]
     if not SLIDE_ID.fullmatch(slide_id):
         raise SlideProblem(error(404, "No such slide.", request))
+    access: AccessControl = request.app.state.access
+    found = await access.slide(request, slide_id)
+    if found is None:
+        # The same answer as for a slide that does not exist: nothing leaks.
+        raise SlideProblem(error(404, "No such slide.", request))
+    if identified and not found[2].identified:
+        raise SlideProblem(error(403, "Label and macro images are not shown in anonymised views.", request))
     try:
         return await library.get(slide_id)
     except SlideNotFound:
@@ -90,11 +101,20 @@ async def tile(request: Request) -> Response:
 
 
 async def dzi(request: Request) -> Response:
-    """``GET /slides/{slide_id}.dzi``"""
+    """``GET /slides/{slide_id}.dzi``: what a viewer fetches to open a slide, so it is audited."""
     try:
         slide = await _slide(request)
     except SlideProblem as problem:
         return problem.response
+    record = await request.app.state.db.catalog.slide(slide.slide_id)
+    await request.app.state.db.audit.record(
+        "slide opened",
+        user=current_user(request),
+        client=client_address(request),
+        case_id=record.case_id if record else None,
+        slide_id=slide.slide_id,
+    )
+
     return Response(slide.dzi(), media_type="application/xml", headers={"Cache-Control": "private, no-cache"})
 
 
@@ -130,7 +150,8 @@ async def associated(request: Request) -> Response:
     """``GET /slides/{slide_id}/associated/{name}.jpeg``"""
     name = request.path_params["name"]
     try:
-        slide = await _slide(request)
+        slide = await _slide(request, identified=True)
+
     except SlideProblem as problem:
         return problem.response
     if name not in slide.reader.associated_names:

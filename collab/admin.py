@@ -1,0 +1,158 @@
+"""What the administrative commands do: organisations, people, cases, slides."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from collab.config import Settings
+from collab.domain import Patient
+from collab.security import MIN_PASSWORD_LENGTH, hash_password, new_token, token_hash
+from collab.sharing import share_case
+from collab.slides import SlideError, open_slide
+from collab.slides.cache import SizedLRU
+from collab.store import Database
+
+
+class CommandError(Exception):
+    """A one-line message for stderr and a non-zero exit."""
+
+
+async def run_admin(args: argparse.Namespace) -> int:
+    """Run one of the ``orgs``, ``users``, ``cases`` or ``slides`` commands."""
+    async with Database(Settings(data_dir=args.data_dir).database_path) as db:
+        command = (args.command, args.action)
+        if command == ("orgs", "add"):
+            org = await db.catalog.add_org(args.name, args.network)
+            print(org.name)
+        elif command == ("users", "add"):
+            await _users_add(db, args)
+        elif command == ("users", "token"):
+            await _users_token(db, args.username)
+        elif command == ("cases", "add"):
+            await _cases_add(db, args)
+        elif command == ("cases", "share"):
+            await _cases_share(db, args)
+        else:
+            return await _slides_add(db, args.paths, args.case, args.stain)
+    return 0
+
+
+async def _org(db: Database, name: str) -> int:
+    org = await db.catalog.org_by_name(name)
+    if org is None:
+        raise CommandError(f"no organisation named {name!r} (create it with: collab orgs add NAME)")
+    return org.id
+
+
+async def _users_add(db: Database, args: argparse.Namespace) -> None:
+    password = sys.stdin.readline().rstrip("\r\n")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise CommandError(f"the password must be at least {MIN_PASSWORD_LENGTH} characters")
+    org_id = await _org(db, args.org)
+    password_hash = await asyncio.to_thread(hash_password, password)
+    user = await db.people.add_user(
+        args.username,
+        display_name=args.name or args.username,
+        org_id=org_id,
+        role=args.role,
+        specialty=args.specialty,
+        password_hash=password_hash,
+    )
+    print(user.username)
+
+
+async def _users_token(db: Database, username: str) -> None:
+    user = await db.people.user_by_username(username)
+    if user is None:
+        raise CommandError(f"no user named {username!r}")
+    token = new_token()
+    await db.people.add_token(user.id, token_hash(token))
+    await db.audit.record("token created", user=user, client="command line")
+    print(token)
+
+
+async def _cases_add(db: Database, args: argparse.Namespace) -> None:
+    assigned_to = None
+    if args.assign:
+        assignee = await db.people.user_by_username(args.assign)
+        if assignee is None:
+            raise CommandError(f"no user named {args.assign!r}")
+        assigned_to = assignee.id
+    case = await db.catalog.add_case(
+        args.accession,
+        await _org(db, args.org),
+        args.priority,
+        patient=Patient(args.patient_name, args.nhs_number, args.date_of_birth),
+        specimen=args.specimen,
+        clinical_details=args.clinical_details,
+        assigned_to=assigned_to,
+    )
+    print(case.id)
+
+
+async def _cases_share(db: Database, args: argparse.Namespace) -> None:
+    case = await db.catalog.case_by_accession(args.accession)
+    if case is None:
+        raise CommandError(f"no case with accession {args.accession!r}")
+    person = org = None
+    if args.user:
+        person = await db.people.user_by_username(args.user)
+        if person is None:
+            raise CommandError(f"no user named {args.user!r}")
+    else:
+        org = await db.catalog.org_by_name(args.org)
+        if org is None:
+            raise CommandError(f"no organisation named {args.org!r}")
+    await share_case(
+        db, case, person=person, org=org, contributing=not args.read_only, by=None, client="command line"
+    )
+    print(
+        f"{args.accession} shared with {args.user or args.org}, "
+        + ("read-only" if args.read_only else "contributing")
+    )
+
+
+async def _slides_add(db: Database, paths: list[Path], accession: str, stain: str | None) -> int:
+    case = await db.catalog.case_by_accession(accession)
+    if case is None:
+        raise CommandError(f"no case with accession {accession!r} (create it with: collab cases add)")
+    failures = 0
+    show_progress = sys.stderr.isatty() and len(paths) > 1
+    for number, path in enumerate(paths, start=1):
+        if show_progress:
+            print(f"\r[{number}/{len(paths)}] checking {path.name}", end="", file=sys.stderr, flush=True)
+        try:
+            width, height, vendor = await asyncio.to_thread(check_slide, path)
+        except SlideError as exc:
+            failures += 1
+            prefix = "\n" if show_progress else ""
+            print(f"{prefix}collab: refused {path}: {exc}", file=sys.stderr)
+            continue
+        record, new = await db.catalog.add_slide(
+            case.id, str(path.resolve()), width=width, height=height, vendor=vendor, stain=stain
+        )
+        if not new:
+            print(f"collab: {path} was already registered with case {accession}", file=sys.stderr)
+        if show_progress:
+            print("\r\033[K", end="", file=sys.stderr)
+        print(f"{record.id}\t{record.path}")
+    return 1 if failures else 0
+
+
+def check_slide(path: Path) -> tuple[int, int, str | None]:
+    """Open and spot-check a slide file; raises SlideError with a reason if it is unusable."""
+    if not path.exists():
+        raise SlideError("the slide file is missing")
+    if not os.access(path, os.R_OK):
+        raise SlideError("permission denied")
+    reader = open_slide(path, SizedLRU(64 << 20))
+    try:
+        reader.verify()
+        level0 = reader.levels[0]
+        return level0.width, level0.height, reader.properties.vendor
+    finally:
+        reader.close()

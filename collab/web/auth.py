@@ -1,0 +1,279 @@
+"""Who is asking: session cookies, bearer tokens, sign-in and sign-out, CSRF, throttling."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict, deque
+from datetime import timedelta
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from collab.domain import User
+from collab.security import hash_password, new_token, sign, token_hash, unsign, verify_password
+from collab.store import Database
+from collab.web.errors import error
+from collab.web.render import render
+
+SESSION_COOKIE = "collab_session"
+LOGIN_CSRF_COOKIE = "collab_login_csrf"
+SESSION_LIFETIME = timedelta(hours=12)
+# Failed sign-ins allowed per username and per client address within the window.
+MAX_FAILURES = 5
+FAILURE_WINDOW_S = 15 * 60
+# Looking a session up for every tile would cost a database round trip each.
+IDENTITY_CACHE_S = 30.0
+PUBLIC_PREFIXES = ("/login", "/healthz", "/static/")
+
+
+class LoginThrottle:
+    """Counts recent failed sign-ins by username and by client address."""
+
+    def __init__(self) -> None:
+        self._failures: defaultdict[str, deque[float]] = defaultdict(deque)
+
+    def _recent(self, key: str, now: float) -> deque[float]:
+        times = self._failures[key]
+        while times and times[0] < now - FAILURE_WINDOW_S:
+            times.popleft()
+        return times
+
+    def blocked_for(self, username: str, client: str) -> int:
+        """Seconds until another attempt is allowed (0: now)."""
+        now = time.monotonic()
+        waits = [
+            int(times[0] + FAILURE_WINDOW_S - now) + 1
+            for key in (f"user:{username.lower()}", f"addr:{client}")
+            if len(times := self._recent(key, now)) >= MAX_FAILURES
+        ]
+        return max(waits, default=0)
+
+    def failed(self, username: str, client: str) -> None:
+        now = time.monotonic()
+        for key in (f"user:{username.lower()}", f"addr:{client}"):
+            self._recent(key, now).append(now)
+
+    def succeeded(self, username: str) -> None:
+        self._failures.pop(f"user:{username.lower()}", None)
+
+
+class Identities:
+    """Resolves cookies and tokens to users, remembering answers briefly."""
+
+    def __init__(self, db: Database, secret: bytes) -> None:
+        self.db = db
+        self.secret = secret
+        self._cache: dict[str, tuple[float, User | None, str | None]] = {}
+
+    async def resolve(self, headers: Headers) -> tuple[User | None, str | None, str | None]:
+        """(user, csrf token, session id hash) for a request's headers."""
+        auth = headers.get("authorization", "")
+        if auth.lower().startswith("bearer "):
+            key = "token:" + token_hash(auth[7:].strip())
+            return *(await self._cached(key, self._token_user)), None
+        cookie = _cookie(headers, SESSION_COOKIE)
+        session_id = unsign(self.secret, cookie) if cookie else None
+        if session_id is None:
+            return None, None, None
+        id_hash = token_hash(session_id)
+        user, csrf = await self._cached("session:" + id_hash, self._session_user)
+        return user, csrf, id_hash
+
+    async def _cached(self, key: str, load: Any) -> tuple[User | None, str | None]:
+        now = time.monotonic()
+        hit = self._cache.get(key)
+        if hit and hit[0] > now:
+            return hit[1], hit[2]
+        user, csrf = await load(key.split(":", 1)[1])
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[key] = (now + IDENTITY_CACHE_S, user, csrf)
+        return user, csrf
+
+    async def _token_user(self, hashed: str) -> tuple[User | None, None]:
+        return await self.db.people.user_for_token(hashed), None
+
+    async def _session_user(self, id_hash: str) -> tuple[User | None, str | None]:
+        found = await self.db.people.session(id_hash)
+        return (found[0], found[1]) if found else (None, None)
+
+    def forget_session(self, id_hash: str) -> None:
+        self._cache.pop("session:" + id_hash, None)
+
+
+def _cookie(headers: Headers, name: str) -> str | None:
+    for part in headers.get("cookie", "").split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == name:
+            return value
+    return None
+
+
+class AuthMiddleware:
+    """Puts the signed-in user (or None) in ``scope["user"]``; turns strangers away.
+
+    Everything but the sign-in page, the health check and static files needs a
+    user: pages redirect to the sign-in form, everything else answers 401.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        # Made by the app's lifespan, which has run before any request arrives.
+        identities: Identities = scope["app"].state.identities
+        user, csrf, session = await identities.resolve(Headers(scope=scope))
+        scope["user"], scope["csrf"], scope["session"] = user, csrf, session
+        path: str = scope["path"]
+        if user is None and not (path == "/login" or path.startswith(PUBLIC_PREFIXES)):
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 4401, "reason": "sign in first"})
+                return
+            wants_page = scope["method"] == "GET" and not path.startswith(("/api/", "/slides/"))
+            response: Response
+            if wants_page:
+                response = RedirectResponse(f"/login?next={_safe_next(path)}", status_code=303)
+            else:
+                response = error(
+                    401, "Sign in first, or send an API token as 'Authorization: Bearer <token>'."
+                )
+                if path.startswith("/api/"):
+                    response = error(401, "Sign in first, or send an API token.", api=True)
+                response.headers["WWW-Authenticate"] = "Bearer"
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def _safe_next(path: str) -> str:
+    """Only local paths are followed after sign-in (no open redirect)."""
+    return path if path.startswith("/") and not path.startswith("//") else "/"
+
+
+def current_user(request: Request) -> User:
+    """The signed-in user; the middleware has already turned everyone else away."""
+    user: User | None = request.scope.get("user")
+    assert user is not None
+    return user
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+async def check_csrf(request: Request, form_token: str | None) -> bool:
+    """Forms carry the session's CSRF token; bearer-token clients send no cookies to forge."""
+    expected = request.scope.get("csrf")
+    return bool(expected) and form_token == expected
+
+
+# -- pages --------------------------------------------------------------------
+
+
+async def login_page(request: Request) -> Response:
+    """``GET /login``: the sign-in form."""
+    csrf = new_token()
+    response = render(
+        request, "login.html", csrf=csrf, next=_safe_next(request.query_params.get("next", "/"))
+    )
+    response.set_cookie(LOGIN_CSRF_COOKIE, csrf, httponly=True, samesite="lax", secure=_secure(request))
+    return response
+
+
+async def login(request: Request) -> Response:
+    """``POST /login``: check the password, start a session, go to the worklist."""
+    db: Database = request.app.state.db
+    throttle: LoginThrottle = request.app.state.login_throttle
+    form = await request.form()
+    username = str(form.get("username", "")).strip()[:200]
+    password = str(form.get("password", ""))[:1000]
+    next_path = _safe_next(str(form.get("next", "/")))
+    client = client_address(request)
+    login_csrf = request.cookies.get(LOGIN_CSRF_COOKIE)
+    if not login_csrf or form.get("csrf") != login_csrf:
+        return error(403, "The sign-in form expired. Reload the page and try again.")
+    wait = throttle.blocked_for(username, client)
+    response: Response
+    if wait:
+        response = render(
+            request,
+            "login.html",
+            status=429,
+            csrf=login_csrf,
+            next=next_path,
+            username=username,
+            message=f"Too many failed attempts. Try again in {wait // 60 + 1} minutes.",
+        )
+        response.headers["Retry-After"] = str(wait)
+        return response
+    found = await db.people.password_hash(username)
+    ok = await run_in_threadpool(verify_password, found[1] if found else None, password)
+    if not ok or found is None:
+        throttle.failed(username, client)
+        await db.audit.record("login failed", username=username or None, client=client)
+        return render(
+            request,
+            "login.html",
+            status=401,
+            csrf=login_csrf,
+            next=next_path,
+            username=username,
+            message="That username and password do not match.",
+        )
+    throttle.succeeded(username)
+    user = found[0]
+    session_id, csrf = new_token(), new_token()
+    await db.people.add_session(user.id, token_hash(session_id), csrf, SESSION_LIFETIME)
+    await db.audit.record("login", user=user, client=client)
+    response = RedirectResponse(next_path, status_code=303)
+    response.set_cookie(
+        SESSION_COOKIE,
+        sign(request.app.state.secret, session_id),
+        max_age=int(SESSION_LIFETIME.total_seconds()),
+        httponly=True,
+        samesite="lax",
+        secure=_secure(request),
+    )
+    response.delete_cookie(LOGIN_CSRF_COOKIE)
+    return response
+
+
+async def logout(request: Request) -> Response:
+    """``POST /logout``: end the session."""
+    form = await request.form()
+    if not await check_csrf(request, str(form.get("csrf", ""))):
+        return error(403, "The form expired. Reload the page and try again.")
+    db: Database = request.app.state.db
+    session = request.scope.get("session")
+    if session:
+        await db.people.end_session(session)
+        request.app.state.identities.forget_session(session)
+    await db.audit.record("logout", user=current_user(request), client=client_address(request))
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE)
+    return response
+
+
+def _secure(request: Request) -> bool:
+    """Cookies are marked Secure when the site is reached over https (directly or via a proxy)."""
+    return request.url.scheme == "https"
+
+
+async def make_password_hash(password: str) -> str:
+    """Hash off the event loop."""
+    return await run_in_threadpool(hash_password, password)
+
+
+routes = [
+    Route("/login", login_page, methods=["GET"]),
+    Route("/login", login, methods=["POST"]),
+    Route("/logout", logout, methods=["POST"]),
+]

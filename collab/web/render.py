@@ -1,0 +1,21 @@
+"""HTML pages from Jinja2 templates (autoescaped), with who is signed in."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+
+TEMPLATES = Environment(
+    loader=FileSystemLoader(Path(__file__).parent.parent / "templates"),
+    autoescape=select_autoescape(["html"]),
+)
+
+
+def render(request: Request, name: str, *, status: int = 200, **context: object) -> HTMLResponse:
+    """A page; every template sees ``user`` and the session's ``csrf`` token."""
+    context.setdefault("user", request.scope.get("user"))
+    context.setdefault("session_csrf", request.scope.get("csrf"))
+    return HTMLResponse(TEMPLATES.get_template(name).render(**context), status_code=status)
