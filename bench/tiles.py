@@ -146,7 +146,9 @@ async def _get(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, req: 
     return status, await reader.readexactly(length)
 
 
-async def fetch_all(port: int, paths: list[str], clients: int, pid: int, progress: bool = False) -> Pass:
+async def fetch_all(
+    port: int, paths: list[str], clients: int, pid: int, progress: bool = False, *, token: str = ""
+) -> Pass:
     """GET every path with `clients` persistent connections pulling from one shared queue."""
     queue, latencies, sizes = iter(enumerate(paths)), [0.0] * len(paths), [0] * len(paths)
     failures: list[str] = []
@@ -154,7 +156,9 @@ async def fetch_all(port: int, paths: list[str], clients: int, pid: int, progres
     async def client(conn: tuple[asyncio.StreamReader, asyncio.StreamWriter]) -> None:
         try:
             for i, path in queue:
-                req = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
+                req = (
+                    f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {token}\r\n\r\n"
+                ).encode()
                 t0 = time.perf_counter()
                 try:
                     status, body = await _get(*conn, req)
@@ -220,6 +224,28 @@ def register(data_dir: Path, paths: list[Path]) -> dict[Path, str]:
     """Create an org, a case and the slides in a data dir; returns {path: slide id}."""
     collab("orgs", "add", "bench", "--data-dir", data_dir)
     collab("cases", "add", "BENCH-1", "--org", "bench", "--data-dir", data_dir)
+    done = subprocess.run(
+        [
+            *COLLAB,
+            "users",
+            "add",
+            "bench",
+            "--role",
+            "pathologist",
+            "--org",
+            "bench",
+            "--password-stdin",
+            "--data-dir",
+            str(data_dir),
+        ],
+        cwd=REPO,
+        input="bench-password-not-secret\n",
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    del done
+    (data_dir / "bench-token").write_text(collab("users", "token", "bench", "--data-dir", data_dir).strip())
     out = collab("slides", "add", *paths, "--case", "BENCH-1", "--data-dir", data_dir)
     ids = {Path(p): i for i, p in (line.split("\t", 1) for line in out.splitlines() if "\t" in line)}
     return {p: ids[p.resolve()] for p in paths if p.resolve() in ids}
@@ -235,6 +261,8 @@ class Server:
         self.log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in __exit__
         cmd = [*COLLAB, "serve", "--data-dir", str(data_dir), "--port", str(self.port), "--host", "127.0.0.1"]
         cmd += extra
+        token_file = data_dir / "bench-token"
+        self.token = token_file.read_text() if token_file.exists() else ""
 
         self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=self.log, stderr=subprocess.STDOUT)
 
@@ -269,7 +297,10 @@ class Server:
 
     def json(self, path: str) -> dict:  # type: ignore[type-arg]
         """GET a JSON document."""
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=30) as r:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}{path}", headers={"Authorization": f"Bearer {self.token}"}
+        )
+        with urllib.request.urlopen(request, timeout=30) as r:
             return json.load(r)
 
 
@@ -311,9 +342,13 @@ def bench_slide(path: Path, slide_id: str, data_dir: Path, args: argparse.Namesp
                     f"{other:.2f} CPU s over {time.perf_counter() - t0:.2f} s)"
                 )
             urls = [f"/slides/{slide_id}_files/{z}/{c}_{r}.jpeg" for z, c, r in tiles]
-            colds.append(run_async(fetch_all(server.port, urls, args.clients, server.proc.pid)))
+            colds.append(
+                run_async(fetch_all(server.port, urls, args.clients, server.proc.pid, token=server.token))
+            )
             report("ours cold", colds[-1])
-            warms.append(run_async(fetch_all(server.port, urls, args.clients, server.proc.pid)))
+            warms.append(
+                run_async(fetch_all(server.port, urls, args.clients, server.proc.pid, token=server.token))
+            )
             report("ours warm", warms[-1])
             hwms.append(proc_mb(server.proc.pid, "VmHWM"))
             print(f"server peak RSS (VmHWM): {hwms[-1]} MB")
@@ -363,7 +398,7 @@ def walk_demo(tmp: Path, args: argparse.Namespace) -> None:
         # Full resolution first, as a pathologist scanning the slide would.
         tiles = sorted(level_tiles(meta["width"], meta["height"], meta["tile_size"]), key=lambda t: -t[0])
         urls = [f"/slides/{slide_id}_files/{z}/{c}_{r}.jpeg" for z, c, r in tiles]
-        p = run_async(fetch_all(server.port, urls, 1, server.proc.pid, progress=True))
+        p = run_async(fetch_all(server.port, urls, 1, server.proc.pid, progress=True, token=server.token))
         hwm = proc_mb(server.proc.pid, "VmHWM")
     report(f"walk-demo, 1 client, all {len(dz_dims(meta['width'], meta['height']))} levels", p)
     print(

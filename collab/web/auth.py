@@ -73,10 +73,11 @@ class Identities:
     async def resolve(self, headers: Headers) -> tuple[User | None, str | None, str | None]:
         """(user, csrf token, session id hash) for a request's headers."""
         auth = headers.get("authorization", "")
-        if auth.lower().startswith("bearer "):
-            key = "token:" + token_hash(auth[7:].strip())
-            return *(await self._cached(key, self._token_user)), None
+        if auth[:7].lower() == "bearer ":
+            # Keyed by the token itself: hashing it for every tile costs more than the lookup.
+            return *(await self._cached("token:" + auth[7:].strip(), self._token_user)), None
         cookie = _cookie(headers, SESSION_COOKIE)
+
         session_id = unsign(self.secret, cookie) if cookie else None
         if session_id is None:
             return None, None, None
@@ -95,8 +96,9 @@ class Identities:
         self._cache[key] = (now + IDENTITY_CACHE_S, user, csrf)
         return user, csrf
 
-    async def _token_user(self, hashed: str) -> tuple[User | None, None]:
-        return await self.db.people.user_for_token(hashed), None
+    async def _token_user(self, token: str) -> tuple[User | None, None]:
+        return await self.db.people.user_for_token(token_hash(token)), None
+
 
     async def _session_user(self, id_hash: str) -> tuple[User | None, str | None]:
         found = await self.db.people.session(id_hash)
