@@ -92,7 +92,10 @@ async def seed_demo(settings: Settings) -> None:
     async with Database(settings.database_path) as db:
         if await db.catalog.cases():
             print(f"Using the existing data in {settings.data_dir}", file=sys.stderr)
+            if await db.people.user_by_username(PEOPLE[0][0]) is not None:
+                _print_accounts()
             return
+
         slide_dir = settings.data_dir / "demo-slides"
         slide_dir.mkdir(exist_ok=True)
         for name, width, height, seed in SLIDES:
@@ -142,9 +145,11 @@ async def seed_demo(settings: Settings) -> None:
                 await share_case(
                     db, case, person=people["student"], org=None, contributing=False, by=None, client="demo"
                 )
-    print(
-        f"Demo data ready in {settings.data_dir}. Sign in as any of these, password {DEMO_PASSWORD!r}:",
-        file=sys.stderr,
-    )
+    print(f"Demo data ready in {settings.data_dir}.", file=sys.stderr)
+    _print_accounts()
+
+
+def _print_accounts() -> None:
+    print(f"Sign in as any of these, password {DEMO_PASSWORD!r}:", file=sys.stderr)
     for username, name, org, role, _ in PEOPLE:
         print(f"  {username:<12} {role:<12} {name} ({ORGANISATIONS[org][0]})", file=sys.stderr)

@@ -99,7 +99,6 @@ class Identities:
     async def _token_user(self, token: str) -> tuple[User | None, None]:
         return await self.db.people.user_for_token(token_hash(token)), None
 
-
     async def _session_user(self, id_hash: str) -> tuple[User | None, str | None]:
         found = await self.db.people.session(id_hash)
         return (found[0], found[1]) if found else (None, None)
