@@ -246,3 +246,25 @@ def test_worklist_order_counts_and_filters(tmp_path: Path) -> None:
         assert page.text.index("U-1") < page.text.index("U-2") and "R-1" not in page.text
     finally:
         stop_server(server)
+
+
+def test_anonymised_views_withhold_identifiers_for_everyone(
+    world: tuple[Server, dict[str, str], dict[str, str]], case_ids: dict[str, str]
+) -> None:
+    server, tokens, slide_ids = world
+    headers = {"Authorization": f"Bearer {tokens['pathologist']}"}
+    anonymised = {"view": "anonymised"}
+    responses = [
+        server.client.get(path, params=anonymised, headers=headers)
+        for path in ["/", "/api/worklist", f"/cases/{case_ids['OWN-1']}", f"/api/cases/{case_ids['OWN-1']}"]
+    ]
+    for response in responses:
+        assert response.status_code == 200
+        for secret in [PATIENTS["OWN-1"], NHS["OWN-1"], "OWN-1", "1958-03-14", "label.jpeg"]:
+            assert secret.encode() not in response.content, (response.url, secret)
+    label = server.client.get(
+        f"/slides/{slide_ids['OWN-1']}/associated/label.jpeg", params=anonymised, headers=headers
+    )
+    assert label.status_code == 403
+    # The same person, not asking for anonymity, sees the patient.
+    assert PATIENTS["OWN-1"] in server.client.get(f"/api/cases/{case_ids['OWN-1']}", headers=headers).text

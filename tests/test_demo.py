@@ -46,11 +46,16 @@ def test_demo_seeds_and_serves(tmp_path: Path) -> None:
             csrf = re.search(r'name="csrf" value="([^"]+)"', form)
             assert csrf
             signed_in = client.post(
-                "/login", data={"username": "north.path", "password": DEMO_PASSWORD, "csrf": csrf[1], "next": "/"}
+                "/login",
+                data={"username": "north.path", "password": DEMO_PASSWORD, "csrf": csrf[1], "next": "/"},
             )
             assert signed_in.status_code == 303
             worklist = client.get("/api/worklist").json()
-            assert [c["accession"] for c in worklist["cases"]] == ["DEMO-24-0101", "DEMO-24-0102", "DEMO-24-0103"]
+            assert [c["accession"] for c in worklist["cases"]] == [
+                "DEMO-24-0101",
+                "DEMO-24-0102",
+                "DEMO-24-0103",
+            ]
             slide = worklist["cases"][0]["slides"][0]["id"]
             meta = client.get(f"/api/slides/{slide}").json()
             assert (meta["width"], meta["height"], meta["mpp_x"]) == (46000, 32000, 0.25)

@@ -15,6 +15,11 @@ from collab.web.auth import current_user
 ACCESS_CACHE_S = 5.0
 
 
+def anonymised(request: Request) -> bool:
+    """Whether the request asks for an anonymised view (``?view=anonymised``)."""
+    return request.query_params.get("view") == "anonymised"
+
+
 class AccessControl:
     """Case and slide access for the signed-in user, from the catalogue and the policy."""
 
@@ -36,7 +41,12 @@ class AccessControl:
             if len(self._decisions) > 50_000:
                 self._decisions.clear()
             self._decisions[(user.id, case_id)] = (now + ACCESS_CACHE_S, case, access)
-        return (case, access) if case is not None and access is not None else None
+        if case is None or access is None:
+            return None
+        if anonymised(request):
+            # Anyone may ask for an anonymised view (teaching, a screen shared in a meeting).
+            access = Access(contribute=access.contribute, identified=False)
+        return case, access
 
     async def slide(self, request: Request, slide_id: str) -> tuple[SlideRecord, Case, Access] | None:
         """The slide, its case and the user's access to it; None if it does not exist for them."""

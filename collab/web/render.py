@@ -18,4 +18,6 @@ def render(request: Request, name: str, *, status: int = 200, **context: object)
     """A page; every template sees ``user`` and the session's ``csrf`` token."""
     context.setdefault("user", request.scope.get("user"))
     context.setdefault("session_csrf", request.scope.get("csrf"))
+    # Links keep an anonymised view anonymised.
+    context.setdefault("view", "&view=anonymised" if request.query_params.get("view") == "anonymised" else "")
     return HTMLResponse(TEMPLATES.get_template(name).render(**context), status_code=status)
