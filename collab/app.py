@@ -17,7 +17,8 @@ from collab.config import Settings
 from collab.security import load_secret
 from collab.slides.library import SlideLibrary
 from collab.store import Database
-from collab.web import audit, auth, pages, slides
+from collab.sync.rooms import Rooms
+from collab.web import audit, auth, pages, slides, sync
 from collab.web.access import AccessControl
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -32,7 +33,7 @@ def create_app(settings: Settings) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with Database(settings.database_path) as db:
+        async with Database(settings.database_path) as db, Rooms(db.documents) as rooms:
 
             async def resolve(slide_id: str) -> Path | None:
                 record = await db.catalog.slide(slide_id)
@@ -52,6 +53,7 @@ def create_app(settings: Settings) -> Starlette:
             app.state.secret = load_secret(settings.data_dir / "secret.key")
             app.state.identities = auth.Identities(db, app.state.secret)
             app.state.access = AccessControl(db)
+            app.state.rooms = rooms
             app.state.login_throttle = auth.LoginThrottle()
             try:
                 yield
@@ -64,6 +66,7 @@ def create_app(settings: Settings) -> Starlette:
         *pages.routes,
         *audit.routes,
         *slides.routes,
+        *sync.routes,
         Mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static"),
     ]
     return Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(auth.AuthMiddleware)])

@@ -38,6 +38,7 @@ class Database:
     def __init__(self, path: Path) -> None:
         from collab.store.audit import AuditLog
         from collab.store.catalog import Catalog
+        from collab.store.documents import Documents
         from collab.store.people import People
 
         self.path = path
@@ -45,6 +46,7 @@ class Database:
         self.catalog = Catalog(self)
         self.people = People(self)
         self.audit = AuditLog(self)
+        self.documents = Documents(self)
 
     async def __aenter__(self) -> Self:
         self.path.parent.mkdir(parents=True, exist_ok=True)

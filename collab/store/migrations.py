@@ -95,4 +95,19 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
     """,
+    # 3: the shared document of each case: a snapshot and the updates since.
+    """
+    CREATE TABLE doc_snapshots (
+        case_id TEXT PRIMARY KEY REFERENCES cases(id),
+        state BLOB NOT NULL,
+        upto INTEGER NOT NULL,
+        saved TEXT NOT NULL
+    );
+    CREATE TABLE doc_updates (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        case_id TEXT NOT NULL REFERENCES cases(id),
+        update_data BLOB NOT NULL
+    );
+    CREATE INDEX doc_updates_by_case ON doc_updates(case_id, id);
+    """,
 )

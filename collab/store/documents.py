@@ -1,0 +1,55 @@
+"""Shared documents of cases: a snapshot plus the updates appended since, compacted now and then."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from collab.store.database import now_iso
+
+if TYPE_CHECKING:
+    from collab.store.database import Database
+
+
+class Documents:
+    """Stores Yjs updates as they come and gives them back to rebuild a document."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def load(self, case_id: str) -> list[bytes]:
+        """The snapshot (if any) then every later update, oldest first."""
+        snapshot = await self.db.one("SELECT state, upto FROM doc_snapshots WHERE case_id = ?", (case_id,))
+        upto = snapshot["upto"] if snapshot else 0
+        rows = await self.db.all(
+            "SELECT update_data FROM doc_updates WHERE case_id = ? AND id > ? ORDER BY id", (case_id, upto)
+        )
+        return ([bytes(snapshot["state"])] if snapshot else []) + [bytes(r["update_data"]) for r in rows]
+
+    async def append(self, updates: list[tuple[str, bytes]]) -> None:
+        """Append (case id, update) pairs in one transaction: once this returns, they are on disk."""
+        await self.db.conn.executemany(
+            "INSERT INTO doc_updates (case_id, update_data) VALUES (?, ?)", updates
+        )
+        await self.db.conn.commit()
+
+    async def pending_count(self, case_id: str) -> int:
+        """How many updates a load would replay after the snapshot."""
+        row = await self.db.one(
+            "SELECT count(*) FROM doc_updates WHERE case_id = ? AND id > coalesce("
+            "(SELECT upto FROM doc_snapshots WHERE case_id = ?), 0)",
+            (case_id, case_id),
+        )
+        return int(row[0]) if row else 0
+
+    async def compact(self, case_id: str, state: bytes) -> None:
+        """Replace the updates so far by a snapshot of the whole document."""
+        row = await self.db.one("SELECT max(id) FROM doc_updates WHERE case_id = ?", (case_id,))
+        upto = int(row[0]) if row and row[0] is not None else 0
+        await self.db.conn.execute(
+            "INSERT INTO doc_snapshots (case_id, state, upto, saved) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT(case_id) DO UPDATE SET state = excluded.state, upto = excluded.upto,"
+            " saved = excluded.saved",
+            (case_id, state, upto, now_iso()),
+        )
+        await self.db.conn.execute("DELETE FROM doc_updates WHERE case_id = ? AND id <= ?", (case_id, upto))
+        await self.db.conn.commit()

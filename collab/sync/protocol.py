@@ -1,0 +1,136 @@
+"""The y-websocket wire format, read strictly: a bad frame is an error, never a guess.
+
+A frame is a varuint message type, then for SYNC a varuint sub-type and a
+length-prefixed payload, for AWARENESS a length-prefixed awareness update, for
+QUERY_AWARENESS nothing. Lengths that run past the frame are errors.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from pycrdt import YMessageType, YSyncMessageType, write_var_uint
+
+QUERY_AWARENESS = 3
+AUTH = 2
+
+
+class ProtocolError(ValueError):
+    """A frame that does not follow the protocol."""
+
+
+class _Reader:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.pos = 0
+
+    def var_uint(self) -> int:
+        value, shift = 0, 0
+        while True:
+            if self.pos >= len(self.data):
+                raise ProtocolError("truncated number")
+            byte = self.data[self.pos]
+            self.pos += 1
+            value |= (byte & 0x7F) << shift
+            if byte < 0x80:
+                return value
+            shift += 7
+            if shift > 53:
+                raise ProtocolError("number too long")
+
+    def var_bytes(self) -> bytes:
+        length = self.var_uint()
+        end = self.pos + length
+        if end > len(self.data):
+            raise ProtocolError("length beyond the end of the frame")
+        chunk = self.data[self.pos : end]
+        self.pos = end
+        return chunk
+
+    def var_string(self) -> str:
+        try:
+            return self.var_bytes().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ProtocolError("text is not UTF-8") from exc
+
+    def done(self) -> bool:
+        return self.pos == len(self.data)
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One parsed message."""
+
+    kind: int  # YMessageType.SYNC / AWARENESS, or QUERY_AWARENESS / AUTH
+    sync_kind: int | None = None  # YSyncMessageType for SYNC frames
+    payload: bytes = b""
+
+
+def parse(data: bytes) -> Frame:
+    """Parse one frame; raises ProtocolError if it is malformed."""
+    reader = _Reader(data)
+    kind = reader.var_uint()
+    if kind == YMessageType.SYNC:
+        sync_kind = reader.var_uint()
+        if sync_kind not in (
+            YSyncMessageType.SYNC_STEP1,
+            YSyncMessageType.SYNC_STEP2,
+            YSyncMessageType.SYNC_UPDATE,
+        ):
+            raise ProtocolError(f"unknown sync message {sync_kind}")
+        frame = Frame(kind, sync_kind, reader.var_bytes())
+    elif kind == YMessageType.AWARENESS:
+        frame = Frame(kind, None, reader.var_bytes())
+    elif kind in (QUERY_AWARENESS, AUTH):
+        return Frame(kind)  # nothing else is read from these
+    else:
+        raise ProtocolError(f"unknown message type {kind}")
+    if not reader.done():
+        raise ProtocolError("bytes after the end of the message")
+    return frame
+
+
+@dataclass(frozen=True)
+class AwarenessEntry:
+    """One client's awareness state as sent: its clock and JSON text ("null" when gone)."""
+
+    client_id: int
+    clock: int
+    state_json: str
+
+
+MAX_AWARENESS_STATE = 64 * 1024
+
+
+def parse_awareness(update: bytes) -> list[AwarenessEntry]:
+    """The entries of an awareness update; each state must be JSON of bounded size."""
+    reader = _Reader(update)
+    count = reader.var_uint()
+    if count > 1000:
+        raise ProtocolError("too many awareness entries")
+    entries = []
+    for _ in range(count):
+        client_id, clock, text = reader.var_uint(), reader.var_uint(), reader.var_string()
+        if len(text) > MAX_AWARENESS_STATE:
+            raise ProtocolError("awareness state too large")
+        try:
+            json.loads(text)
+        except ValueError as exc:
+            raise ProtocolError("awareness state is not JSON") from exc
+        entries.append(AwarenessEntry(client_id, clock, text))
+    if not reader.done():
+        raise ProtocolError("bytes after the awareness entries")
+    return entries
+
+
+def encode_awareness(entries: list[AwarenessEntry]) -> bytes:
+    """An AWARENESS frame carrying these entries."""
+    body = write_var_uint(len(entries)) + b"".join(
+        write_var_uint(e.client_id)
+        + write_var_uint(e.clock)
+        + write_var_uint(len(t := e.state_json.encode()))
+        + t
+        for e in entries
+    )
+    return bytes([YMessageType.AWARENESS]) + write_var_uint(len(body)) + body

@@ -1,0 +1,155 @@
+"""One case's shared document and the people connected to it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from pycrdt import Doc, Map, YMessageType, YSyncMessageType, create_sync_message, create_update_message
+from pycrdt._sync import create_sync_step2_message
+
+from collab.sync.protocol import QUERY_AWARENESS, AwarenessEntry, Frame, encode_awareness, parse_awareness
+
+# The document's top-level names; anything else in an update is refused (docs/sync.md).
+ROOTS = {"annotations": Map, "discussion": Map, "outcome": Map, "meta": Map}
+EMPTY_UPDATE = b"\x00\x00"
+
+
+class Rejected(Exception):
+    """The connection sent something it may not; it is closed with this code and reason."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+class Peer(Protocol):
+    """A connection as the room sees it."""
+
+    user_id: int
+    contribute: bool  # may change the document
+    moderate: bool  # may change or delete other people's annotations
+
+    def send(self, data: bytes) -> None: ...
+
+
+class Room:
+    """The document of one case, its peers and their awareness states."""
+
+    def __init__(self, case_id: str, updates: list[bytes], persist: Callable[[str, bytes], None]) -> None:
+        self.case_id = case_id
+        self.doc: Doc[Any] = Doc()
+        for update in updates:
+            self.doc.apply_update(update)
+        self._persist = persist
+        self.peers: set[Peer] = set()
+        self.awareness: dict[int, AwarenessEntry] = {}
+        self._owned: dict[Peer, set[int]] = {}
+
+    def join(self, peer: Peer) -> None:
+        """Greet a newcomer: our state vector (so it sends what we lack) and who is here."""
+        self.peers.add(peer)
+        self._owned[peer] = set()
+        peer.send(create_sync_message(self.doc))
+        live = [e for e in self.awareness.values() if e.state_json != "null"]
+        if live:
+            peer.send(encode_awareness(live))
+
+    def leave(self, peer: Peer) -> None:
+        """Forget a peer; everyone else sees its pointers and presence go at once."""
+        self.peers.discard(peer)
+        gone = [
+            AwarenessEntry(client_id, self.awareness[client_id].clock + 1, "null")
+            for client_id in self._owned.pop(peer, set())
+            if client_id in self.awareness
+        ]
+        for entry in gone:
+            del self.awareness[entry.client_id]
+        if gone:
+            self._broadcast(encode_awareness(gone))
+
+    def receive(self, peer: Peer, frame: Frame) -> None:
+        """Handle one frame from ``peer``; raises Rejected for what it may not send."""
+        if frame.kind == YMessageType.SYNC:
+            if frame.sync_kind == YSyncMessageType.SYNC_STEP1:
+                peer.send(create_sync_step2_message(self._missing(frame.payload)))
+                return
+            if frame.payload == EMPTY_UPDATE:
+                return
+            if not peer.contribute:
+                raise Rejected(4403, "read-only: document changes are not accepted from this participant")
+            self._check(peer, frame.payload)
+            self.doc.apply_update(frame.payload)
+            self._persist(self.case_id, frame.payload)
+            self._broadcast(create_update_message(frame.payload), skip=peer)
+        elif frame.kind == YMessageType.AWARENESS:
+            self._awareness(peer, frame.payload)
+        elif frame.kind == QUERY_AWARENESS:
+            live = [e for e in self.awareness.values() if e.state_json != "null"]
+            peer.send(encode_awareness(live))
+
+    def _missing(self, state_vector: bytes) -> bytes:
+        try:
+            return self.doc.get_update(state_vector)
+        except Exception as exc:  # pycrdt raises its own errors on a malformed vector
+            raise Rejected(4400, "malformed state vector") from exc
+
+    def _awareness(self, peer: Peer, payload: bytes) -> None:
+        entries = parse_awareness(payload)
+        owned = self._owned.setdefault(peer, set())
+        for entry in entries:
+            owner = next((p for p, ids in self._owned.items() if entry.client_id in ids), None)
+            if owner is not None and owner is not peer:
+                raise Rejected(4403, "awareness of another participant's client")
+            owned.add(entry.client_id)
+            current = self.awareness.get(entry.client_id)
+            if current is None or entry.clock >= current.clock:
+                self.awareness[entry.client_id] = entry
+        # Everyone, the sender included, gets it: y-websocket clients count renewals.
+        self._broadcast(bytes([YMessageType.AWARENESS]) + _with_length(payload))
+
+    def _check(self, peer: Peer, update: bytes) -> None:
+        """Apply the update to a copy first: refuse unknown roots and others' annotations."""
+        trial: Doc[Any] = Doc()
+        trial.apply_update(self.doc.get_update())
+        try:
+            trial.apply_update(update)
+        except Exception as exc:
+            raise Rejected(4400, "malformed document update") from exc
+        unknown = set(trial.keys()) - set(ROOTS)
+        if unknown:
+            raise Rejected(4400, f"unknown document parts: {', '.join(sorted(unknown))}")
+        before = _annotations(self.doc)
+        after = _annotations(trial)
+        author = str(peer.user_id)
+        for annotation_id in before.keys() | after.keys():
+            old, new = before.get(annotation_id), after.get(annotation_id)
+            if old == new:
+                continue
+            if old is None:
+                if new is not None and str(new.get("author")) != author:
+                    raise Rejected(4403, "an annotation must carry its author's own id")
+            elif str(old.get("author")) != author and not peer.moderate:
+                raise Rejected(4403, "only the author or a pathologist of the owning trust may change this")
+            elif new is not None and new.get("author") != old.get("author"):
+                raise Rejected(4403, "an annotation's author cannot change")
+
+    def _broadcast(self, data: bytes, skip: Peer | None = None) -> None:
+        """Encoded once, queued for every peer (a slow peer's queue does not hold up others)."""
+        for peer in list(self.peers):
+            if peer is not skip:
+                peer.send(data)
+
+
+def _annotations(doc: Doc[Any]) -> dict[str, Any]:
+    if "annotations" not in set(doc.keys()):
+        return {}
+    value = doc.get("annotations", type=Map).to_py() or {}
+    return {k: (v if isinstance(v, dict) else {"value": v}) for k, v in value.items()}
+
+
+def _with_length(payload: bytes) -> bytes:
+    from pycrdt import write_var_uint
+
+    return write_var_uint(len(payload)) + payload

@@ -1,0 +1,94 @@
+"""Rooms by case: loaded on first join, saved in batches, unloaded after the last leaves."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from collab.store.documents import Documents
+from collab.sync.room import Room
+
+log = logging.getLogger("collab.sync")
+
+# Updates reach the disk within this window of arriving (one transaction per window).
+FLUSH_WINDOW_S = 0.05
+# A document's update log is folded into a snapshot once it is this long.
+COMPACT_AFTER = 500
+
+
+class Rooms:
+    """Every open room, and the one writer that saves their updates."""
+
+    def __init__(self, documents: Documents) -> None:
+        self.documents = documents
+        self._rooms: dict[str, Room] = {}
+        self._loading: dict[str, asyncio.Future[Room]] = {}
+        self._pending: list[tuple[str, bytes]] = []
+        self._wake = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Rooms:
+        self._writer = asyncio.create_task(self._write_loop())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._writer:
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
+        await self.flush()
+
+    async def join(self, case_id: str) -> Room:
+        """The room of a case, loading it once however many join at the same instant."""
+        room = self._rooms.get(case_id)
+        if room is not None:
+            return room
+        loading = self._loading.get(case_id)
+        if loading is not None:
+            return await asyncio.shield(loading)
+        future: asyncio.Future[Room] = asyncio.get_running_loop().create_future()
+        self._loading[case_id] = future
+        try:
+            updates = await self.documents.load(case_id)
+            room = Room(case_id, updates, self._persist)
+            self._rooms[case_id] = room
+            future.set_result(room)
+            return room
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()
+            raise
+        finally:
+            del self._loading[case_id]
+
+    async def left(self, room: Room) -> None:
+        """After a peer left: an empty room is saved, compacted if long, and unloaded."""
+        if room.peers or self._rooms.get(room.case_id) is not room:
+            return
+        await self.flush()
+        if room.peers:  # someone joined while we saved
+            return
+        del self._rooms[room.case_id]
+        if await self.documents.pending_count(room.case_id) >= COMPACT_AFTER:
+            await self.documents.compact(room.case_id, room.doc.get_update())
+
+    def _persist(self, case_id: str, update: bytes) -> None:
+        self._pending.append((case_id, update))
+        self._wake.set()
+
+    async def flush(self) -> None:
+        """Write every update received so far."""
+        if self._pending:
+            batch, self._pending = self._pending, []
+            await self.documents.append(batch)
+
+    async def _write_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            await asyncio.sleep(FLUSH_WINDOW_S)  # gather the window's updates into one transaction
+            self._wake.clear()
+            try:
+                await self.flush()
+            except Exception:  # the batch is lost only if the disk refuses it; say so loudly
+                log.exception("could not save document updates")

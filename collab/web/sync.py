@@ -1,0 +1,109 @@
+"""``WS /ws/cases/{case_id}``: the y-websocket endpoint of a case's shared document."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from collab.domain import User, case_access
+from collab.sync.protocol import ProtocolError, parse
+from collab.sync.room import Rejected
+from collab.sync.rooms import Rooms
+
+log = logging.getLogger("collab.sync")
+
+# Frames queued for one peer before it counts as too slow and is disconnected.
+MAX_QUEUE = 1000
+# y-websocket puts the room name after the server URL: /ws/cases/{case_id}.
+
+
+class Connection:
+    """One websocket peer: its rights, and a bounded queue drained by one sender task."""
+
+    def __init__(self, websocket: WebSocket, user: User, contribute: bool, moderate: bool) -> None:
+        self.websocket = websocket
+        self.user_id = user.id
+        self.contribute = contribute
+        self.moderate = moderate
+        self.queue: asyncio.Queue[bytes] = asyncio.Queue(MAX_QUEUE)
+        self.closing: asyncio.Task[None] | None = None
+
+    def send(self, data: bytes) -> None:
+        """Queue a frame; a peer that stops reading is disconnected, the others never wait."""
+        try:
+            self.queue.put_nowait(data)
+        except asyncio.QueueFull:
+            self.close(4408, "too slow: messages piled up")
+
+    def close(self, code: int, reason: str) -> None:
+        if self.closing is None:
+            self.closing = asyncio.ensure_future(_close(self.websocket, code, reason))
+
+    async def pump(self) -> None:
+        try:
+            while True:
+                await self.websocket.send_bytes(await self.queue.get())
+        except Exception:  # the socket went away: the receive loop sees the disconnect
+            self.close(1011, "send failed")
+
+
+async def _close(websocket: WebSocket, code: int, reason: str) -> None:
+    with contextlib.suppress(Exception):
+        await websocket.close(code=code, reason=reason)
+
+
+async def case_socket(websocket: WebSocket) -> None:
+    """Join the case's room if the signed-in user may see the case; refuse before any byte otherwise."""
+    user: User | None = websocket.scope.get("user")
+    app = websocket.app
+    case_id = websocket.path_params["case_id"]
+    case = await app.state.db.catalog.case(case_id)
+    access = case_access(user, case, await app.state.db.catalog.shares(case_id)) if (user and case) else None
+    if user is None or case is None or access is None:
+        await websocket.close(code=4404, reason="no such case")
+        return
+    await websocket.accept()
+    moderate = user.org_id == case.org_id and user.role in ("admin", "pathologist")
+    peer = Connection(websocket, user, access.contribute, moderate)
+    rooms: Rooms = app.state.rooms
+    room = await rooms.join(case_id)
+    room.join(peer)
+    sender = asyncio.create_task(peer.pump())
+    try:
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                break
+            data = message.get("bytes")
+            if data is None:
+                peer.close(1003, "binary frames only")
+                break
+            try:
+                room.receive(peer, parse(data))
+            except ProtocolError as exc:
+                peer.close(1007, f"bad frame: {exc}")
+                break
+            except Rejected as exc:
+                peer.close(exc.code, exc.reason)
+                break
+            except Exception:
+                log.exception("frame from user %s in case %s failed", user.id, case_id)
+                peer.close(1011, "the server could not handle that frame")
+                break
+    except WebSocketDisconnect:
+        pass
+    finally:
+        room.leave(peer)
+        sender.cancel()
+        if peer.closing is None:
+            peer.close(1000, "")
+        assert peer.closing is not None
+        await peer.closing  # the close frame with its code goes out before the app returns
+        await rooms.left(room)
+
+
+routes = [WebSocketRoute("/ws/cases/{case_id}", case_socket)]

@@ -1,0 +1,266 @@
+"""The shared document over real websockets, with real pycrdt clients against a real server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import websockets
+from pycrdt import Map
+
+from tests.conftest import Server, add_user, api_token, collab, start_server, stop_server
+from tests.yclient import YClient
+
+
+@pytest.fixture
+def room(server: Server) -> Iterator[tuple[Server, str, dict[str, str], dict[str, int]]]:
+    """Case S26-1 and people with different rights on it; yields the server, the case id, tokens, user ids."""
+    data_dir = server.data_dir
+    add_user(data_dir, "north.trainee", "trainee", "North Trust")
+    add_user(data_dir, "north.onc", "clinician", "North Trust", "--specialty", "oncology")
+    collab("orgs", "add", "South Trust", data_dir=data_dir)
+    add_user(data_dir, "south.path", "pathologist", "South Trust")
+    tokens = {
+        name: api_token(data_dir, name) for name in ("north.path", "north.trainee", "north.onc", "south.path")
+    }
+    with sqlite3.connect(data_dir / "collab.sqlite3") as db:
+        case_id = db.execute("SELECT id FROM cases WHERE accession = 'S26-1'").fetchone()[0]
+        ids = dict(db.execute("SELECT username, id FROM users").fetchall())
+    yield server, case_id, tokens, ids
+
+
+def _url(server: Server, case_id: str) -> str:
+    return server.url.replace("http://", "ws://") + f"/ws/cases/{case_id}"
+
+
+def _annotation(author: int, label: str) -> Map:
+    return Map(
+        {
+            "slide": "s1",
+            "kind": "point",
+            "points": [[10.0, 20.0]],
+            "label": label,
+            "color": "#e91e63",
+            "author": str(author),
+            "created": "2026-11-29T10:00:00Z",
+            "updated": "2026-11-29T10:00:00Z",
+        }
+    )
+
+
+def _stored_updates(server: Server, case_id: str) -> int:
+    with sqlite3.connect(server.data_dir / "collab.sqlite3") as db:
+        return int(db.execute("SELECT count(*) FROM doc_updates WHERE case_id = ?", (case_id,)).fetchone()[0])
+
+
+async def _until(predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    """Poll something outside the protocol (the database file) until it holds."""
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.02)
+
+
+def test_two_people_converge_and_late_joiners_catch_up(room) -> None:  # type: ignore[no-untyped-def]
+    server, case_id, tokens, ids = room
+
+    async def scenario() -> None:
+        a = await YClient(_url(server, case_id), tokens["north.path"]).connect()
+        b = await YClient(_url(server, case_id), tokens["north.trainee"]).connect()
+        await a.synced.wait()
+        await b.synced.wait()
+        a.annotations()["a1"] = _annotation(ids["north.path"], "mitosis — ünïcødé")
+        await b.wait_for(lambda: "a1" in b.annotations())
+        assert b.annotations()["a1"]["label"] == "mitosis — ünïcødé"
+        b.annotations()["b1"] = _annotation(ids["north.trainee"], "trainee's note")
+        await a.wait_for(lambda: "b1" in a.annotations())
+        late = await YClient(_url(server, case_id), tokens["north.onc"]).connect()
+        await late.wait_for(lambda: {"a1", "b1"} <= set(late.annotations().keys()))
+        for client in (a, b, late):
+            await client.close()
+
+    asyncio.run(scenario())
+
+
+def test_awareness_reaches_joiners_and_leaves_with_its_owner(room) -> None:  # type: ignore[no-untyped-def]
+    server, case_id, tokens, _ = room
+
+    async def scenario() -> None:
+        a = await YClient(_url(server, case_id), tokens["north.path"]).connect()
+        await a.set_awareness({"user": {"name": "Dr North"}, "pointer": {"slide": "s1", "x": 100, "y": 200}})
+        b = await YClient(_url(server, case_id), tokens["north.onc"]).connect()
+        await b.wait_for(lambda: a.doc.client_id in b.awareness)
+        assert b.awareness[a.doc.client_id]["pointer"] == {"slide": "s1", "x": 100, "y": 200}
+        await a.close()  # the tab is closed: the pointer goes at once, not after a timeout
+        await b.wait_for(lambda: a.doc.client_id not in b.awareness)
+        await b.close()
+
+    asyncio.run(scenario())
+
+
+def test_read_only_participants_cannot_change_the_document(room) -> None:  # type: ignore[no-untyped-def]
+    server, case_id, tokens, ids = room
+
+    async def scenario() -> None:
+        watcher = await YClient(_url(server, case_id), tokens["north.path"]).connect()
+        reader = await YClient(_url(server, case_id), tokens["north.onc"]).connect()  # clinician: read-only
+        await reader.synced.wait()
+        await reader.set_awareness({"user": {"name": "Dr Onc"}})  # awareness is allowed
+        await watcher.wait_for(lambda: reader.doc.client_id in watcher.awareness)
+        reader.annotations()["x"] = _annotation(ids["north.onc"], "not allowed")
+        await reader.closed.wait()
+        assert reader.close_code == 4403
+        # Nothing was applied, broadcast or stored; the room goes on.
+        watcher.annotations()["ok"] = _annotation(ids["north.path"], "fine")
+        other = await YClient(_url(server, case_id), tokens["north.trainee"]).connect()
+        await other.wait_for(lambda: "ok" in other.annotations())
+        assert "x" not in other.annotations() and "x" not in watcher.annotations()
+        for client in (watcher, other):
+            await client.close()
+
+    asyncio.run(scenario())
+
+
+def test_only_authors_or_pathologists_change_an_annotation(room) -> None:  # type: ignore[no-untyped-def]
+    server, case_id, tokens, ids = room
+
+    async def scenario() -> None:
+        author = await YClient(_url(server, case_id), tokens["north.trainee"]).connect()
+        await author.synced.wait()
+        author.annotations()["t1"] = _annotation(ids["north.trainee"], "trainee's")
+        pathologist = await YClient(_url(server, case_id), tokens["north.path"]).connect()
+        await pathologist.wait_for(lambda: "t1" in pathologist.annotations())
+        pathologist.annotations()["t1"]["label"] = "corrected by the consultant"  # moderation is allowed
+        await author.wait_for(lambda: author.annotations()["t1"]["label"] == "corrected by the consultant")
+        # A trainee may not delete the consultant's annotation, nor post as someone else.
+        pathologist.annotations()["p1"] = _annotation(ids["north.path"], "consultant's")
+        await author.wait_for(lambda: "p1" in author.annotations())
+        del author.annotations()["p1"]
+        await author.closed.wait()
+        assert author.close_code == 4403
+        assert "p1" in pathologist.annotations()
+        forger = await YClient(_url(server, case_id), tokens["north.trainee"]).connect()
+        await forger.synced.wait()
+        forger.annotations()["f1"] = _annotation(ids["north.path"], "forged author")
+        await forger.closed.wait()
+        assert forger.close_code == 4403
+        await pathologist.close()
+
+    asyncio.run(scenario())
+
+
+def test_bad_frames_close_only_their_connection(room) -> None:  # type: ignore[no-untyped-def]
+    server, case_id, tokens, ids = room
+
+    async def scenario() -> None:
+        bystander = await YClient(_url(server, case_id), tokens["north.path"]).connect()
+        await bystander.synced.wait()
+        for frame, code in [
+            (b"\x00\x02\xff\xff\xff\xff\xff", 1007),  # length beyond the frame
+            (b"\x09", 1007),  # unknown message type
+            (b"\x00\x02\x05\x01\x02\x03\x04\x05", 4400),  # a well-framed update that is not one
+            (b"\x01\x05\x01\x01\x01\x01{", 1007),  # awareness that is not JSON
+            (b"\x00" + b"\x02" + b"\xff\xff\x7f" + b"x" * (2 * 1024 * 1024), 1009),  # over 1 MiB
+        ]:
+            bad = await YClient(_url(server, case_id), tokens["north.path"]).connect()
+            await bad.synced.wait()
+            await bad.send_raw(frame)
+            await bad.closed.wait()
+            assert bad.close_code == code, (frame[:8], bad.close_code, bad.close_reason)
+        unknown_root = await YClient(_url(server, case_id), tokens["north.path"]).connect()
+        await unknown_root.synced.wait()
+        unknown_root.doc.get("mischief", type=Map)["x"] = 1
+        await unknown_root.closed.wait()
+        assert unknown_root.close_code == 4400
+        # The bystander and the document are untouched, and the room still works.
+        bystander.annotations()["still"] = _annotation(ids["north.path"], "here")
+        late = await YClient(_url(server, case_id), tokens["north.trainee"]).connect()
+        await late.wait_for(lambda: "still" in late.annotations())
+        assert "mischief" not in set(late.doc.keys())
+        await bystander.close()
+        await late.close()
+
+    asyncio.run(scenario())
+
+
+def test_two_people_joining_a_cold_room_at_once_both_sync(room) -> None:  # type: ignore[no-untyped-def]
+    server, case_id, tokens, ids = room
+
+    async def scenario() -> None:
+        for attempt in range(15):
+            first, second = await asyncio.gather(
+                YClient(_url(server, case_id), tokens["north.path"]).connect(),
+                YClient(_url(server, case_id), tokens["north.trainee"]).connect(),
+            )
+            async with asyncio.timeout(10):
+                await asyncio.gather(first.synced.wait(), second.synced.wait())
+            first.annotations()[f"race{attempt}"] = _annotation(ids["north.path"], "race")
+            key = f"race{attempt}"
+            await second.wait_for(lambda key=key, second=second: key in second.annotations())
+
+            await asyncio.gather(first.close(), second.close())
+
+    asyncio.run(scenario())
+
+
+def test_strangers_are_refused_before_any_document_byte(room) -> None:  # type: ignore[no-untyped-def]
+    server, case_id, tokens, _ = room
+
+    async def scenario() -> None:
+        for headers in (
+            {},
+            {"Authorization": "Bearer wrong"},
+            {"Authorization": f"Bearer {tokens['south.path']}"},
+        ):
+            with pytest.raises(websockets.InvalidStatus) as refused:
+                await websockets.connect(_url(server, case_id), additional_headers=headers)
+            assert refused.value.response.status_code == 403
+
+    asyncio.run(scenario())
+
+
+def test_kill_9_loses_nothing_that_was_flushed_and_clients_push_the_rest(data_dir: Path, case: str) -> None:
+    add_user(data_dir, "north.trainee", "trainee", "North Trust")
+    token = api_token(data_dir, "north.path")
+    with sqlite3.connect(data_dir / "collab.sqlite3") as db:
+        case_id = db.execute("SELECT id FROM cases").fetchone()[0]
+        author = db.execute("SELECT id FROM users WHERE username = 'north.path'").fetchone()[0]
+    server = start_server(data_dir)
+
+    async def before() -> YClient:
+        client = await YClient(_url(server, case_id), token).connect()
+        await client.synced.wait()
+        client.annotations()["saved"] = _annotation(author, "flushed before the crash")
+        await _until(lambda: _stored_updates(server, case_id) >= 1)
+        return client
+
+    async def after(kept: YClient) -> None:
+        # Drawn while the server was down: kept by the client, pushed when it reconnects.
+        kept.annotations()["offline"] = _annotation(author, "drawn while disconnected")
+        again = await YClient(_url(restarted, case_id), token, doc=kept.doc).connect()
+        await again.synced.wait()
+        fresh = await YClient(_url(restarted, case_id), token).connect()
+        await fresh.wait_for(lambda: {"saved", "offline"} <= set(fresh.annotations().keys()))
+        await again.close()
+        await fresh.close()
+
+    async def run() -> None:
+        nonlocal restarted
+        kept = await before()
+        os.kill(server.process.pid, signal.SIGKILL)
+        server.process.wait()
+        await kept.closed.wait()
+        restarted = start_server(data_dir)
+        await after(kept)
+
+    restarted = server
+    try:
+        asyncio.run(run())
+    finally:
+        stop_server(server)
+        if restarted is not server:
+            stop_server(restarted)
