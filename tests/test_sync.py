@@ -264,3 +264,96 @@ def test_kill_9_loses_nothing_that_was_flushed_and_clients_push_the_rest(data_di
         stop_server(server)
         if restarted is not server:
             stop_server(restarted)
+
+
+def test_node_and_python_clients_converge(room) -> None:  # type: ignore[no-untyped-def]
+    """npm yjs + y-websocket (as in the browser) and pycrdt, in one room."""
+    import json
+    import shutil
+    import subprocess
+
+    from pycrdt import Array
+
+    from tests.conftest import REPO
+
+    if shutil.which("node") is None or not (REPO / "node_modules" / "y-websocket").exists():
+        pytest.skip("node and the npm packages (scripts/setup) are needed")
+    server, case_id, tokens, ids = room
+    ws_base = server.url.replace("http://", "ws://") + "/ws/cases"
+
+    def node(token: str, scenario: dict[str, object]) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [
+                "node",
+                str(REPO / "tests" / "node" / "yclient.mjs"),
+                ws_base,
+                case_id,
+                token,
+                json.dumps(scenario),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    expect = {"expect_annotations": ["n1", "n2", "p1"], "expect_messages": 3, "expect_peers": 2}
+    first = node(
+        tokens["north.path"],
+        {
+            "author": ids["north.path"],
+            "awareness": {"user": {"name": "Node A"}},
+            "annotations": {
+                "n1": {"kind": "point", "label": "Zellkern — 核", "author": str(ids["north.path"])}
+            },
+            "messages": ["Ki-67 looks high — ✓"],
+            **expect,
+        },
+    )
+    second = node(
+        tokens["north.trainee"],
+        {
+            "author": ids["north.trainee"],
+            "awareness": {"user": {"name": "Node B"}},
+            "annotations": {"n2": {"kind": "rect", "label": "stroma", "author": str(ids["north.trainee"])}},
+            "messages": ["agreed"],
+            **expect,
+        },
+    )
+
+    async def python_side() -> YClient:
+        client = await YClient(_url(server, case_id), tokens["north.path"]).connect()
+        await client.synced.wait()
+        await client.set_awareness({"user": {"name": "Python"}})
+        client.annotations()["p1"] = _annotation(ids["north.path"], "from Python — é")
+        client.doc.get("discussion", type=Array).append(
+            Map({"text": "from Python", "author": str(ids["north.path"])})
+        )
+        await client.wait_for(
+            lambda: (
+                {"n1", "n2"} <= set(client.annotations().keys())
+                and len(client.doc.get("discussion", type=Array)) == 3
+                and len(client.awareness) >= 2
+            ),
+            timeout=20,
+        )
+        return client
+
+    client = asyncio.run(_with_close(python_side()))
+    outputs = []
+    for process in (first, second):
+        out, err = process.communicate(timeout=30)
+        assert process.returncode == 0, err + out
+        outputs.append(json.loads(out))
+    python_labels = {k: v["label"] for k, v in client.annotations().to_py().items()}
+    for output in outputs:
+        assert {k: v["label"] for k, v in output["annotations"].items()} == python_labels
+        assert sorted(output["messages"]) == sorted(["Ki-67 looks high — ✓", "agreed", "from Python"])
+        assert {"Python"} <= {peer["user"]["name"] for peer in output["peers"]}
+    assert python_labels["n1"] == "Zellkern — 核"
+    assert {s["user"]["name"] for s in client.seen.values()} >= {"Node A", "Node B"}
+
+
+async def _with_close(running):  # type: ignore[no-untyped-def]
+    client = await running
+    await client.close()
+    return client

@@ -29,6 +29,7 @@ class YClient:
         self.token = token
         self.doc: Doc[Any] = doc or Doc()
         self.awareness: dict[int, Any] = {}
+        self.seen: dict[int, Any] = {}  # every state ever seen, by client id
         self.changed = asyncio.Condition()
         self.synced = asyncio.Event()
         self.closed = asyncio.Event()
@@ -82,6 +83,7 @@ class YClient:
                             self.awareness.pop(entry.client_id, None)
                         else:
                             self.awareness[entry.client_id] = json.loads(entry.state_json)
+                            self.seen[entry.client_id] = self.awareness[entry.client_id]
                 async with self.changed:
                     self.changed.notify_all()
         except websockets.ConnectionClosed:

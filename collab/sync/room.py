@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from pycrdt import Doc, Map, YMessageType, YSyncMessageType, create_sync_message, create_update_message
+from pycrdt import Array, Doc, Map, YMessageType, YSyncMessageType, create_sync_message, create_update_message
 from pycrdt._sync import create_sync_step2_message
 
 from collab.sync.protocol import QUERY_AWARENESS, AwarenessEntry, Frame, encode_awareness, parse_awareness
 
 # The document's top-level names; anything else in an update is refused (docs/sync.md).
-ROOTS = {"annotations": Map, "discussion": Map, "outcome": Map, "meta": Map}
+ROOTS = {"annotations": Map, "discussion": Array, "outcome": Map, "meta": Map}
+
 EMPTY_UPDATE = b"\x00\x00"
 
 
@@ -96,18 +97,25 @@ class Room:
             raise Rejected(4400, "malformed state vector") from exc
 
     def _awareness(self, peer: Peer, payload: bytes) -> None:
-        entries = parse_awareness(payload)
+        """Keep what is new; y-websocket clients relay others' states too, and those are dropped.
+
+        A client id belongs to the first connection that announced it, so nobody can
+        move or remove someone else's pointer.
+        """
         owned = self._owned.setdefault(peer, set())
-        for entry in entries:
-            owner = next((p for p, ids in self._owned.items() if entry.client_id in ids), None)
-            if owner is not None and owner is not peer:
-                raise Rejected(4403, "awareness of another participant's client")
-            owned.add(entry.client_id)
+        accepted = []
+        for entry in parse_awareness(payload):
+            if entry.client_id not in owned and any(entry.client_id in ids for ids in self._owned.values()):
+                continue
             current = self.awareness.get(entry.client_id)
-            if current is None or entry.clock >= current.clock:
-                self.awareness[entry.client_id] = entry
-        # Everyone, the sender included, gets it: y-websocket clients count renewals.
-        self._broadcast(bytes([YMessageType.AWARENESS]) + _with_length(payload))
+            if current is not None and entry.clock <= current.clock:
+                continue
+            owned.add(entry.client_id)
+            self.awareness[entry.client_id] = entry
+            accepted.append(entry)
+        if accepted:
+            # Everyone, the sender included, gets it: y-websocket clients count renewals.
+            self._broadcast(encode_awareness(accepted))
 
     def _check(self, peer: Peer, update: bytes) -> None:
         """Apply the update to a copy first: refuse unknown roots and others' annotations."""
@@ -147,9 +155,3 @@ def _annotations(doc: Doc[Any]) -> dict[str, Any]:
         return {}
     value = doc.get("annotations", type=Map).to_py() or {}
     return {k: (v if isinstance(v, dict) else {"value": v}) for k, v in value.items()}
-
-
-def _with_length(payload: bytes) -> bytes:
-    from pycrdt import write_var_uint
-
-    return write_var_uint(len(payload)) + payload
