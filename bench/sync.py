@@ -1,0 +1,323 @@
+"""Pointer fan-out: our sync server against the reference Node server, side by side.
+
+    .venv/bin/python bench/sync.py [--seconds 10] [--rate 30]
+
+One sender per room moves its pointer (awareness) `--rate` times a second for
+`--seconds`; every other client in the room receives it. Scenarios: one room of
+N = 10, 50, 200 clients, and 50 rooms of 5. Each runs against `collab serve` and
+against `@y/websocket-server` 0.1.1 (npm, the reference), with the same client
+code. Printed: send-to-receive latency p50/p99, share of messages delivered, server
+CPU (percent of one core), and the ratios ours / reference. Then the same one-room
+fan-out on our server while 8 other clients pull tiles at full speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shlex
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import websockets
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from collab.sync.protocol import AwarenessEntry, encode_awareness, parse, parse_awareness  # noqa: E402
+
+COLLAB = [sys.executable, "-m", "collab"]
+REFERENCE = ["node", str(REPO / "node_modules" / "@y" / "websocket-server" / "src" / "server.js")]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_http(url: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited: {process.returncode}")
+        try:
+            urllib.request.urlopen(url, timeout=1).read()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("server did not start")
+
+
+@dataclass
+class Target:
+    """A server under test: how to reach room i."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    urls: list[str]
+    headers: dict[str, str] = field(default_factory=dict)
+    data_dir: Path | None = None
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def start_ours(tmp: Path, rooms: int) -> Target:
+    data = Path(tempfile.mkdtemp(prefix="ours-", dir=tmp))
+
+    run = lambda *a, stdin=None: subprocess.run(  # noqa: E731
+        [*COLLAB, *a, "--data-dir", str(data)], input=stdin, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    run("orgs", "add", "Bench Trust")
+    run(
+        "users",
+        "add",
+        "bench",
+        "--role",
+        "pathologist",
+        "--org",
+        "Bench Trust",
+        "--password-stdin",
+        stdin="bench-password-not-secret\n",
+    )
+    token = run("users", "token", "bench")
+    for i in range(rooms):
+        run("cases", "add", f"BENCH-{i}", "--org", "Bench Trust")
+    with sqlite3.connect(data / "collab.sqlite3") as db:
+        case_ids = [r[0] for r in db.execute("SELECT id FROM cases ORDER BY accession")]
+    port = free_port()
+    process = subprocess.Popen(
+        [*COLLAB, "serve", "--data-dir", str(data), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_http(f"http://127.0.0.1:{port}/healthz", process)
+    urls = [f"ws://127.0.0.1:{port}/ws/cases/{c}" for c in case_ids]
+    return Target("ours", process, urls, {"Authorization": f"Bearer {token}"}, data)
+
+
+def start_reference(rooms: int) -> Target:
+    port = free_port()
+    env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port)}
+    process = subprocess.Popen(REFERENCE, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_http(f"http://127.0.0.1:{port}/", process)
+    return Target("reference", process, [f"ws://127.0.0.1:{port}/bench-{i}" for i in range(rooms)])
+
+
+@dataclass
+class Result:
+    latencies_ms: list[float]
+    delivered: float
+    cpu_percent: float
+
+    def pct(self, q: float) -> float:
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+async def fan_out(target: Target, rooms: int, per_room: int, seconds: float, rate: float) -> Result:
+    """Connect everyone, let each room's first client move its pointer, measure the others."""
+    latencies: list[float] = []
+    received: list[int] = [0]
+    conns = []
+    for room in range(rooms):
+        for _ in range(per_room):
+            conns.append(
+                (
+                    room,
+                    await websockets.connect(
+                        target.urls[room], additional_headers=target.headers, max_queue=None, compression=None
+                    ),
+                )
+            )
+    senders = {room: ws for room, ws in reversed(conns)}  # the first connection of each room
+
+    async def receive(ws: websockets.ClientConnection, is_sender: bool) -> None:
+        try:
+            async for data in ws:
+                if isinstance(data, str):
+                    continue
+                frame = parse(data)
+
+                if frame.kind != 1 or is_sender:
+                    continue
+                now = time.perf_counter_ns()
+                for entry in parse_awareness(frame.payload):
+                    state = json.loads(entry.state_json)
+                    if isinstance(state, dict) and "t" in state:
+                        latencies.append((now - state["t"]) / 1e6)
+                        received[0] += 1
+        except websockets.ConnectionClosed:
+            pass
+
+    readers = [asyncio.create_task(receive(ws, ws is senders[room])) for room, ws in conns]
+    await asyncio.sleep(1.0)  # let greetings (sync step 1, awareness) settle before measuring
+    latencies.clear()
+    received[0] = 0
+    cpu0 = cpu_seconds(target.process.pid)
+    start = time.perf_counter()
+    messages = int(seconds * rate)
+
+    async def send(room: int, ws: websockets.ClientConnection) -> None:
+        client_id = 1_000_000 + room
+        for clock in range(1, messages + 1):
+            due = start + clock / rate
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            state = {
+                "user": {"name": f"presenter {room}"},
+                "pointer": {"slide": "s1", "x": clock, "y": clock},
+                "t": time.perf_counter_ns(),
+            }
+            await ws.send(encode_awareness([AwarenessEntry(client_id, clock, json.dumps(state))]))
+
+    await asyncio.gather(*(send(room, ws) for room, ws in senders.items()))
+    await asyncio.sleep(1.0)  # the last messages arrive
+    cpu = cpu_seconds(target.process.pid) - cpu0
+    elapsed = time.perf_counter() - start
+    for _, ws in conns:
+        await ws.close()
+    for task in readers:
+        task.cancel()
+    expected = rooms * (per_room - 1) * messages
+    return Result(latencies, received[0] / expected if expected else 0.0, 100 * cpu / elapsed)
+
+
+def row(label: str, ours: Result, ref: Result) -> str:
+    return (
+        f"| {label} | {ours.pct(0.5):.1f} / {ours.pct(0.99):.1f} | {ref.pct(0.5):.1f} / {ref.pct(0.99):.1f} "
+        f"| {ours.pct(0.99) / ref.pct(0.99):.2f}x | {100 * ours.delivered:.1f}% / {100 * ref.delivered:.1f}% "
+        f"| {ours.cpu_percent:.1f}% / {ref.cpu_percent:.1f}% "
+        f"| {ours.cpu_percent / max(ref.cpu_percent, 0.01):.2f}x |"
+    )
+
+
+def with_tile_load(tmp: Path, args: argparse.Namespace) -> None:
+    """Pointer fan-out on our server, idle and while 8 clients pull distinct tiles at full speed."""
+    from collab.slides.demo import generate_demo_slide
+
+    slide = tmp / "load.tiff"
+    generate_demo_slide(slide, l0_width=30_000, l0_height=20_000)
+    target = start_ours(tmp, 1)
+    try:
+        data = target.data_dir
+        assert data is not None
+        out = subprocess.run(
+            [*COLLAB, "slides", "add", str(slide), "--case", "BENCH-0", "--data-dir", str(data)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        slide_id = out.split("\t")[0]
+        port = target.urls[0].split(":")[2].split("/")[0]
+        idle = asyncio.run(fan_out(target, 1, 50, args.seconds, args.rate))
+        token = target.headers["Authorization"].split()[1]
+        puller = subprocess.Popen(
+            [sys.executable, "-c", PULLER, port, slide_id, token, str(args.seconds + 3)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        loaded = asyncio.run(fan_out(target, 1, 50, args.seconds, args.rate))
+        tiles = puller.communicate(timeout=120)[0].strip()
+    finally:
+        target.stop()
+    print("\n### Pointer fan-out (50 clients, one room) on our server, idle and under tile load\n")
+    print("| condition | p50 / p99 ms | delivered | server CPU |\n|---|---|---|---|")
+    print(
+        f"| idle | {idle.pct(0.5):.1f} / {idle.pct(0.99):.1f} | {100 * idle.delivered:.1f}% "
+        f"| {idle.cpu_percent:.1f}% |"
+    )
+    print(
+        f"| 8 clients pulling cold tiles ({tiles}) | {loaded.pct(0.5):.1f} / {loaded.pct(0.99):.1f} "
+        f"| {100 * loaded.delivered:.1f}% | {loaded.cpu_percent:.1f}% |"
+    )
+    print(f"\np99 under tile load / idle: {loaded.pct(0.99) / idle.pct(0.99):.2f}x")
+
+
+# Eight keep-alive clients walking distinct cold tiles of the full-resolution level, until told to stop.
+PULLER = r"""
+import asyncio, sys, time
+port, slide, token, seconds = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+async def client(n, stop, count):
+    reader, writer = await asyncio.open_connection("127.0.0.1", int(port))
+    i = n
+    while time.monotonic() < stop:
+        col, row = i % 117, i // 117
+        req = (f"GET /slides/{slide}_files/15/{col}_{row}.jpeg HTTP/1.1\r\nHost: x\r\n"
+               f"Authorization: Bearer {token}\r\n\r\n")
+        writer.write(req.encode())
+        head = await reader.readuntil(b"\r\n\r\n")
+        sizes = [h for h in head.split(b"\r\n") if h.lower().startswith(b"content-length")]
+        length = int(sizes[0].split(b":")[1])
+        await reader.readexactly(length)
+        count[0] += 1
+        i += 8
+async def main():
+    count = [0]; stop = time.monotonic() + seconds
+    await asyncio.gather(*(client(n, stop, count) for n in range(8)))
+    print(f"{count[0] / seconds:.0f} tiles/s")
+asyncio.run(main())
+"""
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--rate", type=float, default=30.0, help="pointer updates per second per sender")
+    parser.add_argument("--sizes", default="10,50,200", help="clients in the one-room scenarios")
+    parser.add_argument("--no-tile-load", action="store_true")
+    args = parser.parse_args()
+    print(f"$ {shlex.join([os.path.relpath(sys.executable), *sys.argv])}")
+    print(
+        f"nproc {os.cpu_count()}, Python {sys.version.split()[0]}, "
+        f"node {subprocess.run(['node', '--version'], capture_output=True, text=True).stdout.strip()}"
+    )
+    scenarios = [(1, int(n)) for n in args.sizes.split(",")] + [(50, 5)]
+    lines = []
+    with tempfile.TemporaryDirectory(prefix="collab-bench-sync-") as name:
+        tmp = Path(name)
+        for rooms, per_room in scenarios:
+            results = {}
+            for starter in (start_ours, start_reference):
+                target = starter(tmp, rooms) if starter is start_ours else start_reference(rooms)
+                try:
+                    results[target.name] = asyncio.run(
+                        fan_out(target, rooms, per_room, args.seconds, args.rate)
+                    )
+                finally:
+                    target.stop()
+            label = f"1 room x {per_room}" if rooms == 1 else f"{rooms} rooms x {per_room}"
+            lines.append(row(label, results["ours"], results["reference"]))
+            print(lines[-1], flush=True)
+        print(f"\n{args.rate:g} Hz for {args.seconds:g} s per sender; latency send -> receive, ms\n")
+        print(
+            "| scenario | ours p50 / p99 | reference p50 / p99 | p99 ours/ref | delivered ours / ref "
+            "| server CPU ours / ref | CPU ours/ref |"
+        )
+        print("|---|---|---|---|---|---|---|")
+        print("\n".join(lines))
+        if not args.no_tile_load:
+            with_tile_load(tmp, args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
