@@ -151,3 +151,20 @@ def test_the_audit_log_cannot_be_changed(server: Server) -> None:
             db.execute("UPDATE audit SET event = 'logout'")
         with pytest.raises(sqlite3.IntegrityError, match="append-only"):
             db.execute("DELETE FROM audit")
+
+
+def test_only_pathologists_and_admins_of_the_owning_trust_share(
+    server: Server, anonymous: httpx.Client
+) -> None:
+    add_user(server.data_dir, "north.onc", "clinician", "North Trust", "--specialty", "oncology")
+    sign_in(anonymous, "north.onc")
+    case_id = anonymous.get("/api/worklist").json()["cases"][0]["id"]
+    page = anonymous.get(f"/cases/{case_id}")
+    assert "Shared with" not in page.text  # no sharing form for a clinician
+    response = anonymous.post(
+        f"/cases/{case_id}/shares",
+        data={"csrf": _form_csrf(page.text), "with": "North Trust", "access": "read"},
+    )
+    assert response.status_code == 403
+    assert "Only pathologists and administrators" in response.text
+    assert "shares" not in anonymous.get(f"/api/cases/{case_id}").json()

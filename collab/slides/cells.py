@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 
@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 
 from collab.slides.cache import SizedLRU
-from collab.slides.reader import SlideError
+from collab.slides.reader import Level, SlideError
 
 
 @dataclass(frozen=True)
@@ -124,3 +124,45 @@ def to_rgb(pixels: np.ndarray) -> np.ndarray:
         alpha = pixels[..., 3:4].astype(np.uint16)
         return (rgb * alpha // 255 + (255 - alpha)).astype(np.uint8)
     raise SlideError(f"unsupported number of colour samples: {samples}")
+
+
+class CellRegions:
+    """Region reads for a reader whose levels are cut into cells.
+
+    The reader provides ``levels``, ``_grids`` (one CellGrid per level), ``_cells``
+    and the two decoders; these reads are the same for every such format.
+    """
+
+    levels: tuple[Level, ...]
+    _grids: Sequence[CellGrid]
+    _cells: CellCache
+
+    def _decode_cell(self, level: int, c_row: int, c_col: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def _decode_cell_half(self, level: int, c_row: int, c_col: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def read_region(self, level: int, l_x: int, l_y: int, l_width: int, l_height: int) -> np.ndarray:
+        """RGB pixels of a level region; outside the slide is white."""
+        lv = self.levels[level]
+        return self._cells.read_region(
+            level, self._grids[level], (lv.width, lv.height), self._decode_cell, l_x, l_y, l_width, l_height
+        )
+
+    def read_region_half(self, level: int, l_x: int, l_y: int, l_width: int, l_height: int) -> np.ndarray:
+        """The region at half resolution, from cells decoded at half resolution."""
+        grid, lv = self._grids[level], self.levels[level]
+        if not halvable(grid):
+            return halve(self.read_region(level, l_x, l_y, l_width, l_height))
+        return self._cells.read_region(
+            level,
+            CellGrid(grid.cell_width // 2, grid.cell_height // 2),
+            ((lv.width + 1) // 2, (lv.height + 1) // 2),
+            self._decode_cell_half,
+            l_x // 2,
+            l_y // 2,
+            l_width // 2,
+            l_height // 2,
+            scale=2,
+        )

@@ -11,14 +11,14 @@ import numpy as np
 from PIL import Image
 
 from collab.slides.cache import SizedLRU
-from collab.slides.cells import CellCache, CellGrid, halvable, halve, to_rgb
+from collab.slides.cells import CellCache, CellGrid, CellRegions, halve, to_rgb
 from collab.slides.jpeg import decode_half, mark_rgb
 from collab.slides.reader import Level, SlideError, SlideProperties
 
 JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
 
 
-class DicomReader:
+class DicomReader(CellRegions):
     """A DICOM WSI series: every instance of it in one folder."""
 
     def __init__(self, path: Path, chunk_cache: SizedLRU[np.ndarray]) -> None:
@@ -84,30 +84,6 @@ class DicomReader:
         except Exception as exc:
             raise SlideError(f"a part of the DICOM slide cannot be read: {exc}") from exc
         return to_rgb(pixels.reshape(pixels.shape[0], pixels.shape[1], -1))
-
-    def read_region(self, level: int, l_x: int, l_y: int, l_width: int, l_height: int) -> np.ndarray:
-        """RGB pixels of a level region; outside the slide is white."""
-        lv = self.levels[level]
-        return self._cells.read_region(
-            level, self._grids[level], (lv.width, lv.height), self._decode_cell, l_x, l_y, l_width, l_height
-        )
-
-    def read_region_half(self, level: int, l_x: int, l_y: int, l_width: int, l_height: int) -> np.ndarray:
-        """The region at half resolution, from frames decoded at half resolution."""
-        grid, lv = self._grids[level], self.levels[level]
-        if not halvable(grid):
-            return halve(self.read_region(level, l_x, l_y, l_width, l_height))
-        return self._cells.read_region(
-            level,
-            CellGrid(grid.cell_width // 2, grid.cell_height // 2),
-            ((lv.width + 1) // 2, (lv.height + 1) // 2),
-            self._decode_cell_half,
-            l_x // 2,
-            l_y // 2,
-            l_width // 2,
-            l_height // 2,
-            scale=2,
-        )
 
     def _decode_cell_half(self, level: int, c_row: int, c_col: int) -> np.ndarray:
         if not self._jpeg[level]:

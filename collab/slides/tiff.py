@@ -12,6 +12,7 @@ import os
 import threading
 import warnings
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,7 @@ import tiffslide
 from PIL import Image
 
 from collab.slides.cache import SizedLRU
-from collab.slides.cells import CellCache, CellGrid, halvable, halve, to_rgb
+from collab.slides.cells import CellCache, CellGrid, CellRegions, halve, to_rgb
 from collab.slides.jpeg import EOI, decode_half, splice_tables, with_height
 from collab.slides.reader import Level, SlideError, SlideProperties
 
@@ -38,8 +39,10 @@ def _float_or_none(value: object) -> float | None:
         return None
 
 
-class TiffReader:
+class TiffReader(CellRegions):
     """A slide in a TIFF container."""
+
+    _grids: Sequence[_Grid]
 
     def __init__(self, path: Path, chunk_cache: SizedLRU[np.ndarray]) -> None:
         # tifffile logs what it had to skip (a page beyond the end of the file, a
@@ -140,32 +143,6 @@ class TiffReader:
         except Exception as exc:
             raise SlideError(f"a part of the slide file cannot be decoded: {exc}") from exc
         return to_rgb(pixels.reshape(pixels.shape[0], pixels.shape[1], -1))
-
-    def read_region(self, level: int, l_x: int, l_y: int, l_width: int, l_height: int) -> np.ndarray:
-        """RGB pixels of a level region; outside the slide is white."""
-        lv = self.levels[level]
-        return self._cells.read_region(
-            level, self._grids[level], (lv.width, lv.height), self._decode_cell, l_x, l_y, l_width, l_height
-        )
-
-    def read_region_half(self, level: int, l_x: int, l_y: int, l_width: int, l_height: int) -> np.ndarray:
-        """The region at half resolution, from cells decoded at half resolution."""
-        grid, lv = self._grids[level], self.levels[level]
-        half_grid = CellGrid(grid.cell_width // 2, grid.cell_height // 2)
-        half_size = ((lv.width + 1) // 2, (lv.height + 1) // 2)
-        if not halvable(grid):
-            return halve(self.read_region(level, l_x, l_y, l_width, l_height))
-        return self._cells.read_region(
-            level,
-            half_grid,
-            half_size,
-            self._decode_cell_half,
-            l_x // 2,
-            l_y // 2,
-            l_width // 2,
-            l_height // 2,
-            scale=2,
-        )
 
     def _decode_cell_half(self, level: int, c_row: int, c_col: int) -> np.ndarray:
         page, grid = self._pages[level], self._grids[level]

@@ -170,9 +170,8 @@ async def case_json(request: Request) -> Response:
     return JSONResponse(found[0])
 
 
-async def share_form(request: Request) -> Response:
-    """``POST /cases/{case_id}/shares``: open the case to a person or an organisation."""
-    db: Database = request.app.state.db
+async def _sharing_form(request: Request) -> tuple[Any, Case] | Response:
+    """The posted form and its case, if the form is genuine and its sender may share the case."""
     form = await request.form()
     if not await check_csrf(request, str(form.get("csrf", ""))):
         return error(403, "The form expired. Reload the page and try again.")
@@ -180,9 +179,19 @@ async def share_form(request: Request) -> Response:
     if found is None:
         return error(404, "No such case.")
     case, _ = found
-    user = current_user(request)
-    if not may_share(user, case):
+    if not may_share(current_user(request), case):
         return error(403, "Only pathologists and administrators of the owning organisation share a case.")
+    return form, case
+
+
+async def share_form(request: Request) -> Response:
+    """``POST /cases/{case_id}/shares``: open the case to a person or an organisation."""
+    db: Database = request.app.state.db
+    checked = await _sharing_form(request)
+    if isinstance(checked, Response):
+        return checked
+    form, case = checked
+    user = current_user(request)
     target = str(form.get("with", "")).strip()
     contributing = form.get("access") == "contribute"
     person = await db.people.user_by_username(target)
@@ -199,16 +208,11 @@ async def share_form(request: Request) -> Response:
 async def revoke_share(request: Request) -> Response:
     """``POST /cases/{case_id}/shares/{share_id}/revoke``"""
     db: Database = request.app.state.db
-    form = await request.form()
-    if not await check_csrf(request, str(form.get("csrf", ""))):
-        return error(403, "The form expired. Reload the page and try again.")
-    found = await request.app.state.access.case(request, request.path_params["case_id"])
-    if found is None:
-        return error(404, "No such case.")
-    case, _ = found
+    checked = await _sharing_form(request)
+    if isinstance(checked, Response):
+        return checked
+    _, case = checked
     user = current_user(request)
-    if not may_share(user, case):
-        return error(403, "Only pathologists and administrators of the owning organisation revoke a share.")
     raw = request.path_params["share_id"]
     shares = {s.id: s for s in await db.catalog.shares(case.id)}
     if not raw.isdigit() or int(raw) not in shares:
