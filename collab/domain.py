@@ -118,4 +118,9 @@ def may_read_audit(user: User) -> bool:
 
 def may_share(user: User, case: Case) -> bool:
     """Pathologists and admins of the owning organisation share its cases."""
+    return may_moderate(user, case)
+
+
+def may_moderate(user: User, case: Case) -> bool:
+    """Pathologists and admins of the owning organisation may change anyone's annotations."""
     return user.org_id == case.org_id and user.role in ("admin", "pathologist")

@@ -9,7 +9,7 @@ import logging
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from collab.domain import User, case_access
+from collab.domain import User, case_access, may_moderate
 from collab.sync.protocol import ProtocolError, parse
 from collab.sync.room import Rejected
 from collab.sync.rooms import Rooms
@@ -18,7 +18,6 @@ log = logging.getLogger("collab.sync")
 
 # Frames queued for one peer before it counts as too slow and is disconnected.
 MAX_QUEUE = 1000
-# y-websocket puts the room name after the server URL: /ws/cases/{case_id}.
 
 
 class Connection:
@@ -61,7 +60,10 @@ async def _close(websocket: WebSocket, code: int, reason: str) -> None:
 
 
 async def case_socket(websocket: WebSocket) -> None:
-    """Join the case's room if the signed-in user may see the case; refuse before any byte otherwise."""
+    """Join the case's room if the signed-in user may see the case; refuse before any byte otherwise.
+
+    y-websocket puts the room name after the server URL: ``serverUrl=/ws/cases``, ``room=case_id``.
+    """
     user: User | None = websocket.scope.get("user")
     app = websocket.app
     case_id = websocket.path_params["case_id"]
@@ -71,8 +73,7 @@ async def case_socket(websocket: WebSocket) -> None:
         await websocket.close(code=4404, reason="no such case")
         return
     await websocket.accept()
-    moderate = user.org_id == case.org_id and user.role in ("admin", "pathologist")
-    peer = Connection(websocket, user, access.contribute, moderate)
+    peer = Connection(websocket, user, access.contribute, access.contribute and may_moderate(user, case))
     rooms: Rooms = app.state.rooms
     room = await rooms.join(case_id)
     room.join(peer)
