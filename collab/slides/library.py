@@ -12,6 +12,7 @@ from typing import ParamSpec, TypeVar
 
 import numpy as np
 
+from collab.singleflight import SingleFlight
 from collab.slides import open_slide
 from collab.slides.cache import SizedLRU
 from collab.slides.deepzoom import DeepZoomSlide
@@ -44,7 +45,7 @@ class SlideLibrary:
         self._resolve = resolve
         self._max_open = max_open
         self._open: OrderedDict[str, DeepZoomSlide] = OrderedDict()
-        self._opening: dict[str, asyncio.Future[DeepZoomSlide]] = {}
+        self._opening: SingleFlight[DeepZoomSlide] = SingleFlight()
         self._rendering: dict[Hashable, asyncio.Task[bytes]] = {}
         self._lock = threading.Lock()
         self.tiles: SizedLRU[bytes] = SizedLRU(tile_cache_bytes)
@@ -105,24 +106,13 @@ class SlideLibrary:
         slide = self.cached(slide_id)
         if slide is not None:
             return slide
-        pending = self._opening.get(slide_id)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[DeepZoomSlide] = asyncio.get_running_loop().create_future()
-        self._opening[slide_id] = future
-        try:
-            path = await self._resolve(slide_id)
-            if path is None:
-                raise SlideNotFound(slide_id)
-            slide = await self.run(self._open_file, slide_id, path)
-            future.set_result(slide)
-            return slide
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # mark retrieved: waiters re-raise it themselves
-            raise
-        finally:
-            del self._opening[slide_id]
+        return await self._opening.run(slide_id, lambda: self._load_slide(slide_id))
+
+    async def _load_slide(self, slide_id: str) -> DeepZoomSlide:
+        path = await self._resolve(slide_id)
+        if path is None:
+            raise SlideNotFound(slide_id)
+        return await self.run(self._open_file, slide_id, path)
 
     def _open_file(self, slide_id: str, path: Path) -> DeepZoomSlide:
         reader = open_slide(path, self.chunks)

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 
+from collab.singleflight import SingleFlight
 from collab.store.documents import Documents
 from collab.sync.room import Room
 
@@ -23,7 +24,7 @@ class Rooms:
     def __init__(self, documents: Documents) -> None:
         self.documents = documents
         self._rooms: dict[str, Room] = {}
-        self._loading: dict[str, asyncio.Future[Room]] = {}
+        self._loading: SingleFlight[Room] = SingleFlight()
         self._pending: list[tuple[str, bytes]] = []
         self._wake = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
@@ -44,23 +45,12 @@ class Rooms:
         room = self._rooms.get(case_id)
         if room is not None:
             return room
-        loading = self._loading.get(case_id)
-        if loading is not None:
-            return await asyncio.shield(loading)
-        future: asyncio.Future[Room] = asyncio.get_running_loop().create_future()
-        self._loading[case_id] = future
-        try:
-            updates = await self.documents.load(case_id)
-            room = Room(case_id, updates, self._persist)
-            self._rooms[case_id] = room
-            future.set_result(room)
-            return room
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()
-            raise
-        finally:
-            del self._loading[case_id]
+        return await self._loading.run(case_id, lambda: self._load(case_id))
+
+    async def _load(self, case_id: str) -> Room:
+        room = Room(case_id, await self.documents.load(case_id), self._persist)
+        self._rooms[case_id] = room
+        return room
 
     async def left(self, room: Room) -> None:
         """After a peer left: an empty room is saved, compacted if long, and unloaded."""
