@@ -6,6 +6,7 @@ import uvicorn
 
 from collab.app import create_app
 from collab.config import Settings
+from collab.wsfast import FanOutWebSocketProtocol
 
 
 def serve(settings: Settings, *, access_log: bool = False) -> None:
@@ -17,6 +18,7 @@ def serve(settings: Settings, *, access_log: bool = False) -> None:
         port=settings.port,
         access_log=access_log,
         log_level="info",
+        ws=FanOutWebSocketProtocol,
         # Compressing websocket frames cost about 30% CPU for little gain on small messages.
         ws_per_message_deflate=False,
         # A bigger frame closes that connection with 1009 (message too big).

@@ -13,6 +13,7 @@ import pytest
 import websockets
 from pycrdt import Map
 
+from collab.sync.protocol import AwarenessEntry, encode_awareness
 from tests.conftest import Server, add_user, api_token, collab, start_server, stop_server
 from tests.yclient import YClient
 
@@ -183,6 +184,43 @@ def test_bad_frames_close_only_their_connection(room) -> None:  # type: ignore[n
         assert "mischief" not in set(late.doc.keys())
         await bystander.close()
         await late.close()
+
+    asyncio.run(scenario())
+
+
+def _pointer(watcher: YClient, of: YClient) -> dict[str, object]:
+    return dict(watcher.awareness.get(of.doc.client_id) or {})
+
+
+def test_a_peer_that_stops_reading_is_dropped_and_holds_up_nobody(room) -> None:  # type: ignore[no-untyped-def]
+    server, case_id, tokens, _ = room
+
+    async def scenario() -> None:
+        # A raw client that announces a pointer, then reads nothing more (its receive window fills up).
+        stalled = await websockets.connect(
+            _url(server, case_id),
+            additional_headers={"Authorization": f"Bearer {tokens['north.onc']}"},
+            max_queue=1,
+        )
+        stalled_id = 777
+        await stalled.send(encode_awareness([AwarenessEntry(stalled_id, 1, '{"user": {"name": "stalled"}}')]))
+        sender = await YClient(_url(server, case_id), tokens["north.path"]).connect()
+        watcher = await YClient(_url(server, case_id), tokens["north.trainee"]).connect()
+        await watcher.wait_for(lambda: stalled_id in watcher.awareness)
+        # Big pointer states until the server gives up on the stalled link (its pointer goes).
+        bulk = "x" * 60_000
+        n = 0
+        async with asyncio.timeout(60):
+            while stalled_id in watcher.awareness:
+                n += 1
+                await sender.set_awareness({"n": n, "bulk": bulk})
+                await watcher.wait_for(lambda n=n: _pointer(watcher, sender).get("n") == n)
+        assert not watcher.closed.is_set() and not sender.closed.is_set()
+        await sender.set_awareness({"n": "after"})
+        await watcher.wait_for(lambda: _pointer(watcher, sender).get("n") == "after")
+        await stalled.close()
+        await sender.close()
+        await watcher.close()
 
     asyncio.run(scenario())
 

@@ -59,7 +59,9 @@ class YClient:
             await self._ws.send(data)
 
     async def send_raw(self, data: bytes) -> None:
-        await self._ws.send(data)
+        # The server may close while a big frame is still going out; the close code tells why.
+        with contextlib.suppress(websockets.ConnectionClosed):
+            await self._ws.send(data)
 
     async def _read(self) -> None:
         try:

@@ -5,7 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from pycrdt import Array, Doc, Map, YMessageType, YSyncMessageType, create_sync_message, create_update_message
+from pycrdt import (
+    Array,
+    Doc,
+    Map,
+    YMessageType,
+    YSyncMessageType,
+    create_sync_message,
+    create_update_message,
+    write_var_uint,
+)
 from pycrdt._sync import create_sync_step2_message
 
 from collab.sync.protocol import QUERY_AWARENESS, AwarenessEntry, Frame, encode_awareness, parse_awareness
@@ -46,7 +55,8 @@ class Room:
         self._persist = persist
         self.peers: set[Peer] = set()
         self.awareness: dict[int, AwarenessEntry] = {}
-        self._owned: dict[Peer, set[int]] = {}
+        self._owned: dict[Peer, set[int]] = {}  # awareness client ids by connection
+        self._owner: dict[int, Peer] = {}  # and the other way round
 
     def join(self, peer: Peer) -> None:
         """Greet a newcomer: our state vector (so it sends what we lack) and who is here."""
@@ -65,6 +75,8 @@ class Room:
             for client_id in self._owned.pop(peer, set())
             if client_id in self.awareness
         ]
+        for client_id in [c for c, p in self._owner.items() if p is peer]:
+            del self._owner[client_id]
         for entry in gone:
             del self.awareness[entry.client_id]
         if gone:
@@ -103,9 +115,10 @@ class Room:
         move or remove someone else's pointer.
         """
         owned = self._owned.setdefault(peer, set())
+        entries = parse_awareness(payload)
         accepted = []
-        for entry in parse_awareness(payload):
-            if entry.client_id not in owned and any(entry.client_id in ids for ids in self._owned.values()):
+        for entry in entries:
+            if self._owner.setdefault(entry.client_id, peer) is not peer:
                 continue
             current = self.awareness.get(entry.client_id)
             if current is not None and entry.clock <= current.clock:
@@ -113,8 +126,10 @@ class Room:
             owned.add(entry.client_id)
             self.awareness[entry.client_id] = entry
             accepted.append(entry)
-        if accepted:
-            # Everyone, the sender included, gets it: y-websocket clients count renewals.
+        # Everyone, the sender included, gets it: y-websocket clients count renewals.
+        if accepted and len(accepted) == len(entries):  # the usual case: pass the frame on as it came
+            self._broadcast(bytes((YMessageType.AWARENESS,)) + write_var_uint(len(payload)) + payload)
+        elif accepted:
             self._broadcast(encode_awareness(accepted))
 
     def _check(self, peer: Peer, update: bytes) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from collections.abc import Callable
 
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -13,36 +15,72 @@ from collab.domain import User, case_access, may_moderate
 from collab.sync.protocol import ProtocolError, parse
 from collab.sync.room import Rejected
 from collab.sync.rooms import Rooms
+from collab.wsfast import EXTENSION, LinkClosed
 
 log = logging.getLogger("collab.sync")
 
 # Frames queued for one peer before it counts as too slow and is disconnected.
 MAX_QUEUE = 1000
+# Direct sends: a peer is too slow once over SLOW_BACKLOG_BYTES have waited in its socket
+# buffer for SLOW_FOR_S (bursts, like a big first sync, drain in milliseconds), or at once
+# over MAX_BACKLOG_BYTES, so one stalled laptop cannot fill the server's memory.
+SLOW_BACKLOG_BYTES = 1 << 20
+SLOW_FOR_S = 5.0
+MAX_BACKLOG_BYTES = 64 << 20
 
 
 class Connection:
-    """One websocket peer: its rights, and a bounded queue drained by one sender task."""
+    """One websocket peer: its rights, and how frames reach it without making others wait.
+
+    Under ``collab serve`` frames are written straight to the socket (collab.wsfast);
+    under another ASGI server they go through a bounded queue drained by one task.
+    """
 
     def __init__(self, websocket: WebSocket, user: User, contribute: bool, moderate: bool) -> None:
         self.websocket = websocket
         self.user_id = user.id
         self.contribute = contribute
         self.moderate = moderate
-        self.queue: asyncio.Queue[bytes] = asyncio.Queue(MAX_QUEUE)
         self.closing: asyncio.Task[None] | None = None
+        direct = websocket.scope.get("extensions", {}).get(EXTENSION)
+        self._send_bytes: Callable[[bytes], int] | None = direct["send"] if direct else None
+        self._abort: Callable[[], None] | None = direct["abort"] if direct else None
+        self.queue: asyncio.Queue[bytes] = asyncio.Queue(MAX_QUEUE)
+        self._backlogged_since: float | None = None
 
     def send(self, data: bytes) -> None:
-        """Queue a frame; a peer that stops reading is disconnected, the others never wait."""
+        """Send or queue a frame; a peer that stops reading is disconnected, the others never wait."""
+        if self._send_bytes is None:
+            try:
+                self.queue.put_nowait(data)
+            except asyncio.QueueFull:
+                self.close(4408, "too slow: messages piled up")
+            return
+        if self.closing is not None:
+            return
         try:
-            self.queue.put_nowait(data)
-        except asyncio.QueueFull:
-            self.close(4408, "too slow: messages piled up")
+            backlog = self._send_bytes(data)
+        except LinkClosed:  # the receive loop sees the disconnect
+            return
+        if backlog <= SLOW_BACKLOG_BYTES:
+            self._backlogged_since = None
+            return
+        now = time.monotonic()
+        if self._backlogged_since is None:
+            self._backlogged_since = now
+        if (now - self._backlogged_since > SLOW_FOR_S or backlog > MAX_BACKLOG_BYTES) and self._abort:
+            # A close frame would wait behind the backlog; the client reconnects and resyncs.
+            log.warning("user %s stopped reading; connection dropped", self.user_id)
+            self._abort()
 
     def close(self, code: int, reason: str) -> None:
         if self.closing is None:
             self.closing = asyncio.ensure_future(_close(self.websocket, code, reason))
 
     async def pump(self) -> None:
+        """Drain the queue (only without direct sends)."""
+        if self._send_bytes is not None:
+            return
         # The ASGI send itself: Starlette's per-message state checks cost a fifth of a
         # fan-out to 200 people, and the socket is known to be open here.
         send = self.websocket._send
