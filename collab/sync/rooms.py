@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import Any
+
+from pycrdt import Doc
 
 from collab.singleflight import SingleFlight
 from collab.store.documents import Documents
@@ -51,6 +54,16 @@ class Rooms:
         room = Room(case_id, await self.documents.load(case_id), self._persist)
         self._rooms[case_id] = room
         return room
+
+    async def document(self, case_id: str) -> Doc[Any]:
+        """The case's document as it stands: the live one if the room is open, else as stored."""
+        room = self._rooms.get(case_id)
+        if room is not None:
+            return room.doc
+        doc: Doc[Any] = Doc()
+        for update in await self.documents.load(case_id):
+            doc.apply_update(update)
+        return doc
 
     async def left(self, room: Room) -> None:
         """After a peer left: an empty room is saved, compacted if long, and unloaded."""

@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from collab.domain import PRIORITIES, STATUSES, Access, Case, may_share
+from collab.domain import PRIORITIES, STATUSES, Access, Case, may_moderate, may_share
 from collab.sharing import share_case
 from collab.store import Database
 from collab.web.access import AccessControl
@@ -159,7 +159,19 @@ async def case_page(request: Request) -> Response:
     current = next(
         (s for s in data["slides"] if s["id"] == wanted), data["slides"][0] if data["slides"] else None
     )
-    return render(request, "case.html", case=data, current=current, access=access)
+    user = current_user(request)
+    organisation = await _org_name(request.app.state.db, user.org_id)
+    session = {
+        "caseId": case.id,
+        "user": {"id": user.id, "name": user.display_name, "role": user.role, "organisation": organisation},
+        "rights": {
+            "contribute": access.contribute,
+            "moderate": access.contribute and may_moderate(user, case),
+        },
+        "slides": [{"id": s["id"], "stain": s.get("stain")} for s in data["slides"]],
+        "current": current["id"] if current else None,
+    }
+    return render(request, "case.html", case=data, current=current, access=access, session=session)
 
 
 async def case_json(request: Request) -> Response:

@@ -1,24 +1,136 @@
-// A plain slide viewer: one OpenSeadragon instance on the slide's Deep Zoom pyramid.
-import OpenSeadragon from "openseadragon";
+// The live session of a case: the slide viewer, everyone's presence and pointers,
+// following, annotations and discussion, all on the case's shared Yjs document.
+import { Annotations } from "./annotations.js";
+import { Discussion } from "./discussion.js";
+import { DrawingTools, TOOLS } from "./draw.js";
+import { bindShortcuts } from "./keys.js";
+import { Overlay } from "./overlay.js";
+import { AnnotationPanel, bindEditor } from "./panel.js";
+import { bindPeople } from "./people.js";
+import { Pointers } from "./pointers.js";
+import { Presence } from "./presence.js";
+import { openSession } from "./session.js";
+import { SlideView, scaleBar } from "./slideview.js";
 
-function start(element) {
-  const viewer = OpenSeadragon({
-    element,
-    prefixUrl: "/static/build/osd-images/",
-    tileSources: element.dataset.dzi,
-    showNavigator: true,
-    navigatorPosition: "BOTTOM_RIGHT",
-    maxZoomPixelRatio: 2,
-    visibilityRatio: 0.5,
-    crossOriginPolicy: false,
+const $ = (selector) => document.querySelector(selector);
+
+function start(data) {
+  const { doc, provider, awareness } = openSession(data.caseId, $("#connection"));
+  const slideView = new SlideView($("#viewer"), data.slides);
+  const overlay = new Overlay(slideView.viewer);
+  const presence = new Presence(awareness, data.user, slideView);
+  const pointers = new Pointers(overlay, presence, slideView);
+  const annotations = new Annotations(doc, data.user, data.rights);
+  const tools = new DrawingTools(overlay, slideView, annotations);
+  const panel = new AnnotationPanel({
+    overlay,
+    slideView,
+    annotations,
+    tools,
+    list: $("#annotation-list"),
+    editor: $("#annotation-editor"),
   });
-  // Lets tests and tools wait for the first drawn tile instead of sleeping.
-  viewer.addOnceHandler("tile-drawn", () => {
-    element.dataset.firstTile = "drawn";
-  });
-  return viewer;
+  bindEditor(panel);
+  new Discussion({ doc, me: data.user, rights: data.rights, list: $("#messages"), form: $("#message-form"), panel });
+  bindPeople({ presence, list: $("#presence"), banner: $("#off-view"), presenting: $("#presenting") });
+  bindToolbar({ slideView, tools, annotations, pointers, rights: data.rights });
+  bindSlideStrip(slideView);
+  bindShortcuts({ slideView, tools, annotations, panel, pointers, help: $("#shortcuts") });
+  slideView.show(data.current);
+  // For tests and integrations running in the page (e.g. a QuPath bridge).
+  window.collab = { doc, provider, awareness, viewer: slideView.viewer, slideView, presence, annotations };
 }
 
-for (const element of document.querySelectorAll("[data-dzi]")) {
-  start(element);
+function bindToolbar({ slideView, tools, annotations, pointers, rights }) {
+  const bar = $("#tools");
+  for (const [name, tool] of Object.entries(TOOLS)) {
+    if (name !== "select" && !rights.contribute) continue;
+    const button = document.createElement("button");
+    button.type = "button";
+    button.dataset.tool = name;
+    button.textContent = tool.label;
+    button.title = `${tool.label} (${tool.key.toUpperCase()})`;
+    button.addEventListener("click", () => tools.use(name));
+    bar.append(button);
+  }
+  const sync = () => {
+    for (const button of bar.querySelectorAll("[data-tool]")) {
+      button.setAttribute("aria-pressed", String(button.dataset.tool === tools.tool));
+    }
+  };
+  tools.addEventListener("tool", sync);
+  sync();
+  $("#colour").addEventListener("change", (e) => (tools.color = e.target.value));
+  $("#colour").hidden = !rights.contribute;
+  $("#undo").addEventListener("click", () => annotations.undo());
+  $("#redo").addEventListener("click", () => annotations.redo());
+  const history = () => {
+    $("#undo").disabled = !annotations.undoManager.canUndo();
+    $("#redo").disabled = !annotations.undoManager.canRedo();
+  };
+  annotations.addEventListener("history", history);
+  history();
+  for (const id of ["#undo", "#redo"]) $(id).hidden = !rights.contribute;
+  $("#rotate-left").addEventListener("click", () => slideView.rotate(-90));
+  $("#rotate-right").addEventListener("click", () => slideView.rotate(90));
+  $("#home").addEventListener("click", () => slideView.home());
+  $("#fullscreen").addEventListener("click", () => slideView.fullScreen());
+  $("#laser").addEventListener("click", (e) => e.currentTarget.setAttribute("aria-pressed", String(pointers.toggleLaser())));
+
+  // Magnification presets from the scan's objective power; hidden when the file does not say.
+  const presets = $("#magnifications");
+  slideView.addEventListener("info", () => {
+    presets.replaceChildren(
+      ...slideView.magnifications().map((m) => {
+        const b = document.createElement("button");
+        b.type = "button";
+        b.dataset.magnification = m;
+        b.textContent = `${m}×`;
+        b.addEventListener("click", () => slideView.magnify(m));
+        return b;
+      }),
+    );
+    presets.hidden = !presets.children.length;
+  });
+
+  // Scale bar and current magnification, redrawn as the view changes.
+  const bar_ = $("#scale-bar");
+  const readout = $("#magnification");
+  slideView.addEventListener("view", () => {
+    const mpp = slideView.mpp();
+    const image = slideView.image();
+    if (!mpp || !image) {
+      bar_.hidden = true;
+    } else {
+      const screenPerImage = image.viewportToImageZoom(slideView.viewer.viewport.getZoom(true));
+      const { pixels, label } = scaleBar(mpp / screenPerImage);
+      bar_.hidden = false;
+      bar_.querySelector(".bar").style.width = `${pixels}px`;
+      bar_.querySelector(".label").textContent = label;
+    }
+    const m = slideView.magnification();
+    readout.textContent = m ? `${m < 10 ? m.toFixed(1) : Math.round(m)}×` : "";
+  });
 }
+
+function bindSlideStrip(slideView) {
+  const links = [...document.querySelectorAll(".slide-strip a[data-slide-id]")];
+  for (const link of links) {
+    link.addEventListener("click", (event) => {
+      event.preventDefault();
+      slideView.show(link.dataset.slideId);
+    });
+  }
+  slideView.addEventListener("slide", () => {
+    for (const link of links) {
+      if (link.dataset.slideId === slideView.slideId) link.setAttribute("aria-current", "true");
+      else link.removeAttribute("aria-current");
+    }
+    const url = new URL(location.href);
+    url.searchParams.set("slide", slideView.slideId);
+    history.replaceState(null, "", url);
+  });
+}
+
+const data = document.getElementById("session-data");
+if (data) start(JSON.parse(data.textContent));

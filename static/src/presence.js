@@ -1,0 +1,231 @@
+// Who is here, where they look, whom they follow, and who presents. All of it is
+// awareness state (never the stored document), sent at most ~20 times a second.
+
+const SEND_EVERY_MS = 50;
+const COLOURS = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#008080", "#f032e6", "#9a6324"];
+
+export function colourFor(userId) {
+  return COLOURS[Math.abs(Number(userId) || 0) % COLOURS.length];
+}
+
+// Sends the latest value of each field, throttled, so a fast pan costs ~20 messages a second.
+class Throttled {
+  constructor(awareness) {
+    this.awareness = awareness;
+    this.pending = {};
+    this.timer = null;
+    this.last = 0;
+  }
+
+  set(field, value) {
+    this.pending[field] = value;
+    const wait = this.last + SEND_EVERY_MS - performance.now();
+    if (wait <= 0) this.flush();
+    else if (!this.timer) this.timer = setTimeout(() => this.flush(), wait);
+  }
+
+  flush() {
+    clearTimeout(this.timer);
+    this.timer = null;
+    this.last = performance.now();
+    const state = this.awareness.getLocalState() || {};
+    this.awareness.setLocalState({ ...state, ...this.pending });
+    this.pending = {};
+  }
+}
+
+export class Presence extends EventTarget {
+  constructor(awareness, me, slideView) {
+    super();
+    this.awareness = awareness;
+    this.me = me;
+    this.slideView = slideView;
+    this.out = new Throttled(awareness);
+    this.following = null; // client id
+    this.offView = false; // following, but panned away
+    this.applying = false; // moving because of the followed person, not the user
+    this.seenSummons = new Map();
+    this.seenGrants = new Map();
+    this.seenTakeBacks = new Map();
+    awareness.setLocalState({
+      user: { id: me.id, name: me.name, role: me.role, organisation: me.organisation, colour: colourFor(me.id) },
+      view: null,
+      pointer: null,
+      follow: null,
+      presenting: false,
+      ask: null,
+      grant: null,
+      summon: null,
+      takeBack: null,
+    });
+    awareness.on("change", () => this.changed());
+    slideView.addEventListener("view", () => this.viewChanged());
+    // The user's own gestures break away from a followed view.
+    const viewer = slideView.viewer;
+    for (const event of ["canvas-drag", "canvas-scroll", "canvas-key", "canvas-pinch"]) {
+      viewer.addHandler(event, () => this.breakAway());
+    }
+  }
+
+  clientId() {
+    return this.awareness.clientID;
+  }
+
+  people() {
+    const list = [];
+    for (const [clientId, state] of this.awareness.getStates()) {
+      if (state && state.user) list.push({ clientId, ...state });
+    }
+    return list.sort((a, b) => (a.user.name || "").localeCompare(b.user.name || "") || a.clientId - b.clientId);
+  }
+
+  state(clientId) {
+    return this.awareness.getStates().get(clientId) || null;
+  }
+
+  presenter() {
+    return this.people().find((p) => p.presenting) || null;
+  }
+
+  isPresenting() {
+    return Boolean((this.awareness.getLocalState() || {}).presenting);
+  }
+
+  viewChanged() {
+    const view = this.slideView.view();
+    this.out.set("view", view);
+    if (this.following !== null && !this.applying && !this.offView) this.catchUp();
+  }
+
+  follow(clientId) {
+    this.following = clientId;
+    this.offView = false;
+    this.out.set("follow", clientId);
+    this.catchUp();
+    this.dispatchEvent(new Event("follow"));
+  }
+
+  unfollow() {
+    this.following = null;
+    this.offView = false;
+    this.out.set("follow", null);
+    this.dispatchEvent(new Event("follow"));
+  }
+
+  breakAway() {
+    if (this.following === null || this.applying || this.offView) return;
+    this.offView = true;
+    this.dispatchEvent(new Event("follow"));
+  }
+
+  returnToView() {
+    this.offView = false;
+    this.catchUp();
+    this.dispatchEvent(new Event("follow"));
+  }
+
+  // Jumps without animation: the followed view itself arrives ~20 times a second.
+  async catchUp() {
+    const target = this.state(this.following);
+    if (!target || !target.view) return;
+    const mine = this.slideView.view();
+    if (mine && sameView(mine, target.view)) return;
+    this.applying = true;
+    try {
+      await this.slideView.goTo(target.view, true);
+    } finally {
+      // Animation frames of this move still arrive; they are ours, not the user's.
+      setTimeout(() => (this.applying = false), 0);
+    }
+  }
+
+  present() {
+    this.awareness.setLocalStateField("presenting", true);
+    this.out.set("ask", null);
+  }
+
+  stopPresenting() {
+    this.awareness.setLocalStateField("presenting", false);
+  }
+
+  askToPresent() {
+    const presenter = this.presenter();
+    if (presenter) this.out.set("ask", { to: presenter.clientId, at: Date.now() });
+  }
+
+  handOver(clientId) {
+    this.handedOverTo = clientId;
+    const state = this.awareness.getLocalState();
+    this.awareness.setLocalState({ ...state, presenting: false, grant: { to: clientId, at: Date.now() } });
+  }
+
+  takeBack() {
+    this.handedOverTo = undefined;
+    const presenter = this.presenter();
+    const state = this.awareness.getLocalState();
+    const takeBack = presenter ? { from: presenter.clientId, at: Date.now() } : null;
+    this.awareness.setLocalState({ ...state, presenting: true, takeBack });
+  }
+
+  bringEveryone() {
+    this.out.set("summon", { at: Date.now(), view: this.slideView.view() });
+    this.out.flush();
+  }
+
+  changed() {
+    const me = this.clientId();
+    const previousPresenter = this.lastPresenter;
+    for (const person of this.people()) {
+      if (person.clientId === me) continue;
+      // Hand-over, take-back and "bring everyone here" are one-off signals, acted on once.
+      if (person.grant && person.grant.to === me && this.seenGrants.get(person.clientId) !== person.grant.at) {
+        this.seenGrants.set(person.clientId, person.grant.at);
+        this.awareness.setLocalStateField("presenting", true);
+        this.lastGrantedBy = person.clientId;
+      }
+      if (
+        person.takeBack &&
+        person.takeBack.from === me &&
+        this.seenTakeBacks.get(person.clientId) !== person.takeBack.at
+      ) {
+        this.seenTakeBacks.set(person.clientId, person.takeBack.at);
+        this.awareness.setLocalStateField("presenting", false);
+      }
+      if (person.summon && this.seenSummons.get(person.clientId) !== person.summon.at) {
+        const first = !this.seenSummons.has(person.clientId);
+        this.seenSummons.set(person.clientId, person.summon.at);
+        // A summons older than our arrival is history, not a call.
+        if (!first || Date.now() - person.summon.at < 5000) this.follow(person.clientId);
+      }
+    }
+    // Following the presenter means following whoever presents now.
+    const presenter = this.presenter();
+    this.lastPresenter = presenter ? presenter.clientId : null;
+    if (
+      presenter &&
+      previousPresenter !== undefined &&
+      previousPresenter !== null &&
+      this.following === previousPresenter &&
+      presenter.clientId !== previousPresenter &&
+      presenter.clientId !== me
+    ) {
+      this.follow(presenter.clientId);
+    } else if (this.following !== null && !this.state(this.following)) {
+      this.unfollow(); // they left
+    } else if (this.following !== null && !this.offView) {
+      this.catchUp();
+    }
+    this.dispatchEvent(new Event("people"));
+  }
+}
+
+// Close enough that moving would be a jitter, not a change.
+function sameView(a, b) {
+  return (
+    a.slide === b.slide &&
+    Math.abs(a.x - b.x) < b.width / 500 &&
+    Math.abs(a.y - b.y) < b.width / 500 &&
+    Math.abs(a.width - b.width) < b.width / 500 &&
+    Math.abs((a.rotation || 0) - (b.rotation || 0)) < 0.5
+  );
+}
