@@ -70,9 +70,10 @@ class Server:
         return self.client.get(path, **kwargs)  # type: ignore[arg-type]
 
 
-def start_server(data_dir: Path) -> Server:
-    """Start a real server on a free port; returns once it says it is listening."""
-    port = free_port()
+def start_server(data_dir: Path, port: int | None = None) -> Server:
+    """Start a real server on ``port`` (a free one if not given); returns once it says it is listening."""
+    if port is None:
+        port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "collab", "serve", "--data-dir", str(data_dir), "--port", str(port)],
         stdout=subprocess.DEVNULL,

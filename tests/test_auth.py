@@ -70,6 +70,23 @@ def test_sign_in_form_needs_its_csrf_token(anonymous: httpx.Client) -> None:
     assert response.status_code == 403
 
 
+def test_a_second_load_of_the_sign_in_form_keeps_the_first_valid(anonymous: httpx.Client) -> None:
+    # Browsers fetch /favicon.ico after the form loads; it is redirected to /login too.
+    first = anonymous.get("/login")
+    assert anonymous.get("/favicon.ico", follow_redirects=True).status_code == 200
+    response = anonymous.post(
+        "/login",
+        data={"username": "north.path", "password": PASSWORD, "csrf": _form_csrf(first.text), "next": "/"},
+    )
+    assert response.status_code == 303
+
+
+def test_a_malformed_sign_in_cookie_is_replaced(anonymous: httpx.Client) -> None:
+    page = anonymous.get("/login", headers={"Cookie": "collab_login_csrf=x<script>"})
+    assert "x<script>" not in page.text
+    assert anonymous.cookies["collab_login_csrf"] == _form_csrf(page.text)
+
+
 def test_no_redirect_away_from_the_site(anonymous: httpx.Client) -> None:
     page = anonymous.get("/login", params={"next": "//evil.example/"})
     response = anonymous.post(

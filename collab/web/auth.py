@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections import defaultdict, deque
 from datetime import timedelta
@@ -29,6 +30,7 @@ FAILURE_WINDOW_S = 15 * 60
 # Looking a session up for every tile would cost a database round trip each.
 IDENTITY_CACHE_S = 30.0
 PUBLIC_PREFIXES = ("/login", "/healthz", "/static/")
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")  # what new_token() makes
 
 
 class LoginThrottle:
@@ -181,7 +183,11 @@ async def check_csrf(request: Request, form_token: str | None) -> bool:
 
 async def login_page(request: Request) -> Response:
     """``GET /login``: the sign-in form."""
-    csrf = new_token()
+    # Keep the token a browser already holds: a second load of this page (another tab, or the
+    # browser's own /favicon.ico request redirected here) must not void the form on screen.
+    csrf = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    if not _TOKEN.fullmatch(csrf):
+        csrf = new_token()
     response = render(
         request, "login.html", csrf=csrf, next=_safe_next(request.query_params.get("next", "/"))
     )

@@ -38,7 +38,7 @@ export class Annotations extends EventTarget {
   }
 
   add({ slide, kind, points, label = "", color }) {
-    const id = crypto.randomUUID();
+    const id = newId();
     const now = new Date().toISOString();
     const entry = new Y.Map();
     this.doc.transact(() => {
@@ -78,6 +78,12 @@ export class Annotations extends EventTarget {
   redo() {
     this.undoManager.redo();
   }
+}
+
+// Random ids without crypto.randomUUID, which browsers offer only on https or localhost.
+export function newId() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 function round(value) {

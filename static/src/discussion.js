@@ -1,6 +1,7 @@
 // The case discussion: messages kept in the shared document (`discussion`, a Y.Array
 // of Y.Map), each with its author and time, optionally about one annotation.
 import * as Y from "yjs";
+import { newId } from "./annotations.js";
 
 export class Discussion {
   constructor({ doc, me, rights, list, form, panel }) {
@@ -34,7 +35,7 @@ export class Discussion {
     const message = new Y.Map();
     this.doc.transact(() => {
       this.array.push([message]);
-      message.set("id", crypto.randomUUID());
+      message.set("id", newId());
       message.set("author", String(this.me.id));
       message.set("authorName", this.me.name);
       message.set("text", text);

@@ -14,6 +14,7 @@ export const TOOLS = {
 };
 
 const CLOSE_ENOUGH_PX = 6;
+const DOUBLE_PRESS_MS = 500;
 
 export class DrawingTools extends EventTarget {
   constructor(overlay, slideView, annotations) {
@@ -24,6 +25,7 @@ export class DrawingTools extends EventTarget {
     this.tool = "select";
     this.color = "#e6194b";
     this.points = [];
+    this.lastPressAt = -Infinity;
     this.dragging = false;
     this.preview = svgElement("g", { class: "drawing-preview" });
     overlay.svg.append(this.preview);
@@ -31,7 +33,6 @@ export class DrawingTools extends EventTarget {
     svg.addEventListener("pointerdown", (e) => this.down(e));
     svg.addEventListener("pointermove", (e) => this.move(e));
     svg.addEventListener("pointerup", (e) => this.up(e));
-    svg.addEventListener("dblclick", (e) => this.finishPolygon(e));
     overlay.onPaint(() => this.paintPreview());
   }
 
@@ -61,13 +62,17 @@ export class DrawingTools extends EventTarget {
       case "text":
         this.commit(this.tool, [point]);
         break;
-      case "polygon":
-        if (this.points.length >= 3 && this.nearFirst(event)) {
+      case "polygon": {
+        // A second press on the last corner (a double-click) or a press on the first closes it.
+        const again = this.nearLast(event) && event.timeStamp - this.lastPressAt < DOUBLE_PRESS_MS;
+        this.lastPressAt = event.timeStamp;
+        if (this.points.length >= 3 && (this.nearFirst(event) || again)) {
           this.commit("polygon", this.points);
         } else if (!this.nearLast(event)) {
           this.points.push(point);
         }
         break;
+      }
       default: // line, rect, ellipse, freehand: press, drag, release
         this.overlay.svg.setPointerCapture(event.pointerId);
         this.dragging = true;
@@ -105,13 +110,6 @@ export class DrawingTools extends EventTarget {
       this.cancel();
     }
     event.preventDefault();
-  }
-
-  finishPolygon(event) {
-    if (this.tool !== "polygon") return;
-    event.preventDefault();
-    event.stopPropagation();
-    if (this.points.length >= 3) this.commit("polygon", this.points);
   }
 
   // Enter finishes a polygon, Escape abandons the shape being drawn.

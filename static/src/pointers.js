@@ -2,7 +2,7 @@
 // lands on the same cell on every screen whatever the zoom or rotation. Hidden when idle.
 import { svgElement } from "./overlay.js";
 
-const IDLE_MS = 4000;
+const IDLE_MS = 8000;
 const TRAIL_MS = 1200;
 
 export class Pointers {

@@ -21,7 +21,9 @@ export function openSession(caseId, statusElement) {
   };
   show("connecting");
   provider.on("status", ({ status }) => show(status));
-  // A browser that knows it is offline says so at once instead of waiting for a timeout.
-  window.addEventListener("offline", () => show("disconnected"));
+  // A browser that knows it is offline stops at once instead of waiting for a timeout, keeps
+  // working on its own copy, and reconnects (sending what changed) as soon as it is back.
+  window.addEventListener("offline", () => provider.disconnect());
+  window.addEventListener("online", () => provider.connect());
   return { doc, provider, awareness: provider.awareness };
 }

@@ -25,10 +25,16 @@ export class SlideView extends EventTarget {
       crossOriginPolicy: false,
       gestureSettingsMouse: { clickToZoom: false, dblClickToZoom: true },
     });
-    // Lets tests and tools wait for the first drawn tile instead of sleeping.
-    this.viewer.addHandler("tile-drawn", () => {
+    // Lets tests and tools wait for the first drawn tile instead of sleeping. The WebGL
+    // drawer reports whole images drawn, the canvas drawer single tiles.
+    const drawn = () => {
       if (element.dataset.firstTile !== "drawn") element.dataset.firstTile = "drawn";
-    });
+    };
+    if (this.viewer.drawer.getType() === "webgl") {
+      this.viewer.addHandler("tiled-image-drawn", (event) => event.tiles.length && drawn());
+    } else {
+      this.viewer.addHandler("tile-drawn", drawn);
+    }
     this.viewer.addHandler("open", () => {
       this.dispatchEvent(new Event("slide"));
       this.changed();

@@ -38,7 +38,7 @@ function start(data) {
   bindShortcuts({ slideView, tools, annotations, panel, pointers, help: $("#shortcuts") });
   slideView.show(data.current);
   // For tests and integrations running in the page (e.g. a QuPath bridge).
-  window.collab = { doc, provider, awareness, viewer: slideView.viewer, slideView, presence, annotations };
+  window.collab = { doc, provider, awareness, viewer: slideView.viewer, slideView, overlay, presence, annotations, tools };
 }
 
 function bindToolbar({ slideView, tools, annotations, pointers, rights }) {
