@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import websockets
-from pycrdt import Map
+from pycrdt import Array, Map
 
 from collab.sync.protocol import AwarenessEntry, encode_awareness
 from tests.conftest import Server, add_user, api_token, collab, start_server, stop_server
@@ -150,6 +150,41 @@ def test_only_authors_or_pathologists_change_an_annotation(room) -> None:  # typ
         await forger.closed.wait()
         assert forger.close_code == 4403
         await pathologist.close()
+
+    asyncio.run(scenario())
+
+
+def test_messages_are_posted_in_ones_own_name_and_changed_only_by_their_author(room) -> None:  # type: ignore[no-untyped-def]
+    server, case_id, tokens, ids = room
+
+    def message(author: int, text: str, message_id: str) -> Map:
+        return Map({"id": message_id, "author": str(author), "text": text, "created": "2026-11-29T10:00:00Z"})
+
+    async def scenario() -> None:
+        trainee = await YClient(_url(server, case_id), tokens["north.trainee"]).connect()
+        consultant = await YClient(_url(server, case_id), tokens["north.path"]).connect()
+        await trainee.synced.wait()
+        await consultant.synced.wait()
+        trainee.doc.get("discussion", type=Array).append(message(ids["north.trainee"], "Is this DCIS?", "m1"))
+        consultant.doc.get("discussion", type=Array).append(
+            message(ids["north.path"], "Yes — high grade.", "m2")
+        )
+        await trainee.wait_for(lambda: len(trainee.doc.get("discussion", type=Array)) == 2)
+        # Rewriting the consultant's message closes the trainee's connection; the message stands.
+        trainee.doc.get("discussion", type=Array)[1]["text"] = "No."
+        await trainee.closed.wait()
+        assert trainee.close_code == 4403
+        forger = await YClient(_url(server, case_id), tokens["north.trainee"]).connect()
+        await forger.synced.wait()
+        forger.doc.get("discussion", type=Array).append(message(ids["north.path"], "forged", "m3"))
+        await forger.closed.wait()
+        assert forger.close_code == 4403
+        late = await YClient(_url(server, case_id), tokens["north.onc"]).connect()
+        await late.wait_for(lambda: len(late.doc.get("discussion", type=Array)) == 2)
+        texts = [m["text"] for m in late.doc.get("discussion", type=Array).to_py()]
+        assert texts in (["Is this DCIS?", "Yes — high grade."], ["Yes — high grade.", "Is this DCIS?"])
+        await consultant.close()
+        await late.close()
 
     asyncio.run(scenario())
 

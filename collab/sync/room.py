@@ -133,7 +133,7 @@ class Room:
             self._broadcast(encode_awareness(accepted))
 
     def _check(self, peer: Peer, update: bytes) -> None:
-        """Apply the update to a copy first: refuse unknown roots and others' annotations."""
+        """Apply the update to a copy first: refuse unknown roots and others' annotations or messages."""
         trial: Doc[Any] = Doc()
         trial.apply_update(self.doc.get_update())
         try:
@@ -143,20 +143,23 @@ class Room:
         unknown = set(trial.keys()) - set(ROOTS)
         if unknown:
             raise Rejected(4400, f"unknown document parts: {', '.join(sorted(unknown))}")
-        before = _annotations(self.doc)
-        after = _annotations(trial)
         author = str(peer.user_id)
-        for annotation_id in before.keys() | after.keys():
-            old, new = before.get(annotation_id), after.get(annotation_id)
-            if old == new:
-                continue
-            if old is None:
-                if new is not None and str(new.get("author")) != author:
-                    raise Rejected(4403, "an annotation must carry its author's own id")
-            elif str(old.get("author")) != author and not peer.moderate:
-                raise Rejected(4403, "only the author or a pathologist of the owning trust may change this")
-            elif new is not None and new.get("author") != old.get("author"):
-                raise Rejected(4403, "an annotation's author cannot change")
+        for root, what in (("annotations", "an annotation"), ("discussion", "a message")):
+            before, after = _authored(self.doc, root), _authored(trial, root)
+            for key in before.keys() | after.keys():
+                old, new = before.get(key), after.get(key)
+                if old == new:
+                    continue
+                if old is None:
+                    if new is not None and str(new.get("author")) != author:
+                        raise Rejected(4403, f"{what} must carry its author's own id")
+                elif str(old.get("author")) != author and not peer.moderate:
+                    # Moderation: pathologists of the owning trust may correct or remove.
+                    raise Rejected(
+                        4403, "only the author or a pathologist of the owning trust may change that"
+                    )
+                elif new is not None and new.get("author") != old.get("author"):
+                    raise Rejected(4403, f"{what}'s author cannot change")
 
     def _broadcast(self, data: bytes, skip: Peer | None = None) -> None:
         """Encoded once, queued for every peer (a slow peer's queue does not hold up others)."""
@@ -165,8 +168,16 @@ class Room:
                 peer.send(data)
 
 
-def _annotations(doc: Doc[Any]) -> dict[str, Any]:
-    if "annotations" not in set(doc.keys()):
+def _authored(doc: Doc[Any], root: str) -> dict[str, Any]:
+    """The entries of an authored root by key: annotations by their map key, messages by their id."""
+    if root not in set(doc.keys()):
         return {}
-    value = doc.get("annotations", type=Map).to_py() or {}
-    return {k: (v if isinstance(v, dict) else {"value": v}) for k, v in value.items()}
+    if root == "annotations":
+        entries = doc.get(root, type=Map).to_py() or {}
+        return {k: (v if isinstance(v, dict) else {"value": v}) for k, v in entries.items()}
+    messages = doc.get(root, type=Array).to_py() or []
+    keyed = {}
+    for index, value in enumerate(messages):
+        entry = value if isinstance(value, dict) else {"value": value}
+        keyed[str(entry.get("id") or f"#{index}")] = entry
+    return keyed

@@ -40,6 +40,10 @@ export function bindShortcuts({ slideView, tools, annotations, panel, pointers, 
   document.addEventListener("keydown", (event) => {
     const target = event.target;
     if (target.closest && target.closest("input, textarea, select, [contenteditable]")) return;
+    if (event.key === "Escape" && !help.hidden) {
+      toggleHelp(false);
+      return;
+    }
     if (tools.key(event)) {
       event.preventDefault();
       return;
@@ -56,8 +60,7 @@ export function bindShortcuts({ slideView, tools, annotations, panel, pointers, 
     } else if (key === "?") {
       toggleHelp();
     } else if (key === "Escape") {
-      if (!help.hidden) toggleHelp(false);
-      else panel.select(null);
+      panel.select(null);
     } else if (key === "Delete" || key === "Backspace") {
       panel.deleteSelected();
     } else if (byKey[key.toLowerCase()]) {

@@ -1,0 +1,96 @@
+"""Presenting, discussion, undo and read-only participation, in real Chromium."""
+
+from __future__ import annotations
+
+from playwright.sync_api import expect
+
+from e2e.conftest import E2ESession
+from e2e.test_session import TIMEOUT_MS, at_viewer, draw_rectangle, open_case, same_view, settled_view
+
+
+def test_presenter_hand_over_take_back_and_bring_everyone_here(session: E2ESession) -> None:
+    a = session.person("north.path")
+    b = session.person("north.trainee")
+    a_id = open_case(a, session)
+    b_id = open_case(b, session)
+
+    a.locator("#present").click()
+    expect(b.locator(f"#presence li[data-client-id='{a_id}'] .badge")).to_have_text(
+        "presenting", timeout=TIMEOUT_MS
+    )
+
+    # B asks, A hands over, A takes it back.
+    b.locator("#ask-to-present").click()
+    a.locator(f"#presence li[data-client-id='{b_id}'] button.grant").click(timeout=TIMEOUT_MS)
+    expect(a.locator(f"#presence li[data-client-id='{b_id}'] .badge")).to_have_text(
+        "presenting", timeout=TIMEOUT_MS
+    )
+    expect(b.locator("#bring-everyone")).to_be_visible()
+    expect(a.locator(f"#presence li[data-client-id='{a_id}'] .badge")).to_have_count(0)
+    a.locator("#take-back").click()
+    expect(b.locator(f"#presence li[data-client-id='{a_id}'] .badge")).to_have_text(
+        "presenting", timeout=TIMEOUT_MS
+    )
+    expect(b.locator(f"#presence li[data-client-id='{b_id}'] .badge")).to_have_count(0)
+
+    # A zooms somewhere and brings everyone there: B now follows A.
+    a.locator("#viewer").hover()
+    a.mouse.wheel(0, -600)
+    view = settled_view(a)
+    a.locator("#bring-everyone").click()
+    same_view(b, view)
+    expect(b.locator(f"#presence li[data-client-id='{a_id}'] button.follow")).to_have_text("Stop following")
+
+
+def test_discussion_undo_labels_and_read_only_people(session: E2ESession) -> None:
+    a = session.person("north.path")
+    clinician = session.person("north.onc")
+    open_case(a, session)
+    open_case(clinician, session)
+
+    # Undo and redo one's own drawing.
+    draw_rectangle(a, (150, 150), (320, 260))
+    items = a.locator("#annotation-list li[data-annotation-id]")
+    expect(items).to_have_count(1)
+    a.locator("#viewer").click(position={"x": 5, "y": 5})  # focus on the page, not a field
+    a.keyboard.press("Control+z")
+    expect(items).to_have_count(0)
+    a.keyboard.press("Control+Shift+z")
+    expect(items).to_have_count(1)
+    expect(clinician.locator("#annotation-list li[data-annotation-id]")).to_have_count(1, timeout=TIMEOUT_MS)
+
+    # Label it, and write about it in the discussion.
+    items.first.locator("button").click()
+    a.locator("#annotation-editor [name=label]").fill("Invasive front")
+    a.locator("#annotation-editor [name=label]").press("Enter")
+    expect(clinician.locator("#annotation-list li .title")).to_have_text("Invasive front", timeout=TIMEOUT_MS)
+    a.locator("#message-form textarea").fill("Margin clear here — 2 mm.")
+    a.locator("#message-form [name=about]").check()
+    a.locator("#message-form button[type=submit]").click()
+    message = clinician.locator("#messages li.message")
+    expect(message).to_have_count(1, timeout=TIMEOUT_MS)
+    expect(message).to_contain_text("Dr North")
+    expect(message).to_contain_text("Margin clear here — 2 mm.")
+    expect(message.locator(".about-annotation")).to_contain_text("Invasive front")
+
+    # A clinician follows along read-only: no drawing tools, no message box, no delete.
+    expect(clinician.locator("[data-tool=rect]")).to_have_count(0)
+    expect(clinician.locator("#message-form")).to_be_hidden()
+    clinician.locator("#annotation-list li button").first.click()
+    expect(clinician.locator("#annotation-editor .delete")).to_be_hidden()
+    expect(clinician.locator("#annotation-editor [name=label]")).to_be_disabled()
+
+    # The keyboard shortcuts are listed on "?".
+    a.locator("#viewer").click(position={"x": 5, "y": 5})
+    a.keyboard.press("?")
+    expect(a.locator("#shortcuts")).to_be_visible()
+    expect(a.locator("#shortcuts")).to_contain_text("Rotate 90°")
+    a.keyboard.press("Escape")
+    expect(a.locator("#shortcuts")).to_be_hidden()
+    # Measurements: a ruler shows its length once drawn.
+    a.locator("[data-tool=line]").click()
+    a.mouse.move(*at_viewer(a, 100, 400))
+    a.mouse.down()
+    a.mouse.move(*at_viewer(a, 400, 400), steps=4)
+    a.mouse.up()
+    expect(a.locator("#annotation-list li[data-kind=line] .meta")).not_to_be_empty()
