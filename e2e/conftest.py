@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, Playwright
 
+from collab.slides.demo import generate_demo_slide
 from tests.conftest import (
     PASSWORD,
     Server,
@@ -76,9 +77,10 @@ def chromium_browser(playwright: Playwright, browser_type_launch_args: dict[str,
 def slide_files(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     """The generated slides, written once per run; servers only read them."""
     folder = tmp_path_factory.mktemp("e2e-slides")
-    return [
-        write_pyramid_tiff(folder / name, width, height, seed=seed) for name, width, height, seed in SLIDES
-    ]
+    # The first is H&E-like with a pixel size (scale bar, lengths in µm); the second has none.
+    (name, width, height, seed), second = SLIDES
+    generate_demo_slide(folder / name, l0_width=width, l0_height=height, mpp=0.25, seed=seed)
+    return [folder / name, write_pyramid_tiff(folder / second[0], second[1], second[2], seed=second[3])]
 
 
 class E2ESession:

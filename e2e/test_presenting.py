@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from playwright.sync_api import expect
 
 from e2e.conftest import E2ESession
@@ -59,8 +61,11 @@ def test_discussion_undo_labels_and_read_only_people(session: E2ESession) -> Non
     expect(items).to_have_count(1)
     expect(clinician.locator("#annotation-list li[data-annotation-id]")).to_have_count(1, timeout=TIMEOUT_MS)
 
-    # Label it, and write about it in the discussion.
-    items.first.locator("button").click()
+    # Select it by clicking inside it, label it, and write about it in the discussion.
+    a.locator("[data-tool=select]").click()
+    a.mouse.click(*at_viewer(a, 235, 205))
+    expect(a.locator("#annotation-editor")).to_be_visible()
+    expect(items.first).to_have_attribute("aria-current", "true")
     a.locator("#annotation-editor [name=label]").fill("Invasive front")
     a.locator("#annotation-editor [name=label]").press("Enter")
     expect(clinician.locator("#annotation-list li .title")).to_have_text("Invasive front", timeout=TIMEOUT_MS)
@@ -93,4 +98,7 @@ def test_discussion_undo_labels_and_read_only_people(session: E2ESession) -> Non
     a.mouse.down()
     a.mouse.move(*at_viewer(a, 400, 400), steps=4)
     a.mouse.up()
-    expect(a.locator("#annotation-list li[data-kind=line] .meta")).not_to_be_empty()
+    expect(a.locator("#annotation-list li[data-kind=line] .meta")).to_contain_text(" µm")
+    # The slide knows its pixel size (0.25 µm): a scale bar in µm or mm.
+    expect(a.locator("#scale-bar")).to_be_visible()
+    expect(a.locator("#scale-bar .label")).to_have_text(re.compile(r"^\d+(\.\d+)? (µm|mm)$"))

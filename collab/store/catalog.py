@@ -179,7 +179,7 @@ class Catalog:
         return _slide(row) if row else None
 
     async def slides_of_case(self, case_id: str) -> list[SlideRecord]:
-        rows = await self.db.all("SELECT * FROM slides WHERE case_id = ? ORDER BY added, id", (case_id,))
+        rows = await self.db.all("SELECT * FROM slides WHERE case_id = ? ORDER BY added, rowid", (case_id,))
         return [_slide(r) for r in rows]
 
 

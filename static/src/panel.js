@@ -19,15 +19,40 @@ export class AnnotationPanel {
     overlay.onPaint(() => this.paint());
     annotations.addEventListener("change", () => this.refresh());
     slideView.addEventListener("slide", () => this.refresh());
+    slideView.addEventListener("info", () => this.refresh()); // lengths in µm once the pixel size is known
     tools.addEventListener("drawn", (e) => {
       this.select(e.annotationId);
       if (e.kind === "text") this.editor.querySelector("[name=label]")?.focus();
     });
-    this.overlay.svg.addEventListener("click", (event) => {
-      const target = event.target.closest("[data-annotation-id]");
-      if (target && this.tools.tool === "select") this.select(target.dataset.annotationId);
+    // A click (not a drag) on a shape selects it; on bare slide it clears the selection.
+    slideView.viewer.addHandler("canvas-click", (event) => {
+      if (!event.quick || this.tools.tool !== "select") return;
+      const hit = this.hitTest(event.position.x, event.position.y);
+      if (hit) this.select(hit);
+      else if (this.selected) this.select(null);
     });
     this.refresh();
+  }
+
+  // The topmost annotation under a point of the viewer element (CSS pixels), if any.
+  hitTest(x, y) {
+    const near = 6;
+    for (const annotation of this.onSlide().reverse()) {
+      const outline = outlineFor(annotation).map(([ix, iy]) => this.overlay.toScreen(ix, iy));
+      if (!outline.length) continue;
+      if (outline.length === 1) {
+        if (Math.hypot(outline[0][0] - x, outline[0][1] - y) < near + 4) return annotation.id;
+        continue;
+      }
+      const closed = annotation.kind !== "line";
+      if (closed && inside(outline, x, y)) return annotation.id;
+      for (let i = 0; i < outline.length - (closed ? 0 : 1); i++) {
+        const [ax, ay] = outline[i];
+        const [bx, by] = outline[(i + 1) % outline.length];
+        if (distanceToSegment(x, y, ax, ay, bx, by) < near) return annotation.id;
+      }
+    }
+    return null;
   }
 
   describe(annotation) {
@@ -131,7 +156,7 @@ export class AnnotationPanel {
       const group = svgElement("g", { "data-annotation-id": annotation.id, class: "annotation" });
       if (annotation.id === this.selected) group.classList.add("selected");
       shape.setAttribute("stroke", annotation.color || "#e6194b");
-      if (annotation.kind === "point" || annotation.kind === "text") shape.setAttribute("fill", annotation.color);
+      if (annotation.kind === "point" || annotation.kind === "text") shape.style.fill = annotation.color;
       group.append(shape);
       const caption = [annotation.label, annotation.kind === "line" ? this.describe(annotation) : ""]
         .filter(Boolean)
@@ -158,4 +183,39 @@ export function bindEditor(panel) {
     panel.annotations.update(form.dataset.annotationId, { color: event.target.value });
   });
   form.querySelector(".delete").addEventListener("click", () => panel.deleteSelected());
+}
+
+// The points that outline an annotation, in level-0 pixels.
+function outlineFor(annotation) {
+  const p = annotation.points || [];
+  if (annotation.kind === "rect" && p.length >= 2) {
+    return [p[0], [p[1][0], p[0][1]], p[1], [p[0][0], p[1][1]]];
+  }
+  if (annotation.kind === "ellipse" && p.length >= 2) {
+    const [[ax, ay], [bx, by]] = p;
+    const outline = [];
+    for (let i = 0; i < 32; i++) {
+      const t = (2 * Math.PI * i) / 32;
+      outline.push([(ax + bx) / 2 + (Math.abs(bx - ax) / 2) * Math.cos(t), (ay + by) / 2 + (Math.abs(by - ay) / 2) * Math.sin(t)]);
+    }
+    return outline;
+  }
+  return p;
+}
+
+function inside(polygon, x, y) {
+  let crossings = false;
+  for (let i = 0, j = polygon.length - 1; i < polygon.length; j = i++) {
+    const [xi, yi] = polygon[i];
+    const [xj, yj] = polygon[j];
+    if (yi > y !== yj > y && x < ((xj - xi) * (y - yi)) / (yj - yi) + xi) crossings = !crossings;
+  }
+  return crossings;
+}
+
+function distanceToSegment(x, y, ax, ay, bx, by) {
+  const dx = bx - ax;
+  const dy = by - ay;
+  const t = dx || dy ? Math.max(0, Math.min(1, ((x - ax) * dx + (y - ay) * dy) / (dx * dx + dy * dy))) : 0;
+  return Math.hypot(x - (ax + t * dx), y - (ay + t * dy));
 }

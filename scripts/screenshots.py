@@ -1,0 +1,128 @@
+"""Screenshots for the README, taken from the demo in real Chromium.
+
+    .venv/bin/python scripts/screenshots.py [--out docs/images]
+
+Starts `collab demo` on a temporary data dir, signs in a consultant in the north and a
+second-opinion pathologist in the south on the same case, presents, draws, talks, and
+saves what the presenter sees (live-session.png) and the worklist (worklist.png).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sqlite3
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from playwright.sync_api import Page, expect, sync_playwright
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tests.conftest import free_port  # noqa: E402
+
+PASSWORD = "collab-demo-2026"
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def sign_in(page: Page, url: str, username: str) -> None:
+    page.goto(f"{url}/login")
+    page.locator("input[name=username]").fill(username)
+    page.locator("input[name=password]").fill(PASSWORD)
+    with page.expect_navigation():
+        page.locator("form.login button[type=submit]").click()
+
+
+def open_case(page: Page, url: str, case_id: str) -> None:
+    page.goto(f"{url}/cases/{case_id}")
+    expect(page.locator("#viewer")).to_have_attribute("data-first-tile", "drawn", timeout=30_000)
+    expect(page.locator("#connection")).to_have_attribute("data-state", "connected", timeout=30_000)
+
+
+def at(page: Page, x: float, y: float) -> tuple[float, float]:
+    box = page.locator("#viewer").bounding_box()
+    assert box is not None
+    return box["x"] + x, box["y"] + y
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--out", type=Path, default=REPO / "docs" / "images")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="collab-screens-") as tmp:
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        server = subprocess.Popen(
+            [sys.executable, "-m", "collab", "demo", "--data-dir", tmp, "--port", str(port)],
+            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+        )
+        try:
+            assert server.stderr is not None
+            for line in server.stderr:
+                if b"Uvicorn running on" in line:
+                    break
+            else:
+                raise SystemExit("the demo server did not start")
+            with sqlite3.connect(Path(tmp) / "collab.sqlite3") as db:
+                (case_id,) = db.execute("SELECT id FROM cases WHERE accession = 'DEMO-24-0101'").fetchone()
+            with sync_playwright() as playwright:
+                launch: dict[str, object] = {"args": ["--no-sandbox"] if os.geteuid() == 0 else []}
+                if CHROMIUM.exists():
+                    launch["executable_path"] = str(CHROMIUM)
+                browser = playwright.chromium.launch(**launch)  # type: ignore[arg-type]
+                size = {"width": 1440, "height": 1000}
+                north = browser.new_context(viewport=size, device_scale_factor=1).new_page()
+                south = browser.new_context(viewport=size, device_scale_factor=1).new_page()
+                sign_in(north, url, "north.path")
+                north.wait_for_function("[...document.images].every((i) => i.complete && i.naturalWidth > 0)")
+                north.screenshot(path=args.out / "worklist.png")
+                sign_in(south, url, "south.path")
+                open_case(north, url, case_id)
+                open_case(south, url, case_id)
+
+                north.locator("#present").click()
+                south_id = south.evaluate("window.collab.awareness.clientID")
+                north_id = north.evaluate("window.collab.awareness.clientID")
+                south.locator(f"#presence li[data-client-id='{north_id}'] button.follow").click()
+                slide = north.evaluate("window.collab.slideView.slideId")
+                view = {"slide": slide, "x": 21000, "y": 15500, "width": 9000, "rotation": 0}
+                north.evaluate("(view) => window.collab.slideView.goTo(view, true)", view)
+                # A polygon round a focus, labelled; a ruler across it; a message about it.
+                north.locator("[data-tool=polygon]").click()
+                for x, y in [(330, 210), (520, 170), (640, 300), (590, 460), (390, 470), (300, 340)]:
+                    north.mouse.click(*at(north, x, y))
+                north.mouse.click(*at(north, 330, 210))
+                north.locator("#annotation-editor [name=label]").fill("Invasive carcinoma, NST")
+                north.locator("#annotation-editor [name=label]").press("Enter")
+                north.locator("[data-tool=line]").click()
+                north.mouse.move(*at(north, 260, 560))
+                north.mouse.down()
+                north.mouse.move(*at(north, 610, 560), steps=5)
+                north.mouse.up()
+                north.locator("[data-tool=select]").click()
+                north.locator("#annotation-list li[data-kind=polygon] button").click()
+                north.locator("#message-form textarea").fill("Grade 2 on this core; margins not assessable.")
+                north.locator("#message-form [name=about]").check()
+                north.locator("#message-form button[type=submit]").click()
+                expect(south.locator("#messages li.message")).to_have_count(1)
+                south.locator("#message-form textarea").fill("Agree. ER/PR/HER2 on block A1, please.")
+                south.locator("#message-form button[type=submit]").click()
+                expect(north.locator("#messages li.message")).to_have_count(2)
+                south.mouse.move(*at(south, 560, 380))
+                expect(north.locator(f".remote-pointer[data-client-id='{south_id}']")).to_be_visible()
+                north.mouse.move(*at(north, 900, 600))
+                north.screenshot(path=args.out / "live-session.png")
+                browser.close()
+        finally:
+            server.terminate()
+            server.wait(timeout=20)
+    print(f"saved {args.out / 'live-session.png'} and {args.out / 'worklist.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
