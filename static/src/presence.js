@@ -93,6 +93,9 @@ export class Presence extends EventTarget {
 
   viewChanged() {
     const view = this.slideView.view();
+    // Redraws while tiles arrive also report the view: send only real moves.
+    if (view && this.sentView && sameView(view, this.sentView, 1e5)) return;
+    this.sentView = view;
     this.out.set("view", view);
     if (this.following !== null && !this.applying && !this.offView) this.catchUp();
   }
@@ -219,13 +222,13 @@ export class Presence extends EventTarget {
   }
 }
 
-// Close enough that moving would be a jitter, not a change.
-function sameView(a, b) {
+// Close enough (within a 1/tolerance of the field) that moving would be a jitter, not a change.
+function sameView(a, b, tolerance = 500) {
   return (
     a.slide === b.slide &&
-    Math.abs(a.x - b.x) < b.width / 500 &&
-    Math.abs(a.y - b.y) < b.width / 500 &&
-    Math.abs(a.width - b.width) < b.width / 500 &&
-    Math.abs((a.rotation || 0) - (b.rotation || 0)) < 0.5
+    Math.abs(a.x - b.x) < b.width / tolerance &&
+    Math.abs(a.y - b.y) < b.width / tolerance &&
+    Math.abs(a.width - b.width) < b.width / tolerance &&
+    Math.abs((a.rotation || 0) - (b.rotation || 0)) < 0.01
   );
 }
