@@ -54,6 +54,12 @@ def _annotation(author: int, label: str) -> Map:
     )
 
 
+async def _closed(client: YClient, timeout: float = 15.0) -> None:
+    """Wait for the server to close this client's connection (a hang here is a failure)."""
+    async with asyncio.timeout(timeout):
+        await client.closed.wait()
+
+
 def _stored_updates(server: Server, case_id: str) -> int:
     with sqlite3.connect(server.data_dir / "collab.sqlite3") as db:
         return int(db.execute("SELECT count(*) FROM doc_updates WHERE case_id = ?", (case_id,)).fetchone()[0])
@@ -113,7 +119,7 @@ def test_read_only_participants_cannot_change_the_document(room) -> None:  # typ
         await reader.set_awareness({"user": {"name": "Dr Onc"}})  # awareness is allowed
         await watcher.wait_for(lambda: reader.doc.client_id in watcher.awareness)
         reader.annotations()["x"] = _annotation(ids["north.onc"], "not allowed")
-        await reader.closed.wait()
+        await _closed(reader)
         assert reader.close_code == 4403
         # Nothing was applied, broadcast or stored; the room goes on.
         watcher.annotations()["ok"] = _annotation(ids["north.path"], "fine")
@@ -141,13 +147,13 @@ def test_only_authors_or_pathologists_change_an_annotation(room) -> None:  # typ
         pathologist.annotations()["p1"] = _annotation(ids["north.path"], "consultant's")
         await author.wait_for(lambda: "p1" in author.annotations())
         del author.annotations()["p1"]
-        await author.closed.wait()
+        await _closed(author)
         assert author.close_code == 4403
         assert "p1" in pathologist.annotations()
         forger = await YClient(_url(server, case_id), tokens["north.trainee"]).connect()
         await forger.synced.wait()
         forger.annotations()["f1"] = _annotation(ids["north.path"], "forged author")
-        await forger.closed.wait()
+        await _closed(forger)
         assert forger.close_code == 4403
         await pathologist.close()
 
@@ -171,13 +177,15 @@ def test_messages_are_posted_in_ones_own_name_and_changed_only_by_their_author(r
         )
         await trainee.wait_for(lambda: len(trainee.doc.get("discussion", type=Array)) == 2)
         # Rewriting the consultant's message closes the trainee's connection; the message stands.
-        trainee.doc.get("discussion", type=Array)[1]["text"] = "No."
-        await trainee.closed.wait()
+        messages = trainee.doc.get("discussion", type=Array)
+        theirs = next(n for n, m in enumerate(messages.to_py() or []) if m["id"] == "m2")
+        messages[theirs]["text"] = "No."
+        await _closed(trainee)
         assert trainee.close_code == 4403
         forger = await YClient(_url(server, case_id), tokens["north.trainee"]).connect()
         await forger.synced.wait()
         forger.doc.get("discussion", type=Array).append(message(ids["north.path"], "forged", "m3"))
-        await forger.closed.wait()
+        await _closed(forger)
         assert forger.close_code == 4403
         late = await YClient(_url(server, case_id), tokens["north.onc"]).connect()
         await late.wait_for(lambda: len(late.doc.get("discussion", type=Array)) == 2)
@@ -205,12 +213,12 @@ def test_bad_frames_close_only_their_connection(room) -> None:  # type: ignore[n
             bad = await YClient(_url(server, case_id), tokens["north.path"]).connect()
             await bad.synced.wait()
             await bad.send_raw(frame)
-            await bad.closed.wait()
+            await _closed(bad)
             assert bad.close_code == code, (frame[:8], bad.close_code, bad.close_reason)
         unknown_root = await YClient(_url(server, case_id), tokens["north.path"]).connect()
         await unknown_root.synced.wait()
         unknown_root.doc.get("mischief", type=Map)["x"] = 1
-        await unknown_root.closed.wait()
+        await _closed(unknown_root)
         assert unknown_root.close_code == 4400
         # The bystander and the document are untouched, and the room still works.
         bystander.annotations()["still"] = _annotation(ids["north.path"], "here")
@@ -326,7 +334,7 @@ def test_kill_9_loses_nothing_that_was_flushed_and_clients_push_the_rest(data_di
         kept = await before()
         os.kill(server.process.pid, signal.SIGKILL)
         server.process.wait()
-        await kept.closed.wait()
+        await _closed(kept)
         restarted = start_server(data_dir)
         await after(kept)
 
