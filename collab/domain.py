@@ -68,6 +68,40 @@ class Share:
     user_id: int | None
     org_id: int | None
     contributing: bool
+    source: str | None = None  # None: shared by hand; else what it lives for (see opinion_source)
+
+
+OPINION_STATES = ("requested", "accepted", "answered", "declined", "withdrawn")
+OPEN_OPINION_STATES = ("requested", "accepted")
+OPINION_SOURCE = "opinion:"
+
+
+def opinion_source(request_id: int) -> str:
+    """The ``source`` of the share that a second-opinion request opens, and closes with it."""
+    return f"{OPINION_SOURCE}{request_id}"
+
+
+@dataclass(frozen=True)
+class OpinionRequest:
+    """A second opinion asked of a pathologist or of an organisation's pathologists, about one case."""
+
+    id: int
+    case_id: str
+    requested_by: int
+    to_user: int | None
+    to_org: int | None
+    question: str
+    urgent: bool
+    state: str
+    created: str
+    updated: str
+    accepted_by: int | None = None
+    answered_by: int | None = None
+    opinion: str | None = None
+
+    @property
+    def open(self) -> bool:
+        return self.state in OPEN_OPINION_STATES
 
 
 @dataclass(frozen=True)
@@ -97,18 +131,34 @@ def case_access(user: User, case: Case, shares: list[Share]) -> Access | None:
 
     Members of the owning organisation see its cases: pathologists, trainees and
     admins contribute, clinicians read. A share opens a case to a person or an
-    organisation, read-only or contributing. Students see only what is shared with
-    them, and never patient identifiers, labels or macro images.
+    organisation, read-only or contributing; a share made for a second opinion asked of
+    an organisation opens the case to that organisation's pathologists only. Students
+    see only what is shared with them, and never patient identifiers, labels or macro images.
     """
     own = user.org_id == case.org_id and user.role != "student"
     contribute = own and user.role in ("admin", "pathologist", "trainee")
-    shared = [s for s in shares if s.user_id == user.id or (s.org_id is not None and s.org_id == user.org_id)]
+    shared = [s for s in shares if _share_covers(s, user)]
     if not own and not shared:
         return None
     contribute = contribute or any(s.contributing for s in shared)
     if user.role == "student":
         contribute = False
     return Access(contribute=contribute, identified=user.role != "student")
+
+
+def _share_covers(share: Share, user: User) -> bool:
+    if share.user_id is not None:
+        return share.user_id == user.id
+    if share.org_id is None or share.org_id != user.org_id:
+        return False
+    # A second opinion asked of an organisation is for its pathologists, who alone may answer
+    # it; its clinicians, trainees and students have no need to see the patient.
+    return not (share.source or "").startswith(OPINION_SOURCE) or user.role == "pathologist"
+
+
+def case_title(case: Case, access: Access) -> str:
+    """How a case is named on screen: accession numbers lead back to the patient's record."""
+    return case.accession if access.identified else f"Case {case.id[:6]}"
 
 
 def may_read_audit(user: User) -> bool:

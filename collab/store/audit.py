@@ -20,6 +20,11 @@ EVENTS = (
     "case shared",
     "share revoked",
     "token created",
+    "opinion requested",
+    "opinion accepted",
+    "opinion declined",
+    "opinion answered",
+    "opinion withdrawn",
 )
 
 

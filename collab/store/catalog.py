@@ -128,9 +128,10 @@ class Catalog:
         self, case_id: str, *, user_id: int | None, org_id: int | None, contributing: bool
     ) -> Share:
         """Open a case to a person or an organisation (replacing an earlier share with them)."""
+        # Only a share made by hand is replaced: one made for a second opinion ends with its request.
         await self.db.conn.execute(
             "UPDATE case_shares SET revoked = ? WHERE case_id = ? AND revoked IS NULL"
-            " AND user_id IS ? AND org_id IS ?",
+            " AND user_id IS ? AND org_id IS ? AND source IS NULL",
             (now_iso(), case_id, user_id, org_id),
         )
         share_id = await self.db.write(
@@ -154,7 +155,8 @@ class Catalog:
             "SELECT * FROM case_shares WHERE case_id = ? AND revoked IS NULL ORDER BY id", (case_id,)
         )
         return [
-            Share(r["id"], r["case_id"], r["user_id"], r["org_id"], bool(r["contributing"])) for r in rows
+            Share(r["id"], r["case_id"], r["user_id"], r["org_id"], bool(r["contributing"]), r["source"])
+            for r in rows
         ]
 
     # -- slides ---------------------------------------------------------------

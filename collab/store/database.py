@@ -32,13 +32,15 @@ class Database:
     """The collab database; use as ``async with Database(path) as db``.
 
     Records are reached through ``db.catalog`` (organisations, cases, slides,
-    shares), ``db.people`` (users, sessions, tokens) and ``db.audit``.
+    shares), ``db.people`` (users, sessions, tokens), ``db.opinions`` (second-opinion
+    requests) and ``db.audit``.
     """
 
     def __init__(self, path: Path) -> None:
         from collab.store.audit import AuditLog
         from collab.store.catalog import Catalog
         from collab.store.documents import Documents
+        from collab.store.opinions import Opinions
         from collab.store.people import People
 
         self.path = path
@@ -47,6 +49,7 @@ class Database:
         self.people = People(self)
         self.audit = AuditLog(self)
         self.documents = Documents(self)
+        self.opinions = Opinions(self)
 
     async def __aenter__(self) -> Self:
         self.path.parent.mkdir(parents=True, exist_ok=True)

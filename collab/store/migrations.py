@@ -110,4 +110,31 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX doc_updates_by_case ON doc_updates(case_id, id);
     """,
+    # 4: second opinions. A share made for a request names it in ``source`` ('opinion:{id}')
+    # and lives as long as the request; NULL is a share made by hand.
+    """
+    ALTER TABLE case_shares ADD COLUMN source TEXT;
+    CREATE INDEX shares_by_source ON case_shares(source);
+    CREATE TABLE opinion_requests (
+        id INTEGER PRIMARY KEY,
+        case_id TEXT NOT NULL REFERENCES cases(id),
+        requested_by INTEGER NOT NULL REFERENCES users(id),
+        to_user INTEGER REFERENCES users(id),
+        to_org INTEGER REFERENCES organisations(id),
+        question TEXT NOT NULL,
+        urgent INTEGER NOT NULL DEFAULT 0,
+        state TEXT NOT NULL DEFAULT 'requested'
+            CHECK (state IN ('requested', 'accepted', 'answered', 'declined', 'withdrawn')),
+        accepted_by INTEGER REFERENCES users(id),
+        answered_by INTEGER REFERENCES users(id),
+        opinion TEXT,
+        created TEXT NOT NULL,
+        updated TEXT NOT NULL,
+        CHECK ((to_user IS NULL) <> (to_org IS NULL))
+    );
+    CREATE INDEX opinions_to_user ON opinion_requests(to_user, state);
+    CREATE INDEX opinions_to_org ON opinion_requests(to_org, state);
+    CREATE INDEX opinions_by_case ON opinion_requests(case_id);
+    CREATE INDEX opinions_by_requester ON opinion_requests(requested_by);
+    """,
 )

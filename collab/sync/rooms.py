@@ -55,6 +55,10 @@ class Rooms:
         self._rooms[case_id] = room
         return room
 
+    def open_room(self, case_id: str) -> Room | None:
+        """The case's room if someone is connected to it."""
+        return self._rooms.get(case_id)
+
     async def document(self, case_id: str) -> Doc[Any]:
         """The case's document as it stands: the live one if the room is open, else as stored."""
         room = self._rooms.get(case_id)

@@ -8,13 +8,24 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from collab.domain import PRIORITIES, STATUSES, Access, Case, may_moderate, may_share
+from collab.domain import (
+    OPINION_SOURCE,
+    PRIORITIES,
+    STATUSES,
+    Access,
+    Case,
+    case_title,
+    may_moderate,
+    may_share,
+)
 from collab.sharing import share_case
 from collab.store import Database
 from collab.web.access import AccessControl
 from collab.web.auth import check_csrf, client_address, current_user
 from collab.web.errors import error
+from collab.web.opinions import asked_of_me, of_case
 from collab.web.render import render
+from collab.web.sync import drop_lost_peers
 
 
 def case_summary(case: Case, access: Access, slide_ids: list[str], names: dict[int, str]) -> dict[str, Any]:
@@ -29,11 +40,11 @@ def case_summary(case: Case, access: Access, slide_ids: list[str], names: dict[i
         "specimen": case.specimen,
         "access": "contribute" if access.contribute else "read",
         "slides": [{"id": s, "thumbnail": f"/slides/{s}/thumbnail.jpeg"} for s in slide_ids],
+        "title": case_title(case, access),
     }
     if access.identified:
         summary |= {
             "accession": case.accession,
-            "title": case.accession,
             "clinical_details": case.clinical_details,
             "patient": {
                 "name": case.patient.name,
@@ -41,9 +52,6 @@ def case_summary(case: Case, access: Access, slide_ids: list[str], names: dict[i
                 "date_of_birth": case.patient.date_of_birth,
             },
         }
-    else:
-        # Accession numbers lead back to the patient's record: anonymised views get none.
-        summary["title"] = f"Case {case.id[:6]}"
     return summary
 
 
@@ -93,6 +101,8 @@ async def worklist_data(request: Request) -> dict[str, Any]:
         del row["assigned_user_id"]
     return {
         "user": {"username": user.username, "name": user.display_name, "role": user.role},
+        # Second opinions asked of this person come first, whatever the filters.
+        "opinions": await asked_of_me(request),
         "filters": {"status": status, "priority": priority, "assignee": assignee},
         "counts": counts,
         "shown": len(shown),
@@ -132,9 +142,12 @@ async def _case_data(request: Request) -> tuple[dict[str, Any], Case, Access] | 
                 "user": await _username(db, s.user_id),
                 "organisation": await _org_name(db, s.org_id),
                 "contributing": s.contributing,
+                # Made for a second opinion: it ends with the request, not by hand.
+                "for_opinion": (s.source or "").startswith(OPINION_SOURCE),
             }
             for s in await db.catalog.shares(case.id)
         ]
+    data |= await of_case(request, case, access)
     await db.audit.record("case opened", user=user, client=client_address(request), case_id=case.id)
     return data, case, access
 
@@ -229,11 +242,14 @@ async def revoke_share(request: Request) -> Response:
     shares = {s.id: s for s in await db.catalog.shares(case.id)}
     if not raw.isdigit() or int(raw) not in shares:
         return error(404, "No such share.")
+    if shares[int(raw)].source:
+        return error(409, "This share belongs to a second-opinion request: withdraw the request instead.")
     await db.catalog.revoke(int(raw))
     await db.audit.record(
         "share revoked", user=user, client=client_address(request), case_id=case.id, detail=f"share {raw}"
     )
     request.app.state.access.forget(case.id)
+    await drop_lost_peers(request.app, case.id)
     return RedirectResponse(f"/cases/{case.id}", status_code=303)
 
 

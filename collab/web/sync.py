@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -38,6 +39,7 @@ class Connection:
 
     def __init__(self, websocket: WebSocket, user: User, contribute: bool, moderate: bool) -> None:
         self.websocket = websocket
+        self.user = user
         self.user_id = user.id
         self.contribute = contribute
         self.moderate = moderate
@@ -147,6 +149,22 @@ async def case_socket(websocket: WebSocket) -> None:
         assert peer.closing is not None
         await peer.closing  # the close frame with its code goes out before the app returns
         await rooms.left(room)
+
+
+async def drop_lost_peers(app: Starlette, case_id: str) -> None:
+    """Close the live connections of people who may no longer see the case (a share ended).
+
+    Access is checked when a connection opens; without this, a tab left open would keep
+    receiving the case's annotations and discussion after its share was revoked.
+    """
+    room = app.state.rooms.open_room(case_id)
+    if room is None:
+        return
+    case = await app.state.db.catalog.case(case_id)
+    shares = await app.state.db.catalog.shares(case_id)
+    for peer in list(room.peers):
+        if isinstance(peer, Connection) and (case is None or case_access(peer.user, case, shares) is None):
+            peer.close(4403, "access to this case has ended")
 
 
 routes = [WebSocketRoute("/ws/cases/{case_id}", case_socket)]
