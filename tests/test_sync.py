@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import websockets
-from pycrdt import Array, Map
+from pycrdt import Array, Doc, Map
 
 from collab.sync.protocol import AwarenessEntry, encode_awareness
 from tests.conftest import Server, add_user, api_token, collab, start_server, stop_server
@@ -156,6 +156,37 @@ def test_only_authors_or_pathologists_change_an_annotation(room) -> None:  # typ
         await _closed(forger)
         assert forger.close_code == 4403
         await pathologist.close()
+
+    asyncio.run(scenario())
+
+
+def test_someone_elses_lost_work_is_accepted_back_but_not_a_forgery(room) -> None:  # type: ignore[no-untyped-def]
+    """After a crash a participant resends what it had, others' edits included; those are
+    vouched for by the Yjs client that made them (announced by its owner's connection)."""
+    server, case_id, tokens, ids = room
+
+    async def scenario() -> None:
+        consultant = await YClient(_url(server, case_id), tokens["north.path"]).connect()
+        await consultant.synced.wait()
+        await consultant.set_awareness({"user": {"name": "Dr North"}})
+        watcher = await YClient(_url(server, case_id), tokens["north.onc"]).connect()
+        await watcher.wait_for(lambda: consultant.doc.client_id in watcher.awareness)
+        await consultant.close()
+        # Drawn but never received by the server (as if lost in a crash); the trainee has a copy.
+        consultant.annotations()["lost"] = _annotation(ids["north.path"], "consultant's, lost")
+        copy: Doc = Doc()
+        copy.apply_update(consultant.doc.get_update())
+        trainee = await YClient(_url(server, case_id), tokens["north.trainee"], doc=copy).connect()
+        await watcher.wait_for(lambda: "lost" in watcher.annotations())
+        assert not trainee.closed.is_set()
+        # A fresh client claiming the consultant's name is still refused.
+        forger = await YClient(_url(server, case_id), tokens["north.trainee"]).connect()
+        await forger.synced.wait()
+        forger.annotations()["forged"] = _annotation(ids["north.path"], "forged")
+        await _closed(forger)
+        assert forger.close_code == 4403
+        await trainee.close()
+        await watcher.close()
 
     asyncio.run(scenario())
 

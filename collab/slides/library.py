@@ -47,6 +47,7 @@ class SlideLibrary:
         self._open: OrderedDict[str, DeepZoomSlide] = OrderedDict()
         self._opening: SingleFlight[DeepZoomSlide] = SingleFlight()
         self._rendering: dict[Hashable, asyncio.Task[bytes]] = {}
+        self._prefetching: set[asyncio.Future[DeepZoomSlide]] = set()
         self._lock = threading.Lock()
         self.tiles: SizedLRU[bytes] = SizedLRU(tile_cache_bytes)
         self.chunks: SizedLRU[np.ndarray] = SizedLRU(chunk_cache_bytes)
@@ -107,6 +108,24 @@ class SlideLibrary:
         if slide is not None:
             return slide
         return await self._opening.run(slide_id, lambda: self._load_slide(slide_id))
+
+    def prefetch(self, slide_id: str) -> None:
+        """Start opening a slide that is about to be asked for (a case page was just served).
+
+        Opening a slide cold costs a few hundred milliseconds; doing it while the browser
+        loads the viewer takes that off the time to the first tile. Errors are left for
+        the real request to report.
+        """
+        if self.cached(slide_id) is not None:
+            return
+        task = asyncio.ensure_future(self.get(slide_id))
+        self._prefetching.add(task)
+        task.add_done_callback(self._prefetched)
+
+    def _prefetched(self, task: asyncio.Future[DeepZoomSlide]) -> None:
+        self._prefetching.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: a failure here is reported by the request that follows
 
     async def _load_slide(self, slide_id: str) -> DeepZoomSlide:
         path = await self._resolve(slide_id)

@@ -25,12 +25,24 @@ class Documents:
         )
         return ([bytes(snapshot["state"])] if snapshot else []) + [bytes(r["update_data"]) for r in rows]
 
-    async def append(self, updates: list[tuple[str, bytes]]) -> None:
-        """Append (case id, update) pairs in one transaction: once this returns, they are on disk."""
+    async def append(
+        self, updates: list[tuple[str, bytes]], clients: list[tuple[str, int, int]] | None = None
+    ) -> None:
+        """Append (case id, update) pairs, and (case id, Yjs client id, user id) owners, in one
+        transaction: once this returns, they are on disk. A client id keeps its first owner."""
         await self.db.conn.executemany(
             "INSERT INTO doc_updates (case_id, update_data) VALUES (?, ?)", updates
         )
+        if clients:
+            await self.db.conn.executemany(
+                "INSERT OR IGNORE INTO doc_clients (case_id, client_id, user_id) VALUES (?, ?, ?)", clients
+            )
         await self.db.conn.commit()
+
+    async def clients(self, case_id: str) -> dict[int, int]:
+        """Owners of the document's Yjs client ids: client id -> user id."""
+        rows = await self.db.all("SELECT client_id, user_id FROM doc_clients WHERE case_id = ?", (case_id,))
+        return {int(r["client_id"]): int(r["user_id"]) for r in rows}
 
     async def pending_count(self, case_id: str) -> int:
         """How many updates a load would replay after the snapshot."""

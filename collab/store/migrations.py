@@ -137,4 +137,14 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX opinions_by_case ON opinion_requests(case_id);
     CREATE INDEX opinions_by_requester ON opinion_requests(requested_by);
     """,
+    # 5: which person each Yjs client id of a case's document belongs to (from their awareness),
+    # so that an update replaying someone else's lost edits can be told from a forgery.
+    """
+    CREATE TABLE doc_clients (
+        case_id TEXT NOT NULL REFERENCES cases(id),
+        client_id INTEGER NOT NULL,
+        user_id INTEGER NOT NULL REFERENCES users(id),
+        PRIMARY KEY (case_id, client_id)
+    );
+    """,
 )

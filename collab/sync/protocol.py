@@ -134,3 +134,15 @@ def encode_awareness(entries: list[AwarenessEntry]) -> bytes:
         for e in entries
     )
     return bytes([YMessageType.AWARENESS]) + write_var_uint(len(body)) + body
+
+
+def parse_state_vector(data: bytes) -> dict[int, int]:
+    """A Yjs state vector: client id -> number of items seen from it."""
+    reader = _Reader(data)
+    clocks = {}
+    for _ in range(reader.var_uint()):
+        client = reader.var_uint()
+        clocks[client] = reader.var_uint()
+    if not reader.done():
+        raise ProtocolError("bytes after the state vector")
+    return clocks

@@ -13,11 +13,19 @@ from pycrdt import (
     YSyncMessageType,
     create_sync_message,
     create_update_message,
+    get_state,
     write_var_uint,
 )
 from pycrdt._sync import create_sync_step2_message
 
-from collab.sync.protocol import QUERY_AWARENESS, AwarenessEntry, Frame, encode_awareness, parse_awareness
+from collab.sync.protocol import (
+    QUERY_AWARENESS,
+    AwarenessEntry,
+    Frame,
+    encode_awareness,
+    parse_awareness,
+    parse_state_vector,
+)
 
 # The document's top-level names; anything else in an update is refused (docs/sync.md).
 ROOTS = {"annotations": Map, "discussion": Array, "outcome": Map, "meta": Map}
@@ -47,8 +55,19 @@ class Peer(Protocol):
 class Room:
     """The document of one case, its peers and their awareness states."""
 
-    def __init__(self, case_id: str, updates: list[bytes], persist: Callable[[str, bytes], None]) -> None:
+    def __init__(
+        self,
+        case_id: str,
+        updates: list[bytes],
+        persist: Callable[[str, bytes], None],
+        *,
+        clients: dict[int, int] | None = None,
+        persist_client: Callable[[str, int, int], None] | None = None,
+    ) -> None:
         self.case_id = case_id
+        # Yjs client id -> the user whose connection announced it first (kept on disk).
+        self.clients: dict[int, int] = dict(clients or {})
+        self._persist_client = persist_client
         self.doc: Doc[Any] = Doc()
         for update in updates:
             self.doc.apply_update(update)
@@ -124,6 +143,10 @@ class Room:
             if current is not None and entry.clock <= current.clock:
                 continue
             owned.add(entry.client_id)
+            if entry.client_id not in self.clients:
+                self.clients[entry.client_id] = peer.user_id
+                if self._persist_client:
+                    self._persist_client(self.case_id, entry.client_id, peer.user_id)
             self.awareness[entry.client_id] = entry
             accepted.append(entry)
         # Everyone, the sender included, gets it: y-websocket clients count renewals.
@@ -143,7 +166,13 @@ class Room:
         unknown = set(trial.keys()) - set(ROOTS)
         if unknown:
             raise Rejected(4400, f"unknown document parts: {', '.join(sorted(unknown))}")
-        author = str(peer.user_id)
+        # Whose work this update may carry: the sender's, and that of the people whose Yjs
+        # clients made items in it. After a server crash a participant's client resends
+        # what it had, including others' edits the server lost; a forgery made by the
+        # sender's own client still names only the sender.
+        vouched = {str(peer.user_id)} | {
+            str(self.clients[c]) for c in _client_ids(update) if c in self.clients
+        }
         for root, what in (("annotations", "an annotation"), ("discussion", "a message")):
             before, after = _authored(self.doc, root), _authored(trial, root)
             for key in before.keys() | after.keys():
@@ -151,9 +180,9 @@ class Room:
                 if old == new:
                     continue
                 if old is None:
-                    if new is not None and str(new.get("author")) != author:
+                    if new is not None and str(new.get("author")) not in vouched:
                         raise Rejected(4403, f"{what} must carry its author's own id")
-                elif str(old.get("author")) != author and not peer.moderate:
+                elif str(old.get("author")) not in vouched and not peer.moderate:
                     # Moderation: pathologists of the owning trust may correct or remove.
                     raise Rejected(
                         4403, "only the author or a pathologist of the owning trust may change that"
@@ -166,6 +195,14 @@ class Room:
         for peer in list(self.peers):
             if peer is not skip:
                 peer.send(data)
+
+
+def _client_ids(update: bytes) -> set[int]:
+    """The Yjs client ids that made items in an update (from its state vector)."""
+    try:
+        return set(parse_state_vector(get_state(update)))
+    except Exception:  # nothing is vouched for by an update that cannot be read
+        return set()
 
 
 def _authored(doc: Doc[Any], root: str) -> dict[str, Any]:

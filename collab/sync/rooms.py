@@ -29,6 +29,7 @@ class Rooms:
         self._rooms: dict[str, Room] = {}
         self._loading: SingleFlight[Room] = SingleFlight()
         self._pending: list[tuple[str, bytes]] = []
+        self._pending_clients: list[tuple[str, int, int]] = []
         self._wake = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
 
@@ -51,7 +52,13 @@ class Rooms:
         return await self._loading.run(case_id, lambda: self._load(case_id))
 
     async def _load(self, case_id: str) -> Room:
-        room = Room(case_id, await self.documents.load(case_id), self._persist)
+        room = Room(
+            case_id,
+            await self.documents.load(case_id),
+            self._persist,
+            clients=await self.documents.clients(case_id),
+            persist_client=self._persist_client,
+        )
         self._rooms[case_id] = room
         return room
 
@@ -84,11 +91,16 @@ class Rooms:
         self._pending.append((case_id, update))
         self._wake.set()
 
+    def _persist_client(self, case_id: str, client_id: int, user_id: int) -> None:
+        self._pending_clients.append((case_id, client_id, user_id))
+        self._wake.set()
+
     async def flush(self) -> None:
         """Write every update received so far."""
-        if self._pending:
+        if self._pending or self._pending_clients:
             batch, self._pending = self._pending, []
-            await self.documents.append(batch)
+            clients, self._pending_clients = self._pending_clients, []
+            await self.documents.append(batch, clients)
 
     async def _write_loop(self) -> None:
         while True:
