@@ -123,7 +123,7 @@ def test_two_people_point_annotate_follow(session: E2ESession) -> None:
     a.locator("#viewer").hover()
     a.mouse.wheel(0, -400)  # zoom in a little
     view = settled_view(a)
-    assert view["rotation"] == 90 and view["slide"] == session.slide_ids[1]
+    assert abs(view["rotation"] - 90) < 0.5 and view["slide"] == session.slide_ids[1]
     same_view(b, view)
     expect(b.locator("#viewer")).to_have_attribute("data-slide-id", session.slide_ids[1])
     expect(b.locator(".slide-strip a[aria-current]")).to_have_attribute("data-slide-id", session.slide_ids[1])

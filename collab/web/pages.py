@@ -172,6 +172,8 @@ async def case_page(request: Request) -> Response:
     current = next(
         (s for s in data["slides"] if s["id"] == wanted), data["slides"][0] if data["slides"] else None
     )
+    if current:
+        request.app.state.slides.prefetch(current["id"])  # opens while the browser loads the viewer
     user = current_user(request)
     organisation = await _org_name(request.app.state.db, user.org_id)
     session = {
