@@ -1,4 +1,4 @@
-"""What the administrative commands do: organisations, people, cases, slides."""
+"""What the administrative commands do: organisations, people, cases, meetings, slides."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 from collab.config import Settings
-from collab.domain import Patient
+from collab.domain import Patient, User
+from collab.meetings import MeetingRefused, create_meeting
 from collab.security import MIN_PASSWORD_LENGTH, hash_password, new_token, token_hash
 from collab.sharing import share_case
 from collab.slides import SlideError, open_slide
@@ -22,7 +23,7 @@ class CommandError(Exception):
 
 
 async def run_admin(args: argparse.Namespace) -> int:
-    """Run one of the ``orgs``, ``users``, ``cases`` or ``slides`` commands."""
+    """Run one of the ``orgs``, ``users``, ``cases``, ``meetings`` or ``slides`` commands."""
     async with Database(Settings(data_dir=args.data_dir).database_path) as db:
         command = (args.command, args.action)
         if command == ("orgs", "add"):
@@ -36,6 +37,8 @@ async def run_admin(args: argparse.Namespace) -> int:
             await _cases_add(db, args)
         elif command == ("cases", "share"):
             await _cases_share(db, args)
+        elif command == ("meetings", "add"):
+            await _meetings_add(db, args)
         else:
             return await _slides_add(db, args.paths, args.case, args.stain)
     return 0
@@ -114,6 +117,41 @@ async def _cases_share(db: Database, args: argparse.Namespace) -> None:
         f"{args.accession} shared with {args.user or args.org}, "
         + ("read-only" if args.read_only else "contributing")
     )
+
+
+async def _user(db: Database, username: str) -> User:
+    user = await db.people.user_by_username(username)
+    if user is None:
+        raise CommandError(f"no user named {username!r}")
+    return user
+
+
+async def _meetings_add(db: Database, args: argparse.Namespace) -> None:
+    org = await db.catalog.org_by_name(args.org)
+    if org is None:
+        raise CommandError(f"no organisation named {args.org!r} (create it with: collab orgs add NAME)")
+    cases = []
+    for accession in args.case:
+        case = await db.catalog.case_by_accession(accession)
+        if case is None:
+            raise CommandError(f"no case with accession {accession!r}")
+        cases.append(case)
+    try:
+        meeting = await create_meeting(
+            db,
+            args.name,
+            org=org,
+            starts=args.starts,
+            chair=await _user(db, args.chair),
+            coordinator=await _user(db, args.coordinator),
+            attendees=[await _user(db, username) for username in args.attendee],
+            cases=cases,
+            by=None,
+            client="command line",
+        )
+    except MeetingRefused as exc:
+        raise CommandError(str(exc)) from None
+    print(meeting.id)
 
 
 async def _slides_add(db: Database, paths: list[Path], accession: str, stain: str | None) -> int:

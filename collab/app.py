@@ -18,7 +18,7 @@ from collab.security import load_secret
 from collab.slides.library import SlideLibrary
 from collab.store import Database
 from collab.sync.rooms import Rooms
-from collab.web import audit, auth, exports, opinions, pages, slides, sync
+from collab.web import audit, auth, exports, meetings, opinions, pages, slides, sync
 from collab.web.access import AccessControl
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -65,6 +65,7 @@ def create_app(settings: Settings) -> Starlette:
         *auth.routes,
         *pages.routes,
         *opinions.routes,
+        *meetings.routes,
         *exports.routes,
         *audit.routes,
         *slides.routes,

@@ -84,6 +84,21 @@ def _parser(environ: dict[str, str]) -> argparse.ArgumentParser:
     )
     users_token.add_argument("username")
 
+    meetings = commands.add_parser("meetings", help="MDT meetings")
+    meetings_cmd = meetings.add_subparsers(dest="action", required=True, metavar="ACTION")
+    meetings_add = meetings_cmd.add_parser(
+        "add", parents=[common], help="create an MDT meeting; prints its id"
+    )
+    meetings_add.add_argument("name")
+    meetings_add.add_argument("--org", required=True, help="the organisation holding the meeting")
+    meetings_add.add_argument("--starts", required=True, help="date and time, e.g. 2026-12-01T13:00")
+    meetings_add.add_argument("--chair", required=True, metavar="USERNAME")
+    meetings_add.add_argument("--coordinator", required=True, metavar="USERNAME")
+    meetings_add.add_argument("--attendee", action="append", default=[], metavar="USERNAME")
+    meetings_add.add_argument(
+        "--case", action="append", default=[], metavar="ACCESSION", help="agenda cases, in order"
+    )
+
     slides = commands.add_parser("slides", help="slides")
     slides_cmd = slides.add_subparsers(dest="action", required=True, metavar="ACTION")
     slides_add = slides_cmd.add_parser(

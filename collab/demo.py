@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from collab.config import Settings
 from collab.domain import Patient
+from collab.meetings import create_meeting
 from collab.security import hash_password
 from collab.sharing import share_case
 from collab.slides.demo import generate_demo_slide
@@ -145,6 +146,20 @@ async def seed_demo(settings: Settings) -> None:
                 await share_case(
                     db, case, person=people["student"], org=None, contributing=False, by=None, client="demo"
                 )
+        # One MDT meeting of the North trust; its agenda is opened to the South pathologist attending.
+        agenda = [await db.catalog.case_by_accession(a) for a in ("DEMO-24-0101", "DEMO-24-0102")]
+        await create_meeting(
+            db,
+            "Breast MDT",
+            org=orgs[0],
+            starts="2026-12-01T13:00",
+            chair=people["north.path"],
+            coordinator=people["admin"],
+            attendees=[people["north.onc"], people["south.path"]],
+            cases=[case for case in agenda if case is not None],
+            by=None,
+            client="demo",
+        )
     print(f"Demo data ready in {settings.data_dir}.", file=sys.stderr)
     _print_accounts()
 

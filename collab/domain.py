@@ -104,6 +104,51 @@ class OpinionRequest:
         return self.state in OPEN_OPINION_STATES
 
 
+MEETING_SOURCE = "meeting:"
+DECISIONS = (
+    "surgery",
+    "oncology",
+    "radiotherapy",
+    "surveillance",
+    "further investigation",
+    "discharge",
+    "other",
+)
+
+
+def meeting_source(meeting_id: str) -> str:
+    """The ``source`` of a share that opens an agenda case to a meeting's participant."""
+    return f"{MEETING_SOURCE}{meeting_id}"
+
+
+@dataclass(frozen=True)
+class Meeting:
+    """An MDT meeting of one organisation, chaired by one person and run by a coordinator."""
+
+    id: str
+    name: str
+    starts: str
+    org_id: int
+    chair: int
+    coordinator: int
+    created: str
+
+
+@dataclass(frozen=True)
+class AgendaItem:
+    """A case on a meeting's agenda, and the outcome recorded for it, if any."""
+
+    case_id: str
+    position: int
+    planned_minutes: int
+    decision: str | None = None
+    notes: str | None = None
+    recorded_by: int | None = None
+    recorded: str | None = None
+    signed_off_by: int | None = None
+    signed_off: str | None = None
+
+
 @dataclass(frozen=True)
 class SlideRecord:
     """A registered slide file; ``path`` never leaves the server."""

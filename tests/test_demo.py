@@ -56,6 +56,11 @@ def test_demo_seeds_and_serves(tmp_path: Path) -> None:
                 "DEMO-24-0102",
                 "DEMO-24-0103",
             ]
+            # One MDT meeting, chaired by north.path, with two cases on its agenda.
+            [meeting] = worklist["meetings"]
+            assert (meeting["name"], meeting["starts"]) == ("Breast MDT", "2026-12-01T13:00")
+            page = client.get(f"/meetings/{meeting['id']}").text
+            assert page.index("DEMO-24-0101") < page.index("DEMO-24-0102")
             slide = worklist["cases"][0]["slides"][0]["id"]
             meta = client.get(f"/api/slides/{slide}").json()
             assert (meta["width"], meta["height"], meta["mpp_x"]) == (46000, 32000, 0.25)

@@ -25,6 +25,9 @@ EVENTS = (
     "opinion declined",
     "opinion answered",
     "opinion withdrawn",
+    "meeting created",
+    "meeting outcome recorded",
+    "meeting outcome signed off",
 )
 
 

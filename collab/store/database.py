@@ -33,13 +33,14 @@ class Database:
 
     Records are reached through ``db.catalog`` (organisations, cases, slides,
     shares), ``db.people`` (users, sessions, tokens), ``db.opinions`` (second-opinion
-    requests) and ``db.audit``.
+    requests), ``db.meetings`` (MDT meetings) and ``db.audit``.
     """
 
     def __init__(self, path: Path) -> None:
         from collab.store.audit import AuditLog
         from collab.store.catalog import Catalog
         from collab.store.documents import Documents
+        from collab.store.meetings import Meetings
         from collab.store.opinions import Opinions
         from collab.store.people import People
 
@@ -50,6 +51,7 @@ class Database:
         self.audit = AuditLog(self)
         self.documents = Documents(self)
         self.opinions = Opinions(self)
+        self.meetings = Meetings(self)
 
     async def __aenter__(self) -> Self:
         self.path.parent.mkdir(parents=True, exist_ok=True)

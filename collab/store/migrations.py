@@ -147,4 +147,45 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (case_id, client_id)
     );
     """,
+    # 6: MDT meetings: who takes part, the ordered agenda, and the outcome recorded for each case.
+    # Agenda cases are opened to participants of other organisations by shares whose ``source``
+    # is 'meeting:{id}'.
+    """
+    CREATE TABLE meetings (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        starts TEXT NOT NULL,
+        org_id INTEGER NOT NULL REFERENCES organisations(id),
+        chair INTEGER NOT NULL REFERENCES users(id),
+        coordinator INTEGER NOT NULL REFERENCES users(id),
+        created TEXT NOT NULL
+    );
+    CREATE INDEX meetings_by_org ON meetings(org_id, starts);
+    CREATE TABLE meeting_attendees (
+        meeting_id TEXT NOT NULL REFERENCES meetings(id),
+        user_id INTEGER NOT NULL REFERENCES users(id),
+        attended TEXT,
+        PRIMARY KEY (meeting_id, user_id)
+    );
+    CREATE INDEX meeting_attendees_by_user ON meeting_attendees(user_id);
+    CREATE TABLE meeting_cases (
+        meeting_id TEXT NOT NULL REFERENCES meetings(id),
+        case_id TEXT NOT NULL REFERENCES cases(id),
+        position INTEGER NOT NULL,
+        planned_minutes INTEGER NOT NULL DEFAULT 3,
+        PRIMARY KEY (meeting_id, case_id)
+    );
+    CREATE TABLE meeting_outcomes (
+        meeting_id TEXT NOT NULL REFERENCES meetings(id),
+        case_id TEXT NOT NULL REFERENCES cases(id),
+        decision TEXT NOT NULL CHECK (decision IN ('surgery', 'oncology', 'radiotherapy', 'surveillance',
+            'further investigation', 'discharge', 'other')),
+        notes TEXT NOT NULL DEFAULT '',
+        recorded_by INTEGER NOT NULL REFERENCES users(id),
+        recorded TEXT NOT NULL,
+        signed_off_by INTEGER REFERENCES users(id),
+        signed_off TEXT,
+        PRIMARY KEY (meeting_id, case_id)
+    );
+    """,
 )

@@ -23,6 +23,7 @@ from collab.store import Database
 from collab.web.access import AccessControl
 from collab.web.auth import check_csrf, client_address, current_user
 from collab.web.errors import error
+from collab.web.meetings import my_meetings
 from collab.web.opinions import asked_of_me, of_case
 from collab.web.render import render
 from collab.web.sync import drop_lost_peers
@@ -103,6 +104,7 @@ async def worklist_data(request: Request) -> dict[str, Any]:
         "user": {"username": user.username, "name": user.display_name, "role": user.role},
         # Second opinions asked of this person come first, whatever the filters.
         "opinions": await asked_of_me(request),
+        "meetings": await my_meetings(request),
         "filters": {"status": status, "priority": priority, "assignee": assignee},
         "counts": counts,
         "shown": len(shown),

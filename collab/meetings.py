@@ -1,0 +1,144 @@
+"""MDT meetings: who takes part, who may record and sign off outcomes, and their audit entries.
+
+A meeting belongs to one organisation. Its chair, coordinator and attendees take part;
+agenda cases of other organisations' participants are opened to them by shares named
+'meeting:{id}' (read-only for clinicians, contributing for pathologists). The coordinator
+or the chair records each case's outcome; the chair signs it off, after which it is final.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from collab.domain import DECISIONS, Case, Meeting, Organisation, User
+from collab.store import Database
+
+MAX_NAME = 200
+MAX_NOTES = 20_000
+
+
+class MeetingRefused(Exception):
+    """A step the rules refuse; the message is fit to show the person who tried it."""
+
+
+class NotAllowed(MeetingRefused):
+    """This person may not take that step."""
+
+
+class WrongState(MeetingRefused):
+    """The outcome is not (or no longer) in a state that allows that step."""
+
+
+class Invalid(MeetingRefused):
+    """What was sent is missing something or is wrong."""
+
+
+def takes_part(user: User, meeting: Meeting, attendee_ids: set[int]) -> bool:
+    """The chair, the coordinator and the attendees see the meeting; nobody else learns of it."""
+    return user.id in (meeting.chair, meeting.coordinator) or user.id in attendee_ids
+
+
+def may_record(user: User, meeting: Meeting) -> bool:
+    """The coordinator (or the chair) records outcomes."""
+    return user.id in (meeting.chair, meeting.coordinator)
+
+
+def may_sign_off(user: User, meeting: Meeting) -> bool:
+    """Only the chair signs outcomes off."""
+    return user.id == meeting.chair
+
+
+def contributes(user: User) -> bool:
+    """What a meeting share gives: pathologists contribute, everyone else reads."""
+    return user.role == "pathologist"
+
+
+def check_starts(starts: str) -> str:
+    """``starts`` as ISO 8601 to the minute (YYYY-MM-DDTHH:MM), or Invalid."""
+    try:
+        parsed = datetime.fromisoformat(starts.strip())
+    except ValueError:
+        raise Invalid(f"{starts!r} is not a date and time such as 2026-12-01T13:00") from None
+    return parsed.strftime("%Y-%m-%dT%H:%M")
+
+
+async def create_meeting(
+    db: Database,
+    name: str,
+    *,
+    org: Organisation,
+    starts: str,
+    chair: User,
+    coordinator: User,
+    attendees: list[User],
+    cases: list[Case],
+    by: User | None,
+    client: str,
+) -> Meeting:
+    """A new meeting with its participants and agenda; agenda cases are shared with outsiders."""
+    name = name.strip()
+    if not name:
+        raise Invalid("a meeting needs a name")
+    if len(name) > MAX_NAME:
+        raise Invalid(f"a meeting's name is at most {MAX_NAME} characters")
+    starts = check_starts(starts)
+    if len({c.id for c in cases}) != len(cases):
+        raise Invalid("a case is on the agenda only once")
+    people = list({p.id: p for p in (chair, coordinator, *attendees)}.values())
+    shares = [
+        (case.id, person.id, contributes(person))
+        for case in cases
+        for person in people
+        if person.org_id != case.org_id or person.role == "student"
+    ]
+    meeting = await db.meetings.add(
+        name,
+        starts=starts,
+        org_id=org.id,
+        chair=chair.id,
+        coordinator=coordinator.id,
+        attendees=[p.id for p in attendees],
+        case_ids=[c.id for c in cases],
+        shares=shares,
+    )
+    await db.audit.record(
+        "meeting created",
+        user=by,
+        username=None if by else "command line",
+        client=client,
+        detail=f"meeting {meeting.id} {name!r} at {starts}, {len(cases)} cases, {len(shares)} shares",
+    )
+    return meeting
+
+
+async def record_outcome(
+    db: Database, meeting: Meeting, case_id: str, *, by: User, decision: str, notes: str, client: str
+) -> None:
+    """Record the decision on an agenda case, and audit it."""
+    if not may_record(by, meeting):
+        raise NotAllowed("Only the meeting's coordinator or chair records outcomes.")
+    if decision not in DECISIONS:
+        raise Invalid(f"Choose a decision: {', '.join(DECISIONS)}.")
+    notes = notes.strip()
+    if len(notes) > MAX_NOTES:
+        raise Invalid(f"Notes are at most {MAX_NOTES:,} characters.")
+    if not await db.meetings.record_outcome(meeting.id, case_id, decision=decision, notes=notes, by=by.id):
+        raise WrongState("This outcome has been signed off and can no longer be changed.")
+    await db.audit.record(
+        "meeting outcome recorded",
+        user=by,
+        client=client,
+        case_id=case_id,
+        detail=f"meeting {meeting.id}: {decision}",
+    )
+
+
+async def sign_off(db: Database, meeting: Meeting, case_id: str, *, by: User, client: str) -> None:
+    """Sign off the outcome recorded for an agenda case, and audit it."""
+    if not may_sign_off(by, meeting):
+        raise NotAllowed("Only the meeting's chair signs outcomes off.")
+    if not await db.meetings.sign_off(meeting.id, case_id, by=by.id):
+        raise WrongState("There is no outcome to sign off, or it has already been signed off.")
+    await db.audit.record(
+        "meeting outcome signed off", user=by, client=client, case_id=case_id, detail=f"meeting {meeting.id}"
+    )

@@ -1,0 +1,216 @@
+"""MDT meetings on the web: the meeting page, recording and signing off outcomes, the summary."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from collab.domain import DECISIONS, Meeting, User, case_title
+from collab.meetings import (
+    Invalid,
+    MeetingRefused,
+    NotAllowed,
+    may_record,
+    may_sign_off,
+    record_outcome,
+    sign_off,
+    takes_part,
+)
+from collab.store import Database
+from collab.web.access import AccessControl
+from collab.web.auth import check_csrf, client_address, current_user
+from collab.web.errors import error
+from collab.web.render import render
+
+CSV_COLUMNS = (
+    "position",
+    "case",
+    "planned_minutes",
+    "decision",
+    "notes",
+    "recorded_by",
+    "recorded",
+    "signed_off_by",
+    "signed_off",
+)
+
+
+async def _meeting(request: Request) -> tuple[Meeting, list[tuple[int, str | None]]] | None:
+    """The meeting and its participants, if the signed-in person takes part in it."""
+    db: Database = request.app.state.db
+    meeting = await db.meetings.get(request.path_params["meeting_id"])
+    if meeting is None:
+        return None
+    attendees = await db.meetings.attendees(meeting.id)
+    if not takes_part(current_user(request), meeting, {user_id for user_id, _ in attendees}):
+        return None  # someone with no part in a meeting is not told that it exists
+    return meeting, attendees
+
+
+async def _describe(
+    request: Request, meeting: Meeting, attendees: list[tuple[int, str | None]]
+) -> dict[str, Any]:
+    """A meeting as its pages show it to the signed-in person."""
+    db: Database = request.app.state.db
+    access_control: AccessControl = request.app.state.access
+    user = current_user(request)
+    people: dict[int, User | None] = {}
+
+    async def name(user_id: int | None) -> str | None:
+        if user_id is None:
+            return None
+        if user_id not in people:
+            people[user_id] = await db.people.user(user_id)
+        found = people[user_id]
+        return found.display_name if found else None
+
+    org = await db.catalog.org(meeting.org_id)
+    agenda = []
+    for item in await db.meetings.agenda(meeting.id):
+        seen = await access_control.case(request, item.case_id)
+        # Named as the worklist names it; a case closed to this person is not linked.
+        title = case_title(*seen) if seen else f"Case {item.case_id[:6]}"
+        agenda.append(
+            {
+                "case_id": item.case_id,
+                "title": title,
+                "can_open_case": seen is not None,
+                "position": item.position,
+                "planned_minutes": item.planned_minutes,
+                "outcome": None
+                if item.decision is None
+                else {
+                    "decision": item.decision,
+                    "notes": item.notes or "",
+                    "recorded_by": await name(item.recorded_by),
+                    "recorded": item.recorded,
+                    "signed_off_by": await name(item.signed_off_by),
+                    "signed_off": item.signed_off,
+                },
+            }
+        )
+    return {
+        "id": meeting.id,
+        "name": meeting.name,
+        "starts": meeting.starts,
+        "organisation": org.name if org else None,
+        "chair": await name(meeting.chair),
+        "coordinator": await name(meeting.coordinator),
+        "attendees": [{"name": await name(user_id), "attended": attended} for user_id, attended in attendees],
+        "agenda": agenda,
+        "may_record": may_record(user, meeting),
+        "may_sign_off": may_sign_off(user, meeting),
+    }
+
+
+async def my_meetings(request: Request) -> list[dict[str, Any]]:
+    """The signed-in person's meetings for the worklist: upcoming first."""
+    db: Database = request.app.state.db
+    found = await db.meetings.of_user(current_user(request).id)
+    return [{"id": m.id, "name": m.name, "starts": m.starts} for m in found]
+
+
+async def meeting_page(request: Request) -> Response:
+    """``GET /meetings/{id}``: participants, the agenda and its outcomes; opening it marks attendance."""
+    db: Database = request.app.state.db
+    found = await _meeting(request)
+    if found is None:
+        return error(404, "No such meeting.")
+    meeting, _ = found
+    await db.meetings.mark_attended(meeting.id, current_user(request).id)
+    # Meetings are made on the command line, whose shares this process has not seen being made.
+    for item in await db.meetings.agenda(meeting.id):
+        request.app.state.access.forget(item.case_id)
+    attendees = await db.meetings.attendees(meeting.id)
+    data = await _describe(request, meeting, attendees)
+    return render(request, "meeting.html", meeting=data, decisions=DECISIONS)
+
+
+async def summary_page(request: Request) -> Response:
+    """``GET /meetings/{id}/summary``: the outcomes, printable."""
+    found = await _meeting(request)
+    if found is None:
+        return error(404, "No such meeting.")
+    return render(request, "meeting_summary.html", meeting=await _describe(request, *found))
+
+
+async def outcomes_csv(request: Request) -> Response:
+    """``GET /meetings/{id}/outcomes.csv``: one row per agenda case."""
+    found = await _meeting(request)
+    if found is None:
+        return error(404, "No such meeting.")
+    data = await _describe(request, *found)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    for item in data["agenda"]:
+        outcome = item["outcome"] or {}
+        writer.writerow(
+            [item["position"], item["title"], item["planned_minutes"]]
+            + [outcome.get(column) or "" for column in CSV_COLUMNS[3:]]
+        )
+    return Response(
+        out.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="meeting-{data["id"]}-outcomes.csv"'},
+    )
+
+
+def _refused(exc: MeetingRefused) -> Response:
+    status = 403 if isinstance(exc, NotAllowed) else 400 if isinstance(exc, Invalid) else 409
+    return error(status, str(exc))
+
+
+async def _step(request: Request, action: str) -> Response:
+    db: Database = request.app.state.db
+    form = await request.form()
+    if not await check_csrf(request, str(form.get("csrf", ""))):
+        return error(403, "The form expired. Reload the page and try again.")
+    found = await _meeting(request)
+    if found is None:
+        return error(404, "No such meeting.")
+    meeting, _ = found
+    case_id = request.path_params["case_id"]
+    if case_id not in {item.case_id for item in await db.meetings.agenda(meeting.id)}:
+        return error(404, "That case is not on this meeting's agenda.")
+    user = current_user(request)
+    try:
+        if action == "outcome":
+            await record_outcome(
+                db,
+                meeting,
+                case_id,
+                by=user,
+                decision=str(form.get("decision", "")),
+                notes=str(form.get("notes", "")),
+                client=client_address(request),
+            )
+        else:
+            await sign_off(db, meeting, case_id, by=user, client=client_address(request))
+    except MeetingRefused as exc:
+        return _refused(exc)
+    return RedirectResponse(f"/meetings/{meeting.id}#case-{case_id}", status_code=303)
+
+
+async def outcome_form(request: Request) -> Response:
+    """``POST /meetings/{id}/cases/{case_id}/outcome``: the coordinator or chair records a decision."""
+    return await _step(request, "outcome")
+
+
+async def sign_off_form(request: Request) -> Response:
+    """``POST /meetings/{id}/cases/{case_id}/sign-off``: the chair signs the outcome off."""
+    return await _step(request, "sign-off")
+
+
+routes = [
+    Route("/meetings/{meeting_id}", meeting_page),
+    Route("/meetings/{meeting_id}/summary", summary_page),
+    Route("/meetings/{meeting_id}/outcomes.csv", outcomes_csv),
+    Route("/meetings/{meeting_id}/cases/{case_id}/outcome", outcome_form, methods=["POST"]),
+    Route("/meetings/{meeting_id}/cases/{case_id}/sign-off", sign_off_form, methods=["POST"]),
+]
