@@ -117,6 +117,8 @@ async def record_outcome(
     """Record the decision on an agenda case, and audit it."""
     if not may_record(by, meeting):
         raise NotAllowed("Only the meeting's coordinator or chair records outcomes.")
+    if await db.meetings.closed(meeting.id):
+        raise WrongState("This meeting is closed: its outcomes can no longer be changed.")
     if decision not in DECISIONS:
         raise Invalid(f"Choose a decision: {', '.join(DECISIONS)}.")
     notes = notes.strip()
@@ -133,10 +135,21 @@ async def record_outcome(
     )
 
 
+async def close_meeting(db: Database, meeting: Meeting, *, by: User, client: str) -> None:
+    """Close the meeting: its outcomes are final and outside participants lose its cases."""
+    if not may_record(by, meeting):
+        raise NotAllowed("Only the meeting's chair or coordinator closes it.")
+    if not await db.meetings.close(meeting.id, by=by.id):
+        raise WrongState("This meeting is already closed.")
+    await db.audit.record("meeting closed", user=by, client=client, detail=f"meeting {meeting.id}")
+
+
 async def sign_off(db: Database, meeting: Meeting, case_id: str, *, by: User, client: str) -> None:
     """Sign off the outcome recorded for an agenda case, and audit it."""
     if not may_sign_off(by, meeting):
         raise NotAllowed("Only the meeting's chair signs outcomes off.")
+    if await db.meetings.closed(meeting.id):
+        raise WrongState("This meeting is closed: its outcomes can no longer be changed.")
     if not await db.meetings.sign_off(meeting.id, case_id, by=by.id):
         raise WrongState("There is no outcome to sign off, or it has already been signed off.")
     await db.audit.record(

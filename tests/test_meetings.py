@@ -247,3 +247,37 @@ def test_outcomes_are_recorded_signed_off_exported_and_audited(world: World) -> 
     assert audited == [("meeting outcome recorded", "north.coord", c) for c in world.case_ids] + [
         ("meeting outcome signed off", "north.path", c) for c in world.case_ids
     ]
+
+
+def test_closing_a_meeting_ends_outside_access_and_freezes_its_outcomes(world: World) -> None:
+    case_id = world.case_ids[0]
+    # east.path takes part in no other meeting here, so this meeting's share is their only access.
+    meeting_id = world.add_meeting("--attendee", "east.path", "--case", ACCESSIONS[0])
+    coord, outside = world.people["north.coord"], world.people["east.path"]
+    assert outside.get(f"/meetings/{meeting_id}").status_code == 200
+    assert outside.get(f"/cases/{case_id}").status_code == 200
+    assert (
+        coord.post(f"/meetings/{meeting_id}/cases/{case_id}/outcome", decision="surgery").status_code == 303
+    )
+
+    refused = outside.post(f"/meetings/{meeting_id}/close")
+    assert (refused.status_code, refused.text) == (
+        403,
+        "Only the meeting's chair or coordinator closes it.\n",
+    )
+    closed = coord.post(f"/meetings/{meeting_id}/close")
+    assert (closed.status_code, closed.headers["location"]) == (303, f"/meetings/{meeting_id}")
+    assert outside.get(f"/cases/{case_id}").status_code == 404  # the meeting's share has ended
+    page = outside.get(f"/meetings/{meeting_id}")
+    assert page.status_code == 200 and "Closed on" in page.text  # the record stays readable
+    frozen = coord.post(f"/meetings/{meeting_id}/cases/{case_id}/outcome", decision="oncology")
+    assert (frozen.status_code, frozen.text) == (
+        409,
+        "This meeting is closed: its outcomes can no longer be changed.\n",
+    )
+    assert coord.post(f"/meetings/{meeting_id}/close").status_code == 409
+    with world.db() as db:
+        events = [
+            r[0] for r in db.execute("SELECT event FROM audit WHERE detail = ?", (f"meeting {meeting_id}",))
+        ]
+    assert "meeting closed" in events

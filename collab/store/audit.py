@@ -28,6 +28,7 @@ EVENTS = (
     "meeting created",
     "meeting outcome recorded",
     "meeting outcome signed off",
+    "meeting closed",
 )
 
 

@@ -124,6 +124,28 @@ class Meetings:
         await self.db.conn.commit()
         return cursor.rowcount == 1
 
+    async def close(self, meeting_id: str, *, by: int) -> bool:
+        """Close a meeting and revoke the shares it made, in one transaction; False if already closed."""
+        conn = self.db.conn
+        cursor = await conn.execute(
+            "INSERT OR IGNORE INTO meeting_closures (meeting_id, closed, closed_by) VALUES (?, ?, ?)",
+            (meeting_id, now_iso(), by),
+        )
+        if cursor.rowcount != 1:
+            await conn.commit()
+            return False
+        await conn.execute(
+            "UPDATE case_shares SET revoked = ? WHERE source = ? AND revoked IS NULL",
+            (now_iso(), meeting_source(meeting_id)),
+        )
+        await conn.commit()
+        return True
+
+    async def closed(self, meeting_id: str) -> str | None:
+        """When the meeting was closed, or None while it is open."""
+        row = await self.db.one("SELECT closed FROM meeting_closures WHERE meeting_id = ?", (meeting_id,))
+        return str(row["closed"]) if row else None
+
 
 def _meeting(row: sqlite3.Row) -> Meeting:
     return Meeting(

@@ -188,4 +188,12 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (meeting_id, case_id)
     );
     """,
+    # 7: a closed meeting; closing revokes the shares that opened its agenda cases.
+    """
+    CREATE TABLE meeting_closures (
+        meeting_id TEXT PRIMARY KEY REFERENCES meetings(id),
+        closed TEXT NOT NULL,
+        closed_by INTEGER NOT NULL REFERENCES users(id)
+    );
+    """,
 )

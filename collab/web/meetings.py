@@ -15,6 +15,7 @@ from collab.meetings import (
     Invalid,
     MeetingRefused,
     NotAllowed,
+    close_meeting,
     may_record,
     may_sign_off,
     record_outcome,
@@ -26,6 +27,7 @@ from collab.web.access import AccessControl
 from collab.web.auth import check_csrf, client_address, current_user
 from collab.web.errors import error
 from collab.web.render import render
+from collab.web.sync import drop_lost_peers
 
 CSV_COLUMNS = (
     "position",
@@ -59,6 +61,7 @@ async def _describe(
     db: Database = request.app.state.db
     access_control: AccessControl = request.app.state.access
     user = current_user(request)
+    closed = await db.meetings.closed(meeting.id)
     people: dict[int, User | None] = {}
 
     async def name(user_id: int | None) -> str | None:
@@ -103,8 +106,10 @@ async def _describe(
         "coordinator": await name(meeting.coordinator),
         "attendees": [{"name": await name(user_id), "attended": attended} for user_id, attended in attendees],
         "agenda": agenda,
-        "may_record": may_record(user, meeting),
-        "may_sign_off": may_sign_off(user, meeting),
+        "may_record": may_record(user, meeting) and not closed,
+        "may_sign_off": may_sign_off(user, meeting) and not closed,
+        "may_close": may_record(user, meeting) and not closed,
+        "closed": closed,
     }
 
 
@@ -197,6 +202,27 @@ async def _step(request: Request, action: str) -> Response:
     return RedirectResponse(f"/meetings/{meeting.id}#case-{case_id}", status_code=303)
 
 
+async def close_form(request: Request) -> Response:
+    """``POST /meetings/{id}/close``: the chair or coordinator closes the meeting; the shares it
+    made end, so outside participants no longer see its cases, and live links to them close."""
+    db: Database = request.app.state.db
+    form = await request.form()
+    if not await check_csrf(request, str(form.get("csrf", ""))):
+        return error(403, "The form expired. Reload the page and try again.")
+    found = await _meeting(request)
+    if found is None:
+        return error(404, "No such meeting.")
+    meeting, _ = found
+    try:
+        await close_meeting(db, meeting, by=current_user(request), client=client_address(request))
+    except MeetingRefused as exc:
+        return _refused(exc)
+    for item in await db.meetings.agenda(meeting.id):
+        request.app.state.access.forget(item.case_id)
+        await drop_lost_peers(request.app, item.case_id)
+    return RedirectResponse(f"/meetings/{meeting.id}", status_code=303)
+
+
 async def outcome_form(request: Request) -> Response:
     """``POST /meetings/{id}/cases/{case_id}/outcome``: the coordinator or chair records a decision."""
     return await _step(request, "outcome")
@@ -213,4 +239,5 @@ routes = [
     Route("/meetings/{meeting_id}/outcomes.csv", outcomes_csv),
     Route("/meetings/{meeting_id}/cases/{case_id}/outcome", outcome_form, methods=["POST"]),
     Route("/meetings/{meeting_id}/cases/{case_id}/sign-off", sign_off_form, methods=["POST"]),
+    Route("/meetings/{meeting_id}/close", close_form, methods=["POST"]),
 ]
