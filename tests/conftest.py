@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -276,3 +277,32 @@ def write_fake_svs(path: Path, *, seed: int = 0) -> Path:
             description=f"{head}macro 300x100",
         )
     return path
+
+
+@dataclass
+class Person:
+    """One person signed in through the login form: a cookie session for pages and forms,
+    and (when asked for) an API token for the websocket."""
+
+    username: str
+    client: httpx.Client
+    csrf: str
+    token: str = ""
+
+    def get(self, path: str) -> httpx.Response:
+        return self.client.get(path)
+
+    def post(self, path: str, **fields: str) -> httpx.Response:
+        return self.client.post(path, data={"csrf": self.csrf, **fields})
+
+
+def sign_in_with_form(server: Server, username: str, *, with_token: bool = False) -> Person:
+    client = httpx.Client(base_url=server.url, timeout=30)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").text)
+    assert csrf
+    signed = client.post("/login", data={"username": username, "password": PASSWORD, "csrf": csrf[1]})
+    assert signed.status_code == 303, signed.text
+    session_csrf = re.search(r'name="csrf" value="([^"]+)"', client.get("/").text)
+    assert session_csrf
+    token = api_token(server.data_dir, username) if with_token else ""
+    return Person(username, client, session_csrf[1], token)

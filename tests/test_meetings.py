@@ -11,10 +11,17 @@ import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import httpx
 import pytest
 
-from tests.conftest import PASSWORD, Server, add_user, collab, start_server, stop_server
+from tests.conftest import (
+    Person,
+    Server,
+    add_user,
+    collab,
+    sign_in_with_form,
+    start_server,
+    stop_server,
+)
 
 PEOPLE = {
     "north.path": ("pathologist", "North Trust", "Dr North"),
@@ -24,21 +31,6 @@ PEOPLE = {
     "east.path": ("pathologist", "East Trust", "Dr East"),
 }
 ACCESSIONS = ("M26-001", "M26-002", "M26-003")
-
-
-@dataclass
-class Person:
-    """One signed-in person: a cookie session, for pages and forms."""
-
-    username: str
-    client: httpx.Client
-    csrf: str
-
-    def get(self, path: str) -> httpx.Response:
-        return self.client.get(path)
-
-    def post(self, path: str, **fields: str) -> httpx.Response:
-        return self.client.post(path, data={"csrf": self.csrf, **fields})
 
 
 @dataclass
@@ -70,17 +62,6 @@ class World:
         return result.stdout.strip()
 
 
-def _sign_in(server: Server, username: str) -> Person:
-    client = httpx.Client(base_url=server.url, timeout=30)
-    csrf = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").text)
-    assert csrf
-    signed = client.post("/login", data={"username": username, "password": PASSWORD, "csrf": csrf[1]})
-    assert signed.status_code == 303, signed.text
-    session_csrf = re.search(r'name="csrf" value="([^"]+)"', client.get("/").text)
-    assert session_csrf
-    return Person(username, client, session_csrf[1])
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     """North, South and East Trusts, their people, three North cases and a running server."""
@@ -96,7 +77,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         assert made.returncode == 0, made.stderr
         case_ids.append(made.stdout.strip())
     server = start_server(data_dir)
-    people = {username: _sign_in(server, username) for username in PEOPLE}
+    people = {username: sign_in_with_form(server, username) for username in PEOPLE}
     yield World(server, people, case_ids)
     for person in people.values():
         person.client.close()

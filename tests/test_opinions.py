@@ -4,7 +4,6 @@ exactly as long as the request, the worklist, clear refusals and the audit trail
 from __future__ import annotations
 
 import asyncio
-import re
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,12 +14,12 @@ import pytest
 import websockets
 
 from tests.conftest import (
-    PASSWORD,
+    Person,
     Server,
     add_slides,
     add_user,
-    api_token,
     collab,
+    sign_in_with_form,
     start_server,
     stop_server,
     write_pyramid_tiff,
@@ -35,22 +34,6 @@ PEOPLE = {
     "south.onc": ("clinician", "South Trust", "Dr Oncology South"),
     "east.path": ("pathologist", "East Trust", "Dr East"),
 }
-
-
-@dataclass
-class Person:
-    """One signed-in person: a cookie session (for forms) and an API token (for the websocket)."""
-
-    username: str
-    client: httpx.Client
-    csrf: str
-    token: str
-
-    def get(self, path: str) -> httpx.Response:
-        return self.client.get(path)
-
-    def post(self, path: str, **fields: str) -> httpx.Response:
-        return self.client.post(path, data={"csrf": self.csrf, **fields})
 
 
 @dataclass
@@ -87,18 +70,6 @@ class World:
         return self.server.url.replace("http://", "ws://") + f"/ws/cases/{case_id}"
 
 
-def _sign_in(server: Server, username: str) -> Person:
-    client = httpx.Client(base_url=server.url, timeout=30)
-    login = client.get("/login")
-    csrf = re.search(r'name="csrf" value="([^"]+)"', login.text)
-    assert csrf
-    signed = client.post("/login", data={"username": username, "password": PASSWORD, "csrf": csrf[1]})
-    assert signed.status_code == 303, signed.text
-    session_csrf = re.search(r'name="csrf" value="([^"]+)"', client.get("/").text)
-    assert session_csrf
-    return Person(username, client, session_csrf[1], api_token(server.data_dir, username))
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     """North, South and East Trusts and their people, a running server, everyone signed in."""
@@ -109,7 +80,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         extra = ("--specialty", "oncology") if role == "clinician" else ()
         add_user(data_dir, username, role, org, "--name", name, *extra)
     server = start_server(data_dir)
-    people = {username: _sign_in(server, username) for username in PEOPLE}
+    people = {username: sign_in_with_form(server, username, with_token=True) for username in PEOPLE}
     yield World(server, people, tmp_path_factory.mktemp("slides"))
     for person in people.values():
         person.client.close()

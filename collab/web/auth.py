@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import Headers
+from starlette.datastructures import FormData, Headers
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
@@ -181,6 +181,14 @@ async def check_csrf(request: Request, form_token: str | None) -> bool:
 # -- pages --------------------------------------------------------------------
 
 
+async def checked_form(request: Request) -> FormData | Response:
+    """The posted form if it carries this session's CSRF token, else the 403 to answer with."""
+    form = await request.form()
+    if not await check_csrf(request, str(form.get("csrf", ""))):
+        return error(403, "The form expired. Reload the page and try again.")
+    return form
+
+
 async def login_page(request: Request) -> Response:
     """``GET /login``: the sign-in form."""
     # Keep the token a browser already holds: a second load of this page (another tab, or the
@@ -255,9 +263,9 @@ async def login(request: Request) -> Response:
 
 async def logout(request: Request) -> Response:
     """``POST /logout``: end the session."""
-    form = await request.form()
-    if not await check_csrf(request, str(form.get("csrf", ""))):
-        return error(403, "The form expired. Reload the page and try again.")
+    form = await checked_form(request)
+    if isinstance(form, Response):
+        return form
     db: Database = request.app.state.db
     session = request.scope.get("session")
     if session:

@@ -24,7 +24,7 @@ from collab.meetings import (
 )
 from collab.store import Database
 from collab.web.access import AccessControl
-from collab.web.auth import check_csrf, client_address, current_user
+from collab.web.auth import checked_form, client_address, current_user
 from collab.web.errors import error
 from collab.web.render import render
 from collab.web.sync import drop_lost_peers
@@ -173,9 +173,9 @@ def _refused(exc: MeetingRefused) -> Response:
 
 async def _step(request: Request, action: str) -> Response:
     db: Database = request.app.state.db
-    form = await request.form()
-    if not await check_csrf(request, str(form.get("csrf", ""))):
-        return error(403, "The form expired. Reload the page and try again.")
+    form = await checked_form(request)
+    if isinstance(form, Response):
+        return form
     found = await _meeting(request)
     if found is None:
         return error(404, "No such meeting.")
@@ -206,9 +206,9 @@ async def close_form(request: Request) -> Response:
     """``POST /meetings/{id}/close``: the chair or coordinator closes the meeting; the shares it
     made end, so outside participants no longer see its cases, and live links to them close."""
     db: Database = request.app.state.db
-    form = await request.form()
-    if not await check_csrf(request, str(form.get("csrf", ""))):
-        return error(403, "The form expired. Reload the page and try again.")
+    form = await checked_form(request)
+    if isinstance(form, Response):
+        return form
     found = await _meeting(request)
     if found is None:
         return error(404, "No such meeting.")

@@ -21,7 +21,7 @@ from collab.opinions import (
 )
 from collab.store import Database
 from collab.web.access import AccessControl
-from collab.web.auth import check_csrf, client_address, current_user
+from collab.web.auth import checked_form, client_address, current_user
 from collab.web.errors import error
 from collab.web.sync import drop_lost_peers
 
@@ -143,9 +143,9 @@ async def ask(request: Request) -> Response:
     """``POST /cases/{case_id}/opinions``: ask a pathologist or an organisation for a second opinion."""
     db: Database = request.app.state.db
     access_control: AccessControl = request.app.state.access
-    form = await request.form()
-    if not await check_csrf(request, str(form.get("csrf", ""))):
-        return error(403, "The form expired. Reload the page and try again.")
+    form = await checked_form(request)
+    if isinstance(form, Response):
+        return form
     found = await access_control.case(request, request.path_params["case_id"])
     if found is None:
         return error(404, "No such case.")
@@ -180,9 +180,9 @@ async def ask(request: Request) -> Response:
 async def step(request: Request) -> Response:
     """``POST /opinions/{id}/accept|decline|answer|withdraw``"""
     db: Database = request.app.state.db
-    form = await request.form()
-    if not await check_csrf(request, str(form.get("csrf", ""))):
-        return error(403, "The form expired. Reload the page and try again.")
+    form = await checked_form(request)
+    if isinstance(form, Response):
+        return form
     action = request.path_params["action"]
     found = await db.opinions.get(request.path_params["request_id"])
     case = await db.catalog.case(found.case_id) if found else None

@@ -21,7 +21,7 @@ from collab.domain import (
 from collab.sharing import share_case
 from collab.store import Database
 from collab.web.access import AccessControl
-from collab.web.auth import check_csrf, client_address, current_user
+from collab.web.auth import checked_form, client_address, current_user
 from collab.web.errors import error
 from collab.web.meetings import my_meetings
 from collab.web.opinions import asked_of_me, of_case
@@ -201,9 +201,9 @@ async def case_json(request: Request) -> Response:
 
 async def _sharing_form(request: Request) -> tuple[Any, Case] | Response:
     """The posted form and its case, if the form is genuine and its sender may share the case."""
-    form = await request.form()
-    if not await check_csrf(request, str(form.get("csrf", ""))):
-        return error(403, "The form expired. Reload the page and try again.")
+    form = await checked_form(request)
+    if isinstance(form, Response):
+        return form
     found = await request.app.state.access.case(request, request.path_params["case_id"])
     if found is None:
         return error(404, "No such case.")
