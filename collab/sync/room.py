@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -206,15 +207,22 @@ def _client_ids(update: bytes) -> set[int]:
 
 
 def _authored(doc: Doc[Any], root: str) -> dict[str, Any]:
-    """The entries of an authored root by key: annotations by their map key, messages by their id."""
+    """The entries of an authored root by key: annotations by their map key, messages by their id.
+
+    A message without an id (another tool's) is keyed by its content, never by its position:
+    concurrent posts reorder the array, and a position would pin one person's message on another.
+    """
     if root not in set(doc.keys()):
         return {}
     if root == "annotations":
         entries = doc.get(root, type=Map).to_py() or {}
         return {k: (v if isinstance(v, dict) else {"value": v}) for k, v in entries.items()}
     messages = doc.get(root, type=Array).to_py() or []
-    keyed = {}
-    for index, value in enumerate(messages):
+    keyed: dict[str, Any] = {}
+    for value in messages:
         entry = value if isinstance(value, dict) else {"value": value}
-        keyed[str(entry.get("id") or f"#{index}")] = entry
+        key = str(entry["id"]) if entry.get("id") else "~" + json.dumps(entry, sort_keys=True, default=str)
+        while key in keyed:  # the same words posted twice are two messages
+            key += "'"
+        keyed[key] = entry
     return keyed
