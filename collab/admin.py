@@ -7,6 +7,9 @@ import asyncio
 import os
 import sys
 from pathlib import Path
+from typing import Any
+
+from pycrdt import Doc
 
 from collab.config import Settings
 from collab.domain import Patient, User
@@ -16,6 +19,7 @@ from collab.sharing import share_case
 from collab.slides import SlideError, open_slide
 from collab.slides.cache import SizedLRU
 from collab.store import Database
+from collab.teaching import TeachingRefused, create_session
 
 
 class CommandError(Exception):
@@ -39,6 +43,8 @@ async def run_admin(args: argparse.Namespace) -> int:
             await _cases_share(db, args)
         elif command == ("meetings", "add"):
             await _meetings_add(db, args)
+        elif command == ("teaching", "add"):
+            await _teaching_add(db, args)
         else:
             return await _slides_add(db, args.paths, args.case, args.stain)
     return 0
@@ -152,6 +158,34 @@ async def _meetings_add(db: Database, args: argparse.Namespace) -> None:
     except MeetingRefused as exc:
         raise CommandError(str(exc)) from None
     print(meeting.id)
+
+
+async def _teaching_add(db: Database, args: argparse.Namespace) -> None:
+    cases = []
+    for accession in args.case:
+        case = await db.catalog.case_by_accession(accession)
+        if case is None:
+            raise CommandError(f"no case with accession {accession!r}")
+        cases.append(case)
+
+    async def case_document(case_id: str) -> Doc[Any]:
+        doc: Doc[Any] = Doc()
+        for update in await db.documents.load(case_id):
+            doc.apply_update(update)
+        return doc
+
+    try:
+        session = await create_session(
+            db,
+            args.title,
+            educator=await _user(db, args.educator),
+            cases=cases,
+            case_document=case_document,
+            client="command line",
+        )
+    except TeachingRefused as exc:
+        raise CommandError(str(exc)) from None
+    print(f"{session.code}\t{args.url.rstrip('/')}/join/{session.code}\t{session.id}")
 
 
 async def _slides_add(db: Database, paths: list[Path], accession: str, stain: str | None) -> int:

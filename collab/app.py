@@ -14,11 +14,26 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from collab.config import Settings
+from collab.meeting_channels import MeetingChannels
 from collab.security import load_secret
 from collab.slides.library import SlideLibrary
 from collab.store import Database
 from collab.sync.rooms import Rooms
-from collab.web import audit, auth, exports, meetings, opinions, pages, slides, sync
+from collab.sync.teaching import TeachingRoom
+from collab.web import (
+    audit,
+    auth,
+    classroom,
+    exports,
+    meeting_room,
+    meetings,
+    opinions,
+    pages,
+    slides,
+    sync,
+    teaching,
+    timeline,
+)
 from collab.web.access import AccessControl
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -33,7 +48,11 @@ def create_app(settings: Settings) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with Database(settings.database_path) as db, Rooms(db.documents) as rooms:
+        async with (
+            Database(settings.database_path) as db,
+            Rooms(db.documents) as rooms,
+            Rooms(db.teaching.documents, TeachingRoom) as teaching_rooms,
+        ):
 
             async def resolve(slide_id: str) -> Path | None:
                 record = await db.catalog.slide(slide_id)
@@ -54,6 +73,9 @@ def create_app(settings: Settings) -> Starlette:
             app.state.identities = auth.Identities(db, app.state.secret)
             app.state.access = AccessControl(db)
             app.state.rooms = rooms
+            app.state.teaching_rooms = teaching_rooms
+            app.state.classroom = classroom.Classroom(db, app.state.secret)
+            app.state.meeting_channels = MeetingChannels()
             app.state.login_throttle = auth.LoginThrottle()
             try:
                 yield
@@ -66,7 +88,11 @@ def create_app(settings: Settings) -> Starlette:
         *pages.routes,
         *opinions.routes,
         *meetings.routes,
+        *meeting_room.routes,
         *exports.routes,
+        *teaching.routes,
+        *classroom.routes,
+        *timeline.routes,
         *audit.routes,
         *slides.routes,
         *sync.routes,

@@ -99,6 +99,20 @@ def _parser(environ: dict[str, str]) -> argparse.ArgumentParser:
         "--case", action="append", default=[], metavar="ACCESSION", help="agenda cases, in order"
     )
 
+    teaching = commands.add_parser("teaching", help="teaching sessions")
+    teaching_cmd = teaching.add_subparsers(dest="action", required=True, metavar="ACTION")
+    teaching_add = teaching_cmd.add_parser(
+        "add", parents=[common], help="create a teaching session; prints its join code and link"
+    )
+    teaching_add.add_argument("title")
+    teaching_add.add_argument("--educator", required=True, metavar="USERNAME", help="a pathologist or admin")
+    teaching_add.add_argument(
+        "--case", action="append", required=True, metavar="ACCESSION", help="the cases, in order"
+    )
+    teaching_add.add_argument(
+        "--url", default="http://127.0.0.1:8000", help="the site's address, for the printed link"
+    )
+
     slides = commands.add_parser("slides", help="slides")
     slides_cmd = slides.add_subparsers(dest="action", required=True, metavar="ACTION")
     slides_add = slides_cmd.add_parser(

@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Callable
+from typing import Any
+
+from pycrdt import Doc
 
 from collab.config import Settings
 from collab.domain import Patient
@@ -13,6 +16,7 @@ from collab.security import hash_password
 from collab.sharing import share_case
 from collab.slides.demo import generate_demo_slide
 from collab.store import Database
+from collab.teaching import create_session
 
 # Demo accounts share one password; printed at start so that a first-time user can sign in.
 DEMO_PASSWORD = "collab-demo-2026"
@@ -160,8 +164,27 @@ async def seed_demo(settings: Settings) -> None:
             by=None,
             client="demo",
         )
+        # A teaching session of the North pathologist: students join with its code, no account.
+        teaching = await create_session(
+            db,
+            "Breast pathology teaching",
+            educator=people["north.path"],
+            cases=[case for case in agenda if case is not None],
+            case_document=_empty_document,
+            client="demo",
+        )
+        print(
+            f"Teaching session: students join at http://{settings.host}:{settings.port}/join/{teaching.code}"
+            f" (code {teaching.code}); north.path leads it from /teaching.",
+            file=sys.stderr,
+        )
     print(f"Demo data ready in {settings.data_dir}.", file=sys.stderr)
     _print_accounts()
+
+
+async def _empty_document(case_id: str) -> Doc[Any]:
+    """A new demo case has nothing drawn on it yet."""
+    return Doc()
 
 
 def _print_accounts() -> None:

@@ -150,6 +150,16 @@ class AgendaItem:
 
 
 @dataclass(frozen=True)
+class Presentation:
+    """One stretch of time an agenda case was on screen in the meeting room; no end while it is."""
+
+    case_id: str
+    started: str
+    ended: str | None
+    presented_by: int
+
+
+@dataclass(frozen=True)
 class SlideRecord:
     """A registered slide file; ``path`` never leaves the server."""
 

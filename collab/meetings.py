@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from collab.domain import DECISIONS, Case, Meeting, Organisation, User
+from collab.domain import DECISIONS, Case, Meeting, Organisation, Presentation, User
 from collab.store import Database
 
 MAX_NAME = 200
@@ -46,6 +46,27 @@ def may_record(user: User, meeting: Meeting) -> bool:
 def may_sign_off(user: User, meeting: Meeting) -> bool:
     """Only the chair signs outcomes off."""
     return user.id == meeting.chair
+
+
+def may_step(user: User, meeting: Meeting) -> bool:
+    """The chair and the coordinator move the meeting from case to case."""
+    return user.id in (meeting.chair, meeting.coordinator)
+
+
+def presents(user: User, meeting: Meeting) -> bool:
+    """Whose view everyone follows in the case on screen: the chair's (who may hand it over
+    in the case itself, as in any live session)."""
+    return user.id == meeting.chair
+
+
+def seconds_spent(presentations: list[Presentation], now: datetime) -> dict[str, int]:
+    """Seconds each case has been on screen, by case id; a case still on screen counts until ``now``."""
+    spent: dict[str, int] = {}
+    for p in presentations:
+        ended = datetime.fromisoformat(p.ended) if p.ended else now
+        seconds = max(0, int((ended - datetime.fromisoformat(p.started)).total_seconds()))
+        spent[p.case_id] = spent.get(p.case_id, 0) + seconds
+    return spent
 
 
 def contributes(user: User) -> bool:
@@ -142,6 +163,28 @@ async def close_meeting(db: Database, meeting: Meeting, *, by: User, client: str
     if not await db.meetings.close(meeting.id, by=by.id):
         raise WrongState("This meeting is already closed.")
     await db.audit.record("meeting closed", user=by, client=client, detail=f"meeting {meeting.id}")
+
+
+async def present_case(db: Database, meeting: Meeting, case_id: str | None, *, by: User, client: str) -> bool:
+    """Put an agenda case on screen for everyone (None: no case, the clock stops), and audit it.
+
+    False when that case is already on screen (two clicks on "Next" move the meeting once).
+    The caller has checked that the case is on the agenda and serialises steps of one meeting.
+    """
+    if not may_step(by, meeting):
+        raise NotAllowed("Only the meeting's chair or coordinator moves the meeting to another case.")
+    if await db.meetings.closed(meeting.id):
+        raise WrongState("This meeting is closed.")
+    if not await db.meetings.present(meeting.id, case_id, by=by.id):
+        return False
+    await db.audit.record(
+        "meeting case presented",
+        user=by,
+        client=client,
+        case_id=case_id,
+        detail=f"meeting {meeting.id}" if case_id else f"meeting {meeting.id}: no case on screen",
+    )
+    return True
 
 
 async def sign_off(db: Database, meeting: Meeting, case_id: str, *, by: User, client: str) -> None:

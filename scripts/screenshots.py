@@ -4,7 +4,9 @@
 
 Starts `collab demo` on a temporary data dir, signs in a consultant in the north and a
 second-opinion pathologist in the south on the same case, presents, draws, talks, and
-saves what the presenter sees (live-session.png) and the worklist (worklist.png).
+saves what the presenter sees (live-session.png) and the worklist (worklist.png); then
+runs the demo's Breast MDT in its meeting room and saves what the chair sees
+(mdt-meeting.png). `--only mdt-meeting` takes that one alone.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -48,9 +50,111 @@ def at(page: Page, x: float, y: float) -> tuple[float, float]:
     return box["x"] + x, box["y"] + y
 
 
+def live_session(browser: Browser, url: str, case_id: str, out: Path) -> None:
+    """The worklist, and a live session of two pathologists as the presenter sees it."""
+    size = {"width": 1440, "height": 1000}
+    north = browser.new_context(viewport=size, device_scale_factor=1).new_page()
+    south = browser.new_context(viewport=size, device_scale_factor=1).new_page()
+    sign_in(north, url, "north.path")
+    north.wait_for_function("[...document.images].every((i) => i.complete && i.naturalWidth > 0)")
+    north.screenshot(path=out / "worklist.png")
+    sign_in(south, url, "south.path")
+    open_case(north, url, case_id)
+    open_case(south, url, case_id)
+
+    north.locator("#present").click()
+    south_id = south.evaluate("window.collab.awareness.clientID")
+    north_id = north.evaluate("window.collab.awareness.clientID")
+    south.locator(f"#presence li[data-client-id='{north_id}'] button.follow").click()
+    slide = north.evaluate("window.collab.slideView.slideId")
+    view = {"slide": slide, "x": 21000, "y": 15500, "width": 9000, "rotation": 0}
+    north.evaluate("(view) => window.collab.slideView.goTo(view, true)", view)
+    # A polygon round a focus, labelled; a ruler across it; a message about it.
+    north.locator("[data-tool=polygon]").click()
+    for x, y in [(330, 210), (520, 170), (640, 300), (590, 460), (390, 470), (300, 340)]:
+        north.mouse.click(*at(north, x, y))
+    north.mouse.click(*at(north, 330, 210))
+    north.locator("#annotation-editor [name=label]").fill("Invasive carcinoma, NST")
+    north.locator("#annotation-editor [name=label]").press("Enter")
+    north.locator("[data-tool=line]").click()
+    north.mouse.move(*at(north, 260, 560))
+    north.mouse.down()
+    north.mouse.move(*at(north, 610, 560), steps=5)
+    north.mouse.up()
+    north.locator("[data-tool=select]").click()
+    north.locator("#annotation-list li[data-kind=polygon] button").click()
+    north.locator("#message-form textarea").fill("Grade 2 on this core; margins not assessable.")
+    north.locator("#message-form [name=about]").check()
+    north.locator("#message-form button[type=submit]").click()
+    expect(south.locator("#messages li.message")).to_have_count(1)
+    south.locator("#message-form textarea").fill("Agree. ER/PR/HER2 on block A1, please.")
+    south.locator("#message-form button[type=submit]").click()
+    expect(north.locator("#messages li.message")).to_have_count(2)
+    south.mouse.move(*at(south, 560, 380))
+    expect(north.locator(f".remote-pointer[data-client-id='{south_id}']")).to_be_visible()
+    north.mouse.move(*at(north, 900, 600))
+    north.screenshot(path=out / "live-session.png")
+    for page in (north, south):
+        page.context.close()  # out of the case, so the meeting room starts with nobody in it
+
+
+def mdt_meeting(browser: Browser, url: str, db_path: Path, out: Path) -> None:
+    """The demo's Breast MDT in the meeting room, as the chair sees it: the first case on screen,
+    flown to a region bookmarked before the meeting, the coordinator's outcome recorded."""
+    with sqlite3.connect(db_path) as db:
+        (meeting_id,) = db.execute("SELECT id FROM meetings WHERE name = 'Breast MDT'").fetchone()
+        (case_id,) = db.execute("SELECT id FROM cases WHERE accession = 'DEMO-24-0101'").fetchone()
+    size = {"width": 1440, "height": 1000}
+    chair, coordinator, oncologist = (
+        browser.new_context(viewport=size, device_scale_factor=1).new_page() for _ in range(3)
+    )
+    for page, username in ((chair, "north.path"), (coordinator, "admin"), (oncologist, "north.onc")):
+        sign_in(page, url, username)
+    # Before the meeting: a region of interest, bookmarked for the MDT.
+    open_case(chair, url, case_id)
+    view = {"slide": chair.evaluate("window.collab.slideView.slideId"), "x": 21000, "y": 15500}
+    chair.evaluate("(view) => window.collab.slideView.goTo({...view, width: 16000, rotation: 0}, true)", view)
+    chair.locator("[data-tool=rect]").click()
+    chair.mouse.move(*at(chair, 380, 250))
+    chair.mouse.down()
+    chair.mouse.move(*at(chair, 560, 400), steps=5)
+    chair.mouse.up()
+    chair.locator("#annotation-editor [name=label]").fill("Invasive carcinoma, NST")
+    chair.locator("#annotation-editor [name=label]").press("Enter")
+    chair.locator("#annotation-editor [name=bookmark]").check()
+    chair.locator("[data-tool=select]").click()
+
+    room = f"{url}/meetings/{meeting_id}/room"
+    for page in (chair, coordinator, oncologist):
+        page.goto(room)
+        expect(page.locator("#room-link")).to_have_text("Live", timeout=30_000)
+    chair.locator("#next").click()
+    frame = chair.frame_locator("#case-frame")
+    expect(frame.locator("#viewer")).to_have_attribute("data-first-tile", "drawn", timeout=30_000)
+    frame.locator("#regions button").first.click()
+    form = coordinator.locator("#outcome-form")
+    form.locator("select[name=decision]").select_option("surgery")
+    form.locator("textarea[name=notes]").fill(
+        "Wide local excision and sentinel node biopsy; ER/PR/HER2 to follow."
+    )
+    form.get_by_role("button", name="Record outcome").click()
+    expect(chair.locator("#now-outcome")).to_contain_text("Outcome: surgery", timeout=30_000)
+    expect(oncologist.frame_locator("#case-frame").locator("#viewer")).to_have_attribute(
+        "data-first-tile", "drawn", timeout=30_000
+    )
+    chair.wait_for_function(
+        "() => { const f = document.querySelector('#case-frame').contentWindow;"
+        " const vp = f.collab && f.collab.viewer.viewport;"
+        " return vp && Math.abs(vp.getZoom(true) - vp.getZoom(false)) < 1e-6; }"
+    )
+    chair.mouse.move(5, 995)
+    chair.screenshot(path=out / "mdt-meeting.png")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "images")
+    parser.add_argument("--only", choices=["mdt-meeting"], help="take only this screenshot")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="collab-screens-") as tmp:
         port = free_port()
@@ -74,53 +178,14 @@ def main() -> int:
                 if CHROMIUM.exists():
                     launch["executable_path"] = str(CHROMIUM)
                 browser = playwright.chromium.launch(**launch)  # type: ignore[arg-type]
-                size = {"width": 1440, "height": 1000}
-                north = browser.new_context(viewport=size, device_scale_factor=1).new_page()
-                south = browser.new_context(viewport=size, device_scale_factor=1).new_page()
-                sign_in(north, url, "north.path")
-                north.wait_for_function("[...document.images].every((i) => i.complete && i.naturalWidth > 0)")
-                north.screenshot(path=args.out / "worklist.png")
-                sign_in(south, url, "south.path")
-                open_case(north, url, case_id)
-                open_case(south, url, case_id)
-
-                north.locator("#present").click()
-                south_id = south.evaluate("window.collab.awareness.clientID")
-                north_id = north.evaluate("window.collab.awareness.clientID")
-                south.locator(f"#presence li[data-client-id='{north_id}'] button.follow").click()
-                slide = north.evaluate("window.collab.slideView.slideId")
-                view = {"slide": slide, "x": 21000, "y": 15500, "width": 9000, "rotation": 0}
-                north.evaluate("(view) => window.collab.slideView.goTo(view, true)", view)
-                # A polygon round a focus, labelled; a ruler across it; a message about it.
-                north.locator("[data-tool=polygon]").click()
-                for x, y in [(330, 210), (520, 170), (640, 300), (590, 460), (390, 470), (300, 340)]:
-                    north.mouse.click(*at(north, x, y))
-                north.mouse.click(*at(north, 330, 210))
-                north.locator("#annotation-editor [name=label]").fill("Invasive carcinoma, NST")
-                north.locator("#annotation-editor [name=label]").press("Enter")
-                north.locator("[data-tool=line]").click()
-                north.mouse.move(*at(north, 260, 560))
-                north.mouse.down()
-                north.mouse.move(*at(north, 610, 560), steps=5)
-                north.mouse.up()
-                north.locator("[data-tool=select]").click()
-                north.locator("#annotation-list li[data-kind=polygon] button").click()
-                north.locator("#message-form textarea").fill("Grade 2 on this core; margins not assessable.")
-                north.locator("#message-form [name=about]").check()
-                north.locator("#message-form button[type=submit]").click()
-                expect(south.locator("#messages li.message")).to_have_count(1)
-                south.locator("#message-form textarea").fill("Agree. ER/PR/HER2 on block A1, please.")
-                south.locator("#message-form button[type=submit]").click()
-                expect(north.locator("#messages li.message")).to_have_count(2)
-                south.mouse.move(*at(south, 560, 380))
-                expect(north.locator(f".remote-pointer[data-client-id='{south_id}']")).to_be_visible()
-                north.mouse.move(*at(north, 900, 600))
-                north.screenshot(path=args.out / "live-session.png")
+                if args.only != "mdt-meeting":
+                    live_session(browser, url, case_id, args.out)
+                mdt_meeting(browser, url, Path(tmp) / "collab.sqlite3", args.out)
                 browser.close()
         finally:
             server.terminate()
             server.wait(timeout=20)
-    print(f"saved {args.out / 'live-session.png'} and {args.out / 'worklist.png'}")
+    print(f"saved the screenshots in {args.out}")
     return 0
 
 

@@ -24,9 +24,14 @@ from collab.sync.protocol import AwarenessEntry, encode_awareness, parse, parse_
 class YClient:
     """Connects, syncs, sends its own changes, and records what others do."""
 
-    def __init__(self, url: str, token: str, doc: Doc[Any] | None = None) -> None:
+    def __init__(
+        self, url: str, token: str, doc: Doc[Any] | None = None, *, headers: dict[str, str] | None = None
+    ) -> None:
         self.url = url
         self.token = token
+        # Instead of the bearer token, e.g. a teaching participant's cookie.
+        self.headers = headers
+        self.frames: list[bytes] = []  # every frame received, as it came
         self.doc: Doc[Any] = doc or Doc()
         self.awareness: dict[int, Any] = {}
         self.seen: dict[int, Any] = {}  # every state ever seen, by client id
@@ -48,7 +53,9 @@ class YClient:
 
     async def connect(self) -> YClient:
         self._ws = await websockets.connect(
-            self.url, additional_headers={"Authorization": f"Bearer {self.token}"}, max_size=None
+            self.url,
+            additional_headers=self.headers or {"Authorization": f"Bearer {self.token}"},
+            max_size=None,
         )
         await self._send(create_sync_message(self.doc))
         self._task = asyncio.create_task(self._read())
@@ -66,6 +73,7 @@ class YClient:
     async def _read(self) -> None:
         try:
             async for data in self._ws:
+                self.frames.append(data)
                 frame = parse(data)
                 if frame.kind == YMessageType.SYNC:
                     self._applying = True

@@ -29,6 +29,12 @@ EVENTS = (
     "meeting outcome recorded",
     "meeting outcome signed off",
     "meeting closed",
+    "teaching session created",
+    "teaching session joined",
+    "teaching pen passed",
+    "teaching quiz revealed",
+    "teaching session closed",
+    "meeting case presented",
 )
 
 

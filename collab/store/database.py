@@ -33,7 +33,8 @@ class Database:
 
     Records are reached through ``db.catalog`` (organisations, cases, slides,
     shares), ``db.people`` (users, sessions, tokens), ``db.opinions`` (second-opinion
-    requests), ``db.meetings`` (MDT meetings) and ``db.audit``.
+    requests), ``db.meetings`` (MDT meetings), ``db.teaching`` (teaching sessions)
+    and ``db.audit``.
     """
 
     def __init__(self, path: Path) -> None:
@@ -43,6 +44,7 @@ class Database:
         from collab.store.meetings import Meetings
         from collab.store.opinions import Opinions
         from collab.store.people import People
+        from collab.store.teaching import Teaching
 
         self.path = path
         self._conn: aiosqlite.Connection | None = None
@@ -52,6 +54,7 @@ class Database:
         self.documents = Documents(self)
         self.opinions = Opinions(self)
         self.meetings = Meetings(self)
+        self.teaching = Teaching(self)
 
     async def __aenter__(self) -> Self:
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -26,10 +26,14 @@ class Documents:
         return ([bytes(snapshot["state"])] if snapshot else []) + [bytes(r["update_data"]) for r in rows]
 
     async def append(
-        self, updates: list[tuple[str, bytes]], clients: list[tuple[str, int, int]] | None = None
+        self,
+        updates: list[tuple[str, bytes]],
+        clients: list[tuple[str, int, int]] | None = None,
+        path: list[tuple[str, str, int, str, float, float, float, float]] | None = None,
     ) -> None:
-        """Append (case id, update) pairs, and (case id, Yjs client id, user id) owners, in one
-        transaction: once this returns, they are on disk. A client id keeps its first owner."""
+        """Append (case id, update) pairs, (case id, Yjs client id, user id) owners and presenter
+        path samples (collab.sync.path) in one transaction: once this returns, they are on disk.
+        A client id keeps its first owner."""
         await self.db.conn.executemany(
             "INSERT INTO doc_updates (case_id, update_data) VALUES (?, ?)", updates
         )
@@ -37,12 +41,27 @@ class Documents:
             await self.db.conn.executemany(
                 "INSERT OR IGNORE INTO doc_clients (case_id, client_id, user_id) VALUES (?, ?, ?)", clients
             )
+        if path:
+            await self.db.conn.executemany(
+                "INSERT INTO presenter_path (case_id, at, user_id, slide, x, y, width, rotation)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                path,
+            )
         await self.db.conn.commit()
 
     async def clients(self, case_id: str) -> dict[int, int]:
         """Owners of the document's Yjs client ids: client id -> user id."""
         rows = await self.db.all("SELECT client_id, user_id FROM doc_clients WHERE case_id = ?", (case_id,))
         return {int(r["client_id"]): int(r["user_id"]) for r in rows}
+
+    async def path(self, case_id: str, limit: int = 20_000) -> list[dict[str, object]]:
+        """The presenter path of a case, oldest first (the newest ``limit`` samples)."""
+        rows = await self.db.all(
+            "SELECT at, user_id, slide, x, y, width, rotation FROM ("
+            " SELECT * FROM presenter_path WHERE case_id = ? ORDER BY id DESC LIMIT ?) ORDER BY id",
+            (case_id, limit),
+        )
+        return [dict(r) for r in rows]
 
     async def pending_count(self, case_id: str) -> int:
         """How many updates a load would replay after the snapshot."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from typing import TYPE_CHECKING
 
-from collab.domain import AgendaItem, Meeting, meeting_source
+from collab.domain import AgendaItem, Meeting, Presentation, meeting_source
 from collab.store.database import new_id, now_iso
 
 if TYPE_CHECKING:
@@ -138,8 +138,45 @@ class Meetings:
             "UPDATE case_shares SET revoked = ? WHERE source = ? AND revoked IS NULL",
             (now_iso(), meeting_source(meeting_id)),
         )
+        # The clock of the case on screen stops with the meeting.
+        await conn.execute(
+            "UPDATE meeting_presentations SET ended = ? WHERE meeting_id = ? AND ended IS NULL",
+            (now_iso(), meeting_id),
+        )
         await conn.commit()
         return True
+
+    async def present(self, meeting_id: str, case_id: str | None, *, by: int) -> bool:
+        """Put an agenda case on screen (None: no case), ending the current one's time;
+        False if that case is already on screen. Callers serialise steps of one meeting."""
+        row = await self.db.one(
+            "SELECT case_id FROM meeting_presentations WHERE meeting_id = ? AND ended IS NULL", (meeting_id,)
+        )
+        if (row["case_id"] if row else None) == case_id:
+            return False
+        now = now_iso()
+        conn = self.db.conn
+        await conn.execute(
+            "UPDATE meeting_presentations SET ended = ? WHERE meeting_id = ? AND ended IS NULL",
+            (now, meeting_id),
+        )
+        if case_id is not None:
+            await conn.execute(
+                "INSERT INTO meeting_presentations (meeting_id, case_id, started, presented_by)"
+                " VALUES (?, ?, ?, ?)",
+                (meeting_id, case_id, now, by),
+            )
+        await conn.commit()
+        return True
+
+    async def presentations(self, meeting_id: str) -> list[Presentation]:
+        """Every stretch of time an agenda case was on screen, in order; the last may be open."""
+        rows = await self.db.all(
+            "SELECT case_id, started, ended, presented_by FROM meeting_presentations"
+            " WHERE meeting_id = ? ORDER BY id",
+            (meeting_id,),
+        )
+        return [Presentation(*tuple(r)) for r in rows]
 
     async def closed(self, meeting_id: str) -> str | None:
         """When the meeting was closed, or None while it is open."""

@@ -196,4 +196,99 @@ MIGRATIONS: tuple[str, ...] = (
         closed_by INTEGER NOT NULL REFERENCES users(id)
     );
     """,
+    # The presenter's path through a case (collab.sync.path), for the catch-up timeline.
+    """
+    CREATE TABLE presenter_path (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        case_id TEXT NOT NULL REFERENCES cases(id),
+        at TEXT NOT NULL,
+        user_id INTEGER NOT NULL REFERENCES users(id),
+        slide TEXT NOT NULL,
+        x REAL NOT NULL,
+        y REAL NOT NULL,
+        width REAL NOT NULL,
+        rotation REAL NOT NULL
+    );
+    CREATE INDEX presenter_path_by_case ON presenter_path(case_id, id);
+    """,
+    # The live meeting room: each time an agenda case is on screen. The row without an end is
+    # the case being discussed now; at most one per meeting.
+    """
+    CREATE TABLE meeting_presentations (
+        id INTEGER PRIMARY KEY,
+        meeting_id TEXT NOT NULL REFERENCES meetings(id),
+        case_id TEXT NOT NULL REFERENCES cases(id),
+        started TEXT NOT NULL,
+        ended TEXT,
+        presented_by INTEGER NOT NULL REFERENCES users(id)
+    );
+    CREATE INDEX meeting_presentations_by_meeting ON meeting_presentations(meeting_id, id);
+    CREATE UNIQUE INDEX meeting_presentations_current ON meeting_presentations(meeting_id)
+        WHERE ended IS NULL;
+    """,
+    # Teaching sessions: an educator's ordered cases shown to students under per-session aliases,
+    # the students who joined (guests or signed-in students), quiz answers, and the session's own
+    # shared document (its own tables: guests' peer ids are negative, not users).
+    """
+    CREATE TABLE teaching_sessions (
+        id TEXT PRIMARY KEY,
+        title TEXT NOT NULL,
+        educator INTEGER NOT NULL REFERENCES users(id),
+        code TEXT NOT NULL,
+        created TEXT NOT NULL,
+        closed TEXT,
+        pen INTEGER
+    );
+    CREATE UNIQUE INDEX teaching_open_codes ON teaching_sessions(code) WHERE closed IS NULL;
+    CREATE INDEX teaching_by_educator ON teaching_sessions(educator, created);
+    CREATE TABLE teaching_slides (
+        session_id TEXT NOT NULL REFERENCES teaching_sessions(id),
+        alias TEXT NOT NULL,
+        item INTEGER NOT NULL,
+        number INTEGER NOT NULL,
+        case_id TEXT NOT NULL REFERENCES cases(id),
+        slide_id TEXT NOT NULL REFERENCES slides(id),
+        width INTEGER NOT NULL,
+        height INTEGER NOT NULL,
+        PRIMARY KEY (session_id, alias),
+        UNIQUE (session_id, item, number)
+    );
+    CREATE TABLE teaching_participants (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        session_id TEXT NOT NULL REFERENCES teaching_sessions(id),
+        display_name TEXT NOT NULL,
+        token_hash TEXT NOT NULL UNIQUE,
+        user_id INTEGER REFERENCES users(id),
+        joined TEXT NOT NULL
+    );
+    CREATE INDEX teaching_participants_by_session ON teaching_participants(session_id);
+    CREATE TABLE teaching_answers (
+        session_id TEXT NOT NULL REFERENCES teaching_sessions(id),
+        question INTEGER NOT NULL,
+        participant INTEGER NOT NULL REFERENCES teaching_participants(id),
+        slide TEXT NOT NULL,
+        x REAL NOT NULL,
+        y REAL NOT NULL,
+        answered TEXT NOT NULL,
+        PRIMARY KEY (session_id, question, participant)
+    );
+    CREATE TABLE teaching_doc_snapshots (
+        session_id TEXT PRIMARY KEY REFERENCES teaching_sessions(id),
+        state BLOB NOT NULL,
+        upto INTEGER NOT NULL,
+        saved TEXT NOT NULL
+    );
+    CREATE TABLE teaching_doc_updates (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        session_id TEXT NOT NULL REFERENCES teaching_sessions(id),
+        update_data BLOB NOT NULL
+    );
+    CREATE INDEX teaching_doc_updates_by_session ON teaching_doc_updates(session_id, id);
+    CREATE TABLE teaching_doc_clients (
+        session_id TEXT NOT NULL REFERENCES teaching_sessions(id),
+        client_id INTEGER NOT NULL,
+        peer_id INTEGER NOT NULL,
+        PRIMARY KEY (session_id, client_id)
+    );
+    """,
 )

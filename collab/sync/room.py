@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from pycrdt import (
@@ -19,6 +19,7 @@ from pycrdt import (
 )
 from pycrdt._sync import create_sync_step2_message
 
+from collab.sync.path import PathSample, PresenterPath, presenting_view
 from collab.sync.protocol import (
     QUERY_AWARENESS,
     AwarenessEntry,
@@ -56,6 +57,11 @@ class Peer(Protocol):
 class Room:
     """The document of one case, its peers and their awareness states."""
 
+    # Top-level names an update may hold; of these, ``server_roots`` are written by the
+    # server alone (``change``) and refused from any peer (4403).
+    roots: Mapping[str, type] = ROOTS
+    server_roots: frozenset[str] = frozenset()
+
     def __init__(
         self,
         case_id: str,
@@ -64,6 +70,7 @@ class Room:
         *,
         clients: dict[int, int] | None = None,
         persist_client: Callable[[str, int, int], None] | None = None,
+        save_path: Callable[[PathSample], None] | None = None,
     ) -> None:
         self.case_id = case_id
         # Yjs client id -> the user whose connection announced it first (kept on disk).
@@ -77,13 +84,15 @@ class Room:
         self.awareness: dict[int, AwarenessEntry] = {}
         self._owned: dict[Peer, set[int]] = {}  # awareness client ids by connection
         self._owner: dict[int, Peer] = {}  # and the other way round
+        # Where whoever presents looked, for the catch-up timeline (collab.sync.path).
+        self.path = PresenterPath(case_id, save_path) if save_path else None
 
     def join(self, peer: Peer) -> None:
         """Greet a newcomer: our state vector (so it sends what we lack) and who is here."""
         self.peers.add(peer)
         self._owned[peer] = set()
         peer.send(create_sync_message(self.doc))
-        live = [e for e in self.awareness.values() if e.state_json != "null"]
+        live = self._visible(peer)
         if live:
             peer.send(encode_awareness(live))
 
@@ -100,7 +109,7 @@ class Room:
         for entry in gone:
             del self.awareness[entry.client_id]
         if gone:
-            self._broadcast(encode_awareness(gone))
+            self._relay(peer, encode_awareness(gone))
 
     def receive(self, peer: Peer, frame: Frame) -> None:
         """Handle one frame from ``peer``; raises Rejected for what it may not send."""
@@ -119,8 +128,31 @@ class Room:
         elif frame.kind == YMessageType.AWARENESS:
             self._awareness(peer, frame.payload)
         elif frame.kind == QUERY_AWARENESS:
-            live = [e for e in self.awareness.values() if e.state_json != "null"]
-            peer.send(encode_awareness(live))
+            peer.send(encode_awareness(self._visible(peer)))
+
+    def change(self, make: Callable[[Doc[Any]], None]) -> None:
+        """Apply a change made by the server itself (``make(doc)``, one transaction): stored and
+        sent to every peer like a participant's update. Only here may ``server_roots`` change."""
+        updates: list[bytes] = []
+        subscription = self.doc.observe(lambda event: updates.append(event.update))
+        try:
+            with self.doc.transaction():
+                make(self.doc)
+        finally:
+            self.doc.unobserve(subscription)
+        for update in updates:
+            if update == EMPTY_UPDATE:
+                continue
+            self._persist(self.case_id, update)
+            self._broadcast(create_update_message(update))
+
+    def _visible(self, peer: Peer) -> list[AwarenessEntry]:
+        """The awareness states ``peer`` is greeted with (everyone's, here)."""
+        return [e for e in self.awareness.values() if e.state_json != "null"]
+
+    def _relay(self, sender: Peer, data: bytes) -> None:
+        """Pass on an awareness message of ``sender``'s client ids (to everyone, here)."""
+        self._broadcast(data)
 
     def _missing(self, state_vector: bytes) -> bytes:
         try:
@@ -150,11 +182,13 @@ class Room:
                     self._persist_client(self.case_id, entry.client_id, peer.user_id)
             self.awareness[entry.client_id] = entry
             accepted.append(entry)
+            if self.path is not None and (view := presenting_view(entry.state_json)) is not None:
+                self.path.observe(peer.user_id, view)
         # Everyone, the sender included, gets it: y-websocket clients count renewals.
         if accepted and len(accepted) == len(entries):  # the usual case: pass the frame on as it came
-            self._broadcast(bytes((YMessageType.AWARENESS,)) + write_var_uint(len(payload)) + payload)
+            self._relay(peer, bytes((YMessageType.AWARENESS,)) + write_var_uint(len(payload)) + payload)
         elif accepted:
-            self._broadcast(encode_awareness(accepted))
+            self._relay(peer, encode_awareness(accepted))
 
     def _check(self, peer: Peer, update: bytes) -> None:
         """Apply the update to a copy first: refuse unknown roots and others' annotations or messages."""
@@ -164,9 +198,12 @@ class Room:
             trial.apply_update(update)
         except Exception as exc:
             raise Rejected(4400, "malformed document update") from exc
-        unknown = set(trial.keys()) - set(ROOTS)
+        unknown = set(trial.keys()) - set(self.roots)
         if unknown:
             raise Rejected(4400, f"unknown document parts: {', '.join(sorted(unknown))}")
+        for root in self.server_roots:
+            if _plain(trial, root, self.roots[root]) != _plain(self.doc, root, self.roots[root]):
+                raise Rejected(4403, f"{root} is written by the server only")
         # Whose work this update may carry: the sender's, and that of the people whose Yjs
         # clients made items in it. After a server crash a participant's client resends
         # what it had, including others' edits the server lost; a forgery made by the
@@ -196,6 +233,13 @@ class Room:
         for peer in list(self.peers):
             if peer is not skip:
                 peer.send(data)
+
+
+def _plain(doc: Doc[Any], root: str, kind: type) -> Any:
+    """A root's content as plain Python (None when absent)."""
+    if root not in set(doc.keys()):
+        return None
+    return doc.get(root, type=kind).to_py()
 
 
 def _client_ids(update: bytes) -> set[int]:

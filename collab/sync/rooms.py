@@ -11,6 +11,7 @@ from pycrdt import Doc
 
 from collab.singleflight import SingleFlight
 from collab.store.documents import Documents
+from collab.sync.path import PathSample
 from collab.sync.room import Room
 
 log = logging.getLogger("collab.sync")
@@ -24,12 +25,14 @@ COMPACT_AFTER = 500
 class Rooms:
     """Every open room, and the one writer that saves their updates."""
 
-    def __init__(self, documents: Documents) -> None:
+    def __init__(self, documents: Documents, room_class: type[Room] = Room) -> None:
         self.documents = documents
+        self._room_class = room_class  # teaching sessions have their own (collab.sync.teaching)
         self._rooms: dict[str, Room] = {}
         self._loading: SingleFlight[Room] = SingleFlight()
         self._pending: list[tuple[str, bytes]] = []
         self._pending_clients: list[tuple[str, int, int]] = []
+        self._pending_path: list[PathSample] = []
         self._wake = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
 
@@ -52,12 +55,13 @@ class Rooms:
         return await self._loading.run(case_id, lambda: self._load(case_id))
 
     async def _load(self, case_id: str) -> Room:
-        room = Room(
+        room = self._room_class(
             case_id,
             await self.documents.load(case_id),
             self._persist,
             clients=await self.documents.clients(case_id),
             persist_client=self._persist_client,
+            save_path=self._save_path,
         )
         self._rooms[case_id] = room
         return room
@@ -84,6 +88,9 @@ class Rooms:
         if room.peers:  # someone joined while we saved
             return
         del self._rooms[room.case_id]
+        if room.path is not None:
+            room.path.close()
+            await self.flush()
         if await self.documents.pending_count(room.case_id) >= COMPACT_AFTER:
             await self.documents.compact(room.case_id, room.doc.get_update())
 
@@ -95,12 +102,17 @@ class Rooms:
         self._pending_clients.append((case_id, client_id, user_id))
         self._wake.set()
 
+    def _save_path(self, sample: PathSample) -> None:
+        self._pending_path.append(sample)
+        self._wake.set()
+
     async def flush(self) -> None:
         """Write every update received so far."""
-        if self._pending or self._pending_clients:
+        if self._pending or self._pending_clients or self._pending_path:
             batch, self._pending = self._pending, []
             clients, self._pending_clients = self._pending_clients, []
-            await self.documents.append(batch, clients)
+            path, self._pending_path = self._pending_path, []
+            await self.documents.append(batch, clients, [sample.row() for sample in path])
 
     async def _write_loop(self) -> None:
         while True:

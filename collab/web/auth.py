@@ -29,7 +29,9 @@ MAX_FAILURES = 5
 FAILURE_WINDOW_S = 15 * 60
 # Looking a session up for every tile would cost a database round trip each.
 IDENTITY_CACHE_S = 30.0
-PUBLIC_PREFIXES = ("/login", "/healthz", "/static/")
+# Teaching sessions answer their educator and their participants (guests with a cookie of
+# their own, no account): collab.web.classroom decides who those are, and refuses everyone else.
+PUBLIC_PREFIXES = ("/login", "/healthz", "/static/", "/join", "/teach/", "/ws/teaching/")
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")  # what new_token() makes
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from collab.domain import DECISIONS, Meeting, User, case_title
@@ -18,7 +19,9 @@ from collab.meetings import (
     close_meeting,
     may_record,
     may_sign_off,
+    presents,
     record_outcome,
+    seconds_spent,
     sign_off,
     takes_part,
 )
@@ -26,6 +29,7 @@ from collab.store import Database
 from collab.web.access import AccessControl
 from collab.web.auth import checked_form, client_address, current_user
 from collab.web.errors import error
+from collab.web.meeting_state import publish
 from collab.web.render import render
 from collab.web.sync import drop_lost_peers
 
@@ -33,6 +37,7 @@ CSV_COLUMNS = (
     "position",
     "case",
     "planned_minutes",
+    "minutes_spent",
     "decision",
     "notes",
     "recorded_by",
@@ -42,10 +47,23 @@ CSV_COLUMNS = (
 )
 
 
-async def _meeting(request: Request) -> tuple[Meeting, list[tuple[int, str | None]]] | None:
+def clock(seconds: int) -> str:
+    """Time spent as the room's timers show it: 2:05, or 1:02:05 past an hour."""
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+def wants_json(request: Request) -> bool:
+    """A room page's fetch, which updates in place, rather than a form that expects a page."""
+    return "application/json" in request.headers.get("accept", "")
+
+
+async def find_meeting(
+    request: Request, meeting_id: str | None = None
+) -> tuple[Meeting, list[tuple[int, str | None]]] | None:
     """The meeting and its participants, if the signed-in person takes part in it."""
     db: Database = request.app.state.db
-    meeting = await db.meetings.get(request.path_params["meeting_id"])
+    meeting = await db.meetings.get(meeting_id or request.path_params["meeting_id"])
     if meeting is None:
         return None
     attendees = await db.meetings.attendees(meeting.id)
@@ -73,6 +91,7 @@ async def _describe(
         return found.display_name if found else None
 
     org = await db.catalog.org(meeting.org_id)
+    spent = seconds_spent(await db.meetings.presentations(meeting.id), datetime.now(UTC))
     agenda = []
     for item in await db.meetings.agenda(meeting.id):
         seen = await access_control.case(request, item.case_id)
@@ -85,6 +104,8 @@ async def _describe(
                 "can_open_case": seen is not None,
                 "position": item.position,
                 "planned_minutes": item.planned_minutes,
+                "seconds_spent": spent.get(item.case_id, 0),
+                "time_spent": clock(spent[item.case_id]) if item.case_id in spent else None,
                 "outcome": None
                 if item.decision is None
                 else {
@@ -113,6 +134,22 @@ async def _describe(
     }
 
 
+async def meeting_mode(request: Request, case_id: str) -> dict[str, Any] | None:
+    """For a case page opened in a meeting room (``?meeting={id}``): the meeting, and whether this
+    person presents there; None (an ordinary case page) unless they take part and the case is
+    on its agenda."""
+    meeting_id = request.query_params.get("meeting")
+    if not meeting_id:
+        return None
+    found = await find_meeting(request, meeting_id)
+    if found is None:
+        return None
+    meeting, _ = found
+    if case_id not in {item.case_id for item in await request.app.state.db.meetings.agenda(meeting.id)}:
+        return None
+    return {"id": meeting.id, "presents": presents(current_user(request), meeting)}
+
+
 async def my_meetings(request: Request) -> list[dict[str, Any]]:
     """The signed-in person's meetings for the worklist: upcoming first."""
     db: Database = request.app.state.db
@@ -123,7 +160,7 @@ async def my_meetings(request: Request) -> list[dict[str, Any]]:
 async def meeting_page(request: Request) -> Response:
     """``GET /meetings/{id}``: participants, the agenda and its outcomes; opening it marks attendance."""
     db: Database = request.app.state.db
-    found = await _meeting(request)
+    found = await find_meeting(request)
     if found is None:
         return error(404, "No such meeting.")
     meeting, _ = found
@@ -138,7 +175,7 @@ async def meeting_page(request: Request) -> Response:
 
 async def summary_page(request: Request) -> Response:
     """``GET /meetings/{id}/summary``: the outcomes, printable."""
-    found = await _meeting(request)
+    found = await find_meeting(request)
     if found is None:
         return error(404, "No such meeting.")
     return render(request, "meeting_summary.html", meeting=await _describe(request, *found))
@@ -146,7 +183,7 @@ async def summary_page(request: Request) -> Response:
 
 async def outcomes_csv(request: Request) -> Response:
     """``GET /meetings/{id}/outcomes.csv``: one row per agenda case."""
-    found = await _meeting(request)
+    found = await find_meeting(request)
     if found is None:
         return error(404, "No such meeting.")
     data = await _describe(request, *found)
@@ -156,8 +193,8 @@ async def outcomes_csv(request: Request) -> Response:
     for item in data["agenda"]:
         outcome = item["outcome"] or {}
         writer.writerow(
-            [item["position"], item["title"], item["planned_minutes"]]
-            + [outcome.get(column) or "" for column in CSV_COLUMNS[3:]]
+            [item["position"], item["title"], item["planned_minutes"], f"{item['seconds_spent'] / 60:.1f}"]
+            + [outcome.get(column) or "" for column in CSV_COLUMNS[4:]]
         )
     return Response(
         out.getvalue(),
@@ -166,7 +203,7 @@ async def outcomes_csv(request: Request) -> Response:
     )
 
 
-def _refused(exc: MeetingRefused) -> Response:
+def refused(exc: MeetingRefused) -> Response:
     status = 403 if isinstance(exc, NotAllowed) else 400 if isinstance(exc, Invalid) else 409
     return error(status, str(exc))
 
@@ -176,7 +213,7 @@ async def _step(request: Request, action: str) -> Response:
     form = await checked_form(request)
     if isinstance(form, Response):
         return form
-    found = await _meeting(request)
+    found = await find_meeting(request)
     if found is None:
         return error(404, "No such meeting.")
     meeting, _ = found
@@ -198,7 +235,10 @@ async def _step(request: Request, action: str) -> Response:
         else:
             await sign_off(db, meeting, case_id, by=user, client=client_address(request))
     except MeetingRefused as exc:
-        return _refused(exc)
+        return refused(exc)
+    await publish(request.app, meeting)
+    if wants_json(request):
+        return JSONResponse({"ok": True})
     return RedirectResponse(f"/meetings/{meeting.id}#case-{case_id}", status_code=303)
 
 
@@ -209,17 +249,18 @@ async def close_form(request: Request) -> Response:
     form = await checked_form(request)
     if isinstance(form, Response):
         return form
-    found = await _meeting(request)
+    found = await find_meeting(request)
     if found is None:
         return error(404, "No such meeting.")
     meeting, _ = found
     try:
         await close_meeting(db, meeting, by=current_user(request), client=client_address(request))
     except MeetingRefused as exc:
-        return _refused(exc)
+        return refused(exc)
     for item in await db.meetings.agenda(meeting.id):
         request.app.state.access.forget(item.case_id)
         await drop_lost_peers(request.app, item.case_id)
+    await publish(request.app, meeting)
     return RedirectResponse(f"/meetings/{meeting.id}", status_code=303)
 
 

@@ -23,7 +23,7 @@ from collab.store import Database
 from collab.web.access import AccessControl
 from collab.web.auth import checked_form, client_address, current_user
 from collab.web.errors import error
-from collab.web.meetings import my_meetings
+from collab.web.meetings import meeting_mode, my_meetings
 from collab.web.opinions import asked_of_me, of_case
 from collab.web.render import render
 from collab.web.sync import drop_lost_peers
@@ -56,7 +56,7 @@ def case_summary(case: Case, access: Access, slide_ids: list[str], names: dict[i
     return summary
 
 
-async def _names(db: Database) -> dict[int, str]:
+async def display_names(db: Database) -> dict[int, str]:
     """Display names by user id, organisation names by negative id (for summaries)."""
     users = {r["id"]: r["display_name"] for r in await db.all("SELECT id, display_name FROM users")}
     orgs = {-r["id"]: r["name"] for r in await db.all("SELECT id, name FROM organisations")}
@@ -70,7 +70,7 @@ async def worklist_data(request: Request) -> dict[str, Any]:
     status = request.query_params.get("status") or None
     priority = request.query_params.get("priority") or None
     assignee = request.query_params.get("assignee") or None
-    names = await _names(db)
+    names = await display_names(db)
     cases = await db.catalog.visible_cases(user.org_id, user.id, own_org=user.role != "student")
     rows = []
     for case in cases:
@@ -132,7 +132,7 @@ async def _case_data(request: Request) -> tuple[dict[str, Any], Case, Access] | 
     case, access = found
     user = current_user(request)
     slides = await db.catalog.slides_of_case(case.id)
-    data = case_summary(case, access, [s.id for s in slides], await _names(db))
+    data = case_summary(case, access, [s.id for s in slides], await display_names(db))
     for entry, record in zip(data["slides"], slides, strict=True):
         entry |= {"stain": record.stain, "width": record.width, "height": record.height}
         if access.identified:
@@ -187,6 +187,8 @@ async def case_page(request: Request) -> Response:
         },
         "slides": [{"id": s["id"], "stain": s.get("stain")} for s in data["slides"]],
         "current": current["id"] if current else None,
+        # Opened in a meeting room: the chair presents, everyone else follows (None otherwise).
+        "meeting": await meeting_mode(request, case.id),
     }
     return render(request, "case.html", case=data, current=current, access=access, session=session)
 

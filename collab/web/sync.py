@@ -114,8 +114,14 @@ async def case_socket(websocket: WebSocket) -> None:
         return
     await websocket.accept()
     peer = Connection(websocket, user, access.contribute, access.contribute and may_moderate(user, case))
-    rooms: Rooms = app.state.rooms
-    room = await rooms.join(case_id)
+    await serve_peer(peer, app.state.rooms, case_id)
+
+
+async def serve_peer(peer: Connection, rooms: Rooms, room_id: str) -> None:
+    """Join ``peer`` (accepted) to the room and pass its frames on until it leaves or misbehaves;
+    only this connection is closed on a bad frame. Shared by case and teaching rooms."""
+    websocket = peer.websocket
+    room = await rooms.join(room_id)
     room.join(peer)
     sender = asyncio.create_task(peer.pump())
     try:
@@ -136,7 +142,7 @@ async def case_socket(websocket: WebSocket) -> None:
                 peer.close(exc.code, exc.reason)
                 break
             except Exception:
-                log.exception("frame from user %s in case %s failed", user.id, case_id)
+                log.exception("frame from user %s in room %s failed", peer.user_id, room_id)
                 peer.close(1011, "the server could not handle that frame")
                 break
     except WebSocketDisconnect:

@@ -63,8 +63,11 @@ export class AnnotationPanel {
     return "";
   }
 
+  // ``until`` (an ISO time, set while the timeline replays) hides what was made later.
   onSlide() {
-    return this.annotations.all().filter((a) => a.slide === this.slideView.slideId);
+    return this.annotations
+      .all()
+      .filter((a) => a.slide === this.slideView.slideId && !(this.until && a.created > this.until));
   }
 
   refresh() {
@@ -81,7 +84,8 @@ export class AnnotationPanel {
       const measure = this.describe(annotation);
       button.innerHTML = '<span class="swatch"></span><span class="title"></span><span class="meta"></span>';
       button.querySelector(".title").textContent = title;
-      button.querySelector(".meta").textContent = [measure, annotation.authorName].filter(Boolean).join(" · ");
+      const bookmarked = annotation.bookmark === true ? "MDT region" : "";
+      button.querySelector(".meta").textContent = [measure, annotation.authorName, bookmarked].filter(Boolean).join(" · ");
       button.addEventListener("click", () => this.jumpTo(annotation.id));
       item.append(button);
       return item;
@@ -136,6 +140,10 @@ export class AnnotationPanel {
     label.disabled = !editable;
     form.querySelector("[name=color]").value = annotation.color || "#e6194b";
     form.querySelector("[name=color]").disabled = !editable;
+    // Shown where it can be changed, or where it is set (a region to go to in the meeting).
+    form.querySelector("[name=bookmark]").checked = annotation.bookmark === true;
+    form.querySelector("[name=bookmark]").disabled = !editable;
+    form.querySelector(".bookmark").hidden = !editable && annotation.bookmark !== true;
     form.querySelector(".delete").hidden = !editable;
     form.querySelector(".about").textContent = [
       TOOLS[annotation.kind]?.label || annotation.kind,
@@ -181,6 +189,9 @@ export function bindEditor(panel) {
   });
   form.querySelector("[name=color]").addEventListener("change", (event) => {
     panel.annotations.update(form.dataset.annotationId, { color: event.target.value });
+  });
+  form.querySelector("[name=bookmark]").addEventListener("change", (event) => {
+    panel.annotations.update(form.dataset.annotationId, { bookmark: event.target.checked });
   });
   form.querySelector(".delete").addEventListener("click", () => panel.deleteSelected());
 }

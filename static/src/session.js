@@ -8,11 +8,12 @@ const STATES = {
   disconnected: "Offline: your changes are kept and sent when the connection returns",
 };
 
-export function openSession(caseId, statusElement) {
+// `serverPath`: /ws/cases for a case, /ws/teaching for a teaching session.
+export function openSession(caseId, statusElement, serverPath = "/ws/cases") {
   const doc = new Y.Doc();
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   // y-websocket puts the room after the server URL: /ws/cases/{case_id}.
-  const provider = new WebsocketProvider(`${scheme}://${location.host}/ws/cases`, caseId, doc, {
+  const provider = new WebsocketProvider(`${scheme}://${location.host}${serverPath}`, caseId, doc, {
     maxBackoffTime: 2000,
   });
   const show = (state) => {

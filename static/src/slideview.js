@@ -53,9 +53,10 @@ export class SlideView extends EventTarget {
     this.element.dataset.slideId = slide.id;
     this.info = null;
     const opened = new Promise((resolve) => this.viewer.addOnceHandler("open", resolve));
-    this.viewer.open(`/slides/${slide.id}.dzi`);
+    // Teaching sessions serve slides under aliases, at addresses of their own.
+    this.viewer.open(slide.dzi || `/slides/${slide.id}.dzi`);
     const [info] = await Promise.all([
-      fetch(`/api/slides/${slide.id}`).then((r) => (r.ok ? r.json() : null)),
+      fetch(slide.info || `/api/slides/${slide.id}`).then((r) => (r.ok ? r.json() : null)),
       opened,
     ]);
     if (this.slideId === slide.id) {

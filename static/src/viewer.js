@@ -3,14 +3,17 @@
 import { Annotations } from "./annotations.js";
 import { Discussion } from "./discussion.js";
 import { DrawingTools, TOOLS } from "./draw.js";
+import { joinMeeting } from "./inmeeting.js";
 import { bindShortcuts } from "./keys.js";
 import { Overlay } from "./overlay.js";
 import { AnnotationPanel, bindEditor } from "./panel.js";
 import { bindPeople } from "./people.js";
 import { Pointers } from "./pointers.js";
 import { Presence } from "./presence.js";
+import { bindRegions } from "./regions.js";
 import { openSession } from "./session.js";
 import { SlideView, scaleBar } from "./slideview.js";
+import { Timeline } from "./timeline.js";
 
 const $ = (selector) => document.querySelector(selector);
 
@@ -36,9 +39,22 @@ function start(data) {
   bindToolbar({ slideView, tools, annotations, pointers, rights: data.rights });
   bindSlideStrip(slideView);
   bindShortcuts({ slideView, tools, annotations, panel, pointers, help: $("#shortcuts") });
+  bindRegions({ annotations, panel, presence, bar: $("#regions") });
+  if (data.meeting) joinMeeting(presence, data.meeting);
+  const timeline = new Timeline({
+    caseId: data.caseId,
+    slides: data.slides,
+    slideView,
+    presence,
+    panel,
+    overlay,
+    root: $("#timeline"),
+    toggle: $("#timeline-toggle"),
+  });
   slideView.show(data.current);
+  if (new URLSearchParams(location.search).has("timeline")) slideView.viewer.addOnceHandler("open", () => timeline.open());
   // For tests and integrations running in the page (e.g. a QuPath bridge).
-  window.collab = { doc, provider, awareness, viewer: slideView.viewer, slideView, overlay, presence, annotations, tools };
+  window.collab = { doc, provider, awareness, viewer: slideView.viewer, slideView, overlay, presence, annotations, tools, timeline };
 }
 
 function bindToolbar({ slideView, tools, annotations, pointers, rights }) {

@@ -1,0 +1,93 @@
+"""The live room of a teaching session: a case room whose students read, and whose awareness
+fans out so that a class of a hundred costs little.
+
+Who may write: the educator (a moderator: any annotation) and the one student holding the pen
+(their own annotations); everyone else is read-only (4403). ``session`` and ``quiz`` are
+written by the server alone (``Room.change``).
+
+Awareness: what the educator or the pen holder sends goes to everyone; what any other student
+sends goes only to the writers (the educator) and back to the student. Students therefore never
+learn each other's names, and a class of N costs O(N) frames per educator move, not O(N²).
+A state that names a user id other than its connection's is dropped, so nobody can pose as the
+educator whose view everyone follows.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from pycrdt import Map
+
+from collab.sync.protocol import AwarenessEntry, encode_awareness, parse_awareness
+from collab.sync.room import Peer, Room
+
+UNREADABLE = object()
+TEACHING_ROOTS: Mapping[str, type] = {"annotations": Map, "session": Map, "quiz": Map}
+
+
+class TeachingRoom(Room):
+    """One teaching session's document, its educator and students."""
+
+    roots = TEACHING_ROOTS
+    server_roots = frozenset({"session", "quiz"})
+
+    def __init__(
+        self, session_id: str, updates: list[bytes], persist: Callable[[str, bytes], None], **options: Any
+    ) -> None:
+        # Presenter paths and similar per-case records do not apply to teaching sessions.
+        options.pop("save_path", None)
+        super().__init__(session_id, updates, persist, **options)
+
+    def _loud(self, peer: Peer) -> bool:
+        """Whether ``peer``'s awareness reaches everyone: writers (educator, pen holder) only."""
+        return peer.contribute
+
+    def _visible(self, peer: Peer) -> list[AwarenessEntry]:
+        if peer.moderate:
+            return super()._visible(peer)
+        loud = {
+            client_id for other in self.peers if self._loud(other) for client_id in self._owned.get(other, ())
+        }
+        return [e for e in super()._visible(peer) if e.client_id in loud]
+
+    def _relay(self, sender: Peer, data: bytes) -> None:
+        if self._loud(sender):
+            self._broadcast(data)
+            return
+        for peer in list(self.peers):
+            if peer is sender or peer.moderate:
+                peer.send(data)
+
+    def _awareness(self, peer: Peer, payload: bytes) -> None:
+        """Drop states that claim someone else's user id (or are not JSON objects) first."""
+        entries = parse_awareness(payload)
+        kept = [e for e in entries if _claims(e.state_json) in (peer.user_id, None)]
+        if len(kept) != len(entries):
+            if not kept:
+                return
+            payload = encode_awareness(kept)[1:]
+            payload = _strip_length(payload)
+        super()._awareness(peer, payload)
+
+
+def _claims(state_json: str) -> object:
+    """The user id an awareness state names: None for a removal or a state naming nobody,
+    UNREADABLE for a ``user`` that is not ``{id: int, ...}``."""
+    if state_json == "null":
+        return None
+    state = json.loads(state_json)  # parse_awareness has checked that it is JSON
+    user = state.get("user") if isinstance(state, dict) else None
+    if user is None:
+        return None
+    user_id = user.get("id") if isinstance(user, dict) else None
+    return user_id if isinstance(user_id, int) else UNREADABLE
+
+
+def _strip_length(data: bytes) -> bytes:
+    """The payload of an encoded awareness message, without its leading var-uint length."""
+    index = 0
+    while data[index] & 0x80:
+        index += 1
+    return data[index + 1 :]
