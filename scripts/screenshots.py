@@ -4,9 +4,11 @@
 
 Starts `collab demo` on a temporary data dir, signs in a consultant in the north and a
 second-opinion pathologist in the south on the same case, presents, draws, talks, and
-saves what the presenter sees (live-session.png) and the worklist (worklist.png); then
-runs the demo's Breast MDT in its meeting room and saves what the chair sees
-(mdt-meeting.png). `--only mdt-meeting` takes that one alone.
+saves what the presenter sees (live-session.png) and the worklist (worklist.png); an
+oncologist who missed it replays it (timeline.png); a second opinion is asked of the
+south (second-opinion.png); three students join the demo's teaching session and answer a
+quiz (teaching.png); then the demo's Breast MDT runs in its meeting room and the chair's
+screen is saved (mdt-meeting.png). `--only NAME` takes one alone.
 """
 
 from __future__ import annotations
@@ -98,6 +100,82 @@ def live_session(browser: Browser, url: str, case_id: str, out: Path) -> None:
         page.context.close()  # out of the case, so the meeting room starts with nobody in it
 
 
+def catch_up(browser: Browser, url: str, case_id: str, out: Path) -> None:
+    """After the live session: an oncologist who missed it replays it with the timeline."""
+    page = browser.new_context(viewport={"width": 1440, "height": 1000}, device_scale_factor=1).new_page()
+    sign_in(page, url, "north.onc")
+    open_case(page, url, case_id)
+    page.locator("#timeline-toggle").click()
+    drawn = page.locator("#timeline .events li[data-kind=annotation]")
+    expect(drawn.first).to_be_visible(timeout=30_000)
+    drawn.last.locator("button").click()
+    page.mouse.move(5, 995)
+    page.screenshot(path=out / "timeline.png")
+    page.context.close()
+
+
+def second_opinion(browser: Browser, url: str, db_path: Path, out: Path) -> None:
+    """North asks South for an opinion; South's worklist opens with the request."""
+    with sqlite3.connect(db_path) as db:
+        (case_id,) = db.execute("SELECT id FROM cases WHERE accession = 'DEMO-24-0102'").fetchone()
+    size = {"width": 1440, "height": 900}
+    north = browser.new_context(viewport=size, device_scale_factor=1).new_page()
+    sign_in(north, url, "north.path")
+    north.goto(f"{url}/cases/{case_id}")
+    ask = north.locator("form.opinion-form")
+    ask.locator("input[name=to]").fill("south.path")
+    ask.locator("textarea[name=question]").fill("Lobular or ductal? E-cadherin is equivocal on slide 1.")
+    ask.locator("input[name=urgent]").check()
+    with north.expect_navigation():
+        ask.locator("button[type=submit]").click()
+    south = browser.new_context(viewport=size, device_scale_factor=1).new_page()
+    sign_in(south, url, "south.path")
+    expect(south.locator(".opinion-requests tr[data-opinion-id]")).to_have_count(1)
+    south.wait_for_function("[...document.images].every((i) => i.complete && i.naturalWidth > 0)")
+    south.screenshot(path=out / "second-opinion.png")
+    for page in (north, south):
+        page.context.close()
+
+
+def teaching(browser: Browser, url: str, db_path: Path, out: Path) -> None:
+    """The demo's teaching session: two students joined by code, a quiz revealed, as a student sees it."""
+    with sqlite3.connect(db_path) as db:
+        session_id, code = db.execute("SELECT id, code FROM teaching_sessions").fetchone()
+    size = {"width": 1440, "height": 1000}
+    educator = browser.new_context(viewport=size, device_scale_factor=1).new_page()
+    sign_in(educator, url, "north.path")
+    educator.goto(f"{url}/teach/{session_id}")
+    expect(educator.locator("#viewer")).to_have_attribute("data-first-tile", "drawn", timeout=30_000)
+    students = []
+    for name in ("Aisha", "Ben", "Chloe"):
+        page = browser.new_context(viewport=size, device_scale_factor=1).new_page()
+        page.goto(f"{url}/join/{code}")
+        page.locator("input[name=name]").fill(name)
+        with page.expect_navigation():
+            page.locator("form.join button[type=submit]").click()
+        expect(page.locator("#viewer")).to_have_attribute("data-first-tile", "drawn", timeout=30_000)
+        students.append(page)
+    expect(educator.locator("#students li")).to_have_count(3, timeout=30_000)
+    slide = educator.evaluate("window.collab.slideView.slideId")
+    educator.evaluate(
+        "(slide) => window.collab.slideView.goTo({slide, x: 21000, y: 15500, width: 12000, rotation: 0})",
+        slide,
+    )
+    educator.locator("#quiz-form input[name=question]").fill("Click the most atypical nucleus")
+    educator.locator("#quiz-form button[type=submit]").click()
+    for n, page in enumerate(students):
+        expect(page.locator("#quiz-banner .question")).to_have_text("Click the most atypical nucleus")
+        page.mouse.click(*at(page, 520 + 40 * n, 360 + 25 * (n % 2)))
+        expect(page.locator(".quiz-scatter .my-answer")).to_have_count(1, timeout=30_000)
+    expect(educator.locator("#quiz-count")).to_have_text("3 answered", timeout=30_000)
+    educator.locator("#reveal").click()
+    expect(students[0].locator(".quiz-scatter .answer")).to_have_count(3, timeout=30_000)
+    students[0].mouse.move(5, 995)
+    students[0].screenshot(path=out / "teaching.png")
+    for page in (educator, *students):
+        page.context.close()
+
+
 def mdt_meeting(browser: Browser, url: str, db_path: Path, out: Path) -> None:
     """The demo's Breast MDT in the meeting room, as the chair sees it: the first case on screen,
     flown to a region bookmarked before the meeting, the coordinator's outcome recorded."""
@@ -154,7 +232,11 @@ def mdt_meeting(browser: Browser, url: str, db_path: Path, out: Path) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "images")
-    parser.add_argument("--only", choices=["mdt-meeting"], help="take only this screenshot")
+    parser.add_argument(
+        "--only",
+        choices=["live-session", "timeline", "second-opinion", "teaching", "mdt-meeting"],
+        help="take only this one (timeline needs live-session first)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="collab-screens-") as tmp:
         port = free_port()
@@ -178,9 +260,17 @@ def main() -> int:
                 if CHROMIUM.exists():
                     launch["executable_path"] = str(CHROMIUM)
                 browser = playwright.chromium.launch(**launch)  # type: ignore[arg-type]
-                if args.only != "mdt-meeting":
-                    live_session(browser, url, case_id, args.out)
-                mdt_meeting(browser, url, Path(tmp) / "collab.sqlite3", args.out)
+                db_path = Path(tmp) / "collab.sqlite3"
+                shots = {
+                    "live-session": lambda: live_session(browser, url, case_id, args.out),
+                    "timeline": lambda: catch_up(browser, url, case_id, args.out),
+                    "second-opinion": lambda: second_opinion(browser, url, db_path, args.out),
+                    "teaching": lambda: teaching(browser, url, db_path, args.out),
+                    "mdt-meeting": lambda: mdt_meeting(browser, url, db_path, args.out),
+                }
+                for name, take in shots.items():
+                    if args.only in (None, name):
+                        take()
                 browser.close()
         finally:
             server.terminate()

@@ -329,6 +329,14 @@ def test_the_chair_and_the_coordinator_move_the_meeting_and_each_step_is_audited
     assert rows == [(first, 1), (second, 1)]
     assert audited == [("north.path", first), ("north.coord", second), ("north.coord", None)]
 
+    # The meeting's timeline: which case was on screen, in order, each replayable on its page.
+    page = chair.client.get(f"/meetings/{meeting_id}").text
+    timeline = page[page.index('class="timeline-stretches"') :]
+    assert [timeline.index(f'data-case-id="{c}"') for c in (first, second)] == sorted(
+        timeline.index(f'data-case-id="{c}"') for c in (first, second)
+    )
+    assert f'href="/cases/{first}?timeline"' in timeline and f'href="/cases/{second}?timeline"' in timeline
+
 
 def test_time_spent_per_case_is_in_the_room_the_summary_and_the_csv(world: World) -> None:
     agenda = [arg for accession in ACCESSIONS for arg in ("--case", accession)]

@@ -91,7 +91,8 @@ async def _describe(
         return found.display_name if found else None
 
     org = await db.catalog.org(meeting.org_id)
-    spent = seconds_spent(await db.meetings.presentations(meeting.id), datetime.now(UTC))
+    presentations = await db.meetings.presentations(meeting.id)
+    spent = seconds_spent(presentations, datetime.now(UTC))
     agenda = []
     for item in await db.meetings.agenda(meeting.id):
         seen = await access_control.case(request, item.case_id)
@@ -118,10 +119,24 @@ async def _describe(
                 },
             }
         )
+    # The catch-up timeline: which case was on screen when, each replayable on its case page.
+    titles = {item["case_id"]: item for item in agenda}
+    timeline = [
+        {
+            "case_id": p.case_id,
+            "title": titles[p.case_id]["title"] if p.case_id in titles else "A case",
+            "can_open_case": p.case_id in titles and titles[p.case_id]["can_open_case"],
+            "started": p.started,
+            "ended": p.ended,
+            "presented_by": await name(p.presented_by),
+        }
+        for p in presentations
+    ]
     return {
         "id": meeting.id,
         "name": meeting.name,
         "starts": meeting.starts,
+        "timeline": timeline,
         "organisation": org.name if org else None,
         "chair": await name(meeting.chair),
         "coordinator": await name(meeting.coordinator),

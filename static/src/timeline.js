@@ -65,7 +65,9 @@ export class Timeline extends EventTarget {
     this.end = Math.max(...times);
     this.scrub.disabled = this.playButton.disabled = false;
     this.scrub.max = String(this.end - this.start);
-    this.summary.textContent = `${clock(this.start)} – ${clock(this.end)}: ${this.stops().length} stops, ${this.made.length} annotations.`;
+    const stops = this.stops().length;
+    const made = this.made.length;
+    this.summary.textContent = `${clock(this.start)} – ${clock(this.end)}: ${stops} ${stops === 1 ? "stop" : "stops"}, ${made} ${made === 1 ? "annotation" : "annotations"}.`;
     this.renderEvents();
     this.seek(this.start);
     this.dispatchEvent(new Event("open"));
