@@ -63,7 +63,7 @@ def test_second_opinion_from_another_trust(session: E2ESession) -> None:
     expect(answered.locator("blockquote.opinion")).to_have_text(OPINION)
     expect(answered).to_contain_text("Opinion of Dr South")
 
-    # The case was South's only while the request was open.
+    # The case was South's only while the request was open: now they are told it has ended.
     response = south.goto(case_url)
-    assert response is not None and response.status == 404
-    expect(south.locator("body")).to_contain_text("No such case.")
+    assert response is not None and response.status == 403
+    expect(south.locator("body")).to_contain_text("Your access to this case has ended")

@@ -254,7 +254,7 @@ def test_closing_a_meeting_ends_outside_access_and_freezes_its_outcomes(world: W
     )
     closed = coord.post(f"/meetings/{meeting_id}/close")
     assert (closed.status_code, closed.headers["location"]) == (303, f"/meetings/{meeting_id}")
-    assert outside.get(f"/cases/{case_id}").status_code == 404  # the meeting's share has ended
+    assert outside.get(f"/cases/{case_id}").status_code == 403  # the meeting's share has ended
     page = outside.get(f"/meetings/{meeting_id}")
     assert page.status_code == 200 and "Closed on" in page.text  # the record stays readable
     frozen = coord.post(f"/meetings/{meeting_id}/cases/{case_id}/outcome", decision="oncology")

@@ -108,6 +108,7 @@ def _sees(person: Person, case_id: str, slide_id: str) -> dict[str, int]:
 
 SEES = {"page": 200, "json": 200, "tile": 200}
 HIDDEN = {"page": 404, "json": 404, "tile": 404}
+ENDED = {"page": 403, "json": 403, "tile": 403}  # they knew the case: told their access ended
 
 
 async def _ws_refused(world: World, case_id: str, person: Person) -> int:
@@ -166,8 +167,8 @@ def test_a_pathologist_is_asked_sees_the_case_answers_and_access_ends(world: Wor
         assert await _ws_refused(world, case_id, south) == 403
 
     asyncio.run(live_then_answer())
-    assert _sees(south, case_id, slide_id) == HIDDEN
-    assert south.get(f"/cases/{case_id}").text == "No such case.\n"
+    assert _sees(south, case_id, slide_id) == ENDED
+    assert south.get(f"/cases/{case_id}").text.startswith("Your access to this case has ended")
     assert _opinions_for(south, {case_id}) == []
     again = south.post(f"/opinions/{request_id}/answer", opinion="Second thoughts.")
     assert again.status_code == 409
@@ -230,8 +231,10 @@ def test_an_organisation_is_asked_its_pathologists_answer_for_it(world: World) -
     assert (declined.status_code, declined.headers["location"]) == (303, "/")
 
     for username in ("south.path", "south.path2"):
-        assert _sees(people[username], case_id, slide_id) == HIDDEN
+        assert _sees(people[username], case_id, slide_id) == ENDED
         assert asyncio.run(_ws_refused(world, case_id, people[username])) == 403
+    # South's oncologist never had it through that request: still no such case for them.
+    assert _sees(people["south.onc"], case_id, slide_id) == HIDDEN
     late = people["south.path2"].post(f"/opinions/{request_id}/answer", opinion="Grade 2.")
     assert (late.status_code, late.text) == (
         409,
@@ -261,7 +264,7 @@ def test_withdrawing_a_request_ends_access_at_once(world: World) -> None:
         assert live.close_code == 4403
 
     asyncio.run(live_then_withdraw())
-    assert _sees(south, case_id, slide_id) == HIDDEN
+    assert _sees(south, case_id, slide_id) == ENDED
     assert south.post(f"/opinions/{request_id}/answer", opinion="Too late.").status_code == 409
     assert [event for event, _, _ in world.audit(case_id)] == [
         "opinion requested",

@@ -150,6 +150,16 @@ class Catalog:
         await self.db.conn.commit()
         return cursor.rowcount == 1
 
+    async def ended_shares(self, case_id: str) -> list[Share]:
+        """The case's shares that have been revoked or have ended."""
+        rows = await self.db.all(
+            "SELECT * FROM case_shares WHERE case_id = ? AND revoked IS NOT NULL ORDER BY id", (case_id,)
+        )
+        return [
+            Share(r["id"], r["case_id"], r["user_id"], r["org_id"], bool(r["contributing"]), r["source"])
+            for r in rows
+        ]
+
     async def shares(self, case_id: str) -> list[Share]:
         rows = await self.db.all(
             "SELECT * FROM case_shares WHERE case_id = ? AND revoked IS NULL ORDER BY id", (case_id,)

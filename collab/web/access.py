@@ -5,10 +5,17 @@ from __future__ import annotations
 import time
 
 from starlette.requests import Request
+from starlette.responses import Response
 
 from collab.domain import Access, Case, SlideRecord, case_access
 from collab.store import Database
 from collab.web.auth import current_user
+from collab.web.errors import error
+
+ACCESS_ENDED = (
+    "Your access to this case has ended: the second opinion, meeting or share that opened it"
+    " is over. Ask the case's pathologists if you need it again."
+)
 
 # Decisions are remembered this long, so that tiles do not each cost database
 # queries; a share revoked from this process takes effect at once (see forget).
@@ -60,6 +67,31 @@ class AccessControl:
             return None
         found = await self.case(request, record.case_id)
         return (record, *found) if found else None
+
+    async def ended(self, request: Request, case_id: str) -> bool:
+        """Whether the user once had this case through a share that has since ended.
+
+        They know the case exists, so they are told that their access ended (403) rather
+        than that there is no such case (404, for everyone else)."""
+        case = await self.db.catalog.case(case_id)
+        if case is None:
+            return False
+        # The policy itself decides, as if the ended shares still held.
+        ended = await self.db.catalog.ended_shares(case_id)
+        return bool(ended) and case_access(current_user(request), case, ended) is not None
+
+    async def refusal(self, request: Request, case_id: str, *, api: bool = False) -> Response:
+        """The answer to someone who may not see the case: 403 if their access ended, else 404."""
+        if await self.ended(request, case_id):
+            return error(403, ACCESS_ENDED, request, api=api)
+        return error(404, "No such case.", request, api=api)
+
+    async def slide_refusal(self, request: Request, slide_id: str) -> Response:
+        """As ``refusal``, for a slide of the case."""
+        record = self._slides.get(slide_id)
+        if record is not None and await self.ended(request, record.case_id):
+            return error(403, ACCESS_ENDED, request)
+        return error(404, "No such slide.", request)
 
     def forget(self, case_id: str) -> None:
         """Drop remembered decisions about a case (after a share changes)."""

@@ -168,7 +168,7 @@ async def case_page(request: Request) -> Response:
     """``GET /cases/{case_id}``: the case, its slides in a viewer."""
     found = await _case_data(request)
     if found is None:
-        return error(404, "No such case.")
+        return await request.app.state.access.refusal(request, request.path_params["case_id"])
     data, case, access = found
     wanted = request.query_params.get("slide")
     current = next(
@@ -197,7 +197,7 @@ async def case_json(request: Request) -> Response:
     """``GET /api/cases/{case_id}``: the case page's JSON twin."""
     found = await _case_data(request)
     if found is None:
-        return error(404, "No such case.", api=True)
+        return await request.app.state.access.refusal(request, request.path_params["case_id"], api=True)
     return JSONResponse(found[0])
 
 

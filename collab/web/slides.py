@@ -42,8 +42,9 @@ async def _slide(request: Request, *, identified: bool = False) -> DeepZoomSlide
     access: AccessControl = request.app.state.access
     found = await access.slide(request, slide_id)
     if found is None:
-        # The same answer as for a slide that does not exist: nothing leaks.
-        raise SlideProblem(error(404, "No such slide.", request))
+        # The same answer as for a slide that does not exist (nothing leaks), unless the
+        # person's access to its case has ended: they are told so.
+        raise SlideProblem(await access.slide_refusal(request, slide_id))
     if identified and not found[2].identified:
         raise SlideProblem(error(403, "Label and macro images are not shown in anonymised views.", request))
     try:

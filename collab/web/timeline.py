@@ -13,14 +13,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from collab.store import Database
-from collab.web.errors import error
 
 
 async def timeline(request: Request) -> Response:
     """Path samples (oldest first, with the presenter's name) and annotation creations, by time."""
     found = await request.app.state.access.case(request, request.path_params["case_id"])
     if found is None:
-        return error(404, "No such case.", api=True)
+        return await request.app.state.access.refusal(request, request.path_params["case_id"], api=True)
     case, _ = found
     db: Database = request.app.state.db
     names: dict[int, str] = {}
