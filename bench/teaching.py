@@ -38,6 +38,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.sync import COLLAB, cpu_seconds, free_port, start_reference, wait_http  # noqa: E402
+from bench.sync import Result as Run  # noqa: E402
 from collab.slides.demo import generate_demo_slide  # noqa: E402
 from collab.sync.protocol import AwarenessEntry, encode_awareness, parse, parse_awareness  # noqa: E402
 
@@ -155,17 +156,6 @@ async def connect(url: str, headers: dict[str, str]) -> Listener:
     listener = Listener(ws)
     listener.task = asyncio.create_task(listener.read())
     return listener
-
-
-@dataclass
-class Run:
-    latencies_ms: list[float]
-    delivered: float
-    cpu_percent: float
-
-    def pct(self, q: float) -> float:
-        ordered = sorted(self.latencies_ms)
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
 async def lesson(

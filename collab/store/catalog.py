@@ -152,17 +152,15 @@ class Catalog:
 
     async def ended_shares(self, case_id: str) -> list[Share]:
         """The case's shares that have been revoked or have ended."""
-        rows = await self.db.all(
-            "SELECT * FROM case_shares WHERE case_id = ? AND revoked IS NOT NULL ORDER BY id", (case_id,)
-        )
-        return [
-            Share(r["id"], r["case_id"], r["user_id"], r["org_id"], bool(r["contributing"]), r["source"])
-            for r in rows
-        ]
+        return await self._shares(case_id, ended=True)
 
     async def shares(self, case_id: str) -> list[Share]:
+        return await self._shares(case_id, ended=False)
+
+    async def _shares(self, case_id: str, *, ended: bool) -> list[Share]:
+        revoked = "revoked IS NOT NULL" if ended else "revoked IS NULL"
         rows = await self.db.all(
-            "SELECT * FROM case_shares WHERE case_id = ? AND revoked IS NULL ORDER BY id", (case_id,)
+            f"SELECT * FROM case_shares WHERE case_id = ? AND {revoked} ORDER BY id", (case_id,)
         )
         return [
             Share(r["id"], r["case_id"], r["user_id"], r["org_id"], bool(r["contributing"]), r["source"])

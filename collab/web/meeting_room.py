@@ -25,7 +25,7 @@ from collab.web.access import AccessControl, anonymised
 from collab.web.auth import checked_form, client_address, current_user
 from collab.web.errors import error
 from collab.web.meeting_state import publish, room_state
-from collab.web.meetings import find_meeting, refused
+from collab.web.meetings import enter_meeting, find_meeting, refused
 from collab.web.pages import case_summary, display_names
 from collab.web.render import render
 
@@ -88,15 +88,9 @@ async def room_data(request: Request, meeting: Meeting) -> dict[str, Any]:
 
 async def room_page(request: Request) -> Response:
     """``GET /meetings/{id}/room``: the live meeting room; opening it marks attendance."""
-    db: Database = request.app.state.db
-    found = await find_meeting(request)
-    if found is None:
+    meeting = await enter_meeting(request)
+    if meeting is None:
         return error(404, "No such meeting.")
-    meeting, _ = found
-    await db.meetings.mark_attended(meeting.id, current_user(request).id)
-    # Meetings are made on the command line, whose shares this process has not seen being made.
-    for item in await db.meetings.agenda(meeting.id):
-        request.app.state.access.forget(item.case_id)
     return render(request, "meeting_room.html", room=await room_data(request, meeting))
 
 

@@ -45,7 +45,7 @@ async def room_state(db: Database, meeting: Meeting) -> dict[str, Any]:
                 # Up to the moment this state was made; pages count on from there.
                 "seconds_spent": spent.get(item.case_id, 0),
                 "presented": item.case_id in spent,
-                "outcome": await _outcome(item, name),
+                "outcome": await outcome_view(item, name),
             }
         )
     return {
@@ -60,7 +60,7 @@ async def room_state(db: Database, meeting: Meeting) -> dict[str, Any]:
     }
 
 
-async def _outcome(
+async def outcome_view(
     item: AgendaItem, name: Callable[[int | None], Awaitable[str | None]]
 ) -> dict[str, Any] | None:
     if item.decision is None:

@@ -29,7 +29,7 @@ from collab.store import Database
 from collab.web.access import AccessControl
 from collab.web.auth import checked_form, client_address, current_user
 from collab.web.errors import error
-from collab.web.meeting_state import publish
+from collab.web.meeting_state import outcome_view, publish
 from collab.web.render import render
 from collab.web.sync import drop_lost_peers
 
@@ -107,16 +107,7 @@ async def _describe(
                 "planned_minutes": item.planned_minutes,
                 "seconds_spent": spent.get(item.case_id, 0),
                 "time_spent": clock(spent[item.case_id]) if item.case_id in spent else None,
-                "outcome": None
-                if item.decision is None
-                else {
-                    "decision": item.decision,
-                    "notes": item.notes or "",
-                    "recorded_by": await name(item.recorded_by),
-                    "recorded": item.recorded,
-                    "signed_off_by": await name(item.signed_off_by),
-                    "signed_off": item.signed_off,
-                },
+                "outcome": await outcome_view(item, name),
             }
         )
     # The catch-up timeline: which case was on screen when, each replayable on its case page.
@@ -172,17 +163,26 @@ async def my_meetings(request: Request) -> list[dict[str, Any]]:
     return [{"id": m.id, "name": m.name, "starts": m.starts} for m in found]
 
 
-async def meeting_page(request: Request) -> Response:
-    """``GET /meetings/{id}``: participants, the agenda and its outcomes; opening it marks attendance."""
+async def enter_meeting(request: Request) -> Meeting | None:
+    """The meeting, if the signed-in person takes part; opening its page or room marks attendance."""
     db: Database = request.app.state.db
     found = await find_meeting(request)
     if found is None:
-        return error(404, "No such meeting.")
+        return None
     meeting, _ = found
     await db.meetings.mark_attended(meeting.id, current_user(request).id)
     # Meetings are made on the command line, whose shares this process has not seen being made.
     for item in await db.meetings.agenda(meeting.id):
         request.app.state.access.forget(item.case_id)
+    return meeting
+
+
+async def meeting_page(request: Request) -> Response:
+    """``GET /meetings/{id}``: participants, the agenda and its outcomes; opening it marks attendance."""
+    db: Database = request.app.state.db
+    meeting = await enter_meeting(request)
+    if meeting is None:
+        return error(404, "No such meeting.")
     attendees = await db.meetings.attendees(meeting.id)
     data = await _describe(request, meeting, attendees)
     return render(request, "meeting.html", meeting=data, decisions=DECISIONS)
