@@ -35,6 +35,7 @@ from collab.web import (
     timeline,
 )
 from collab.web.access import AccessControl
+from collab.web.headers import SecurityHeaders
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -98,4 +99,6 @@ def create_app(settings: Settings) -> Starlette:
         *sync.routes,
         Mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static"),
     ]
-    return Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(auth.AuthMiddleware)])
+    # Outermost first: every answer, the sign-in redirect included, carries the security headers.
+    middleware = [Middleware(SecurityHeaders), Middleware(auth.AuthMiddleware)]
+    return Starlette(routes=routes, lifespan=lifespan, middleware=middleware)

@@ -16,7 +16,8 @@ _HASHER = PasswordHasher()
 # Verifying against this keeps the time of a login for an unknown user the same as for a known one.
 _DUMMY_HASH = _HASHER.hash("collab: no such user")
 
-MIN_PASSWORD_LENGTH = 10
+# ASVS 2.1.1: at least 12 characters (a passphrase, not a pattern); no other composition rules.
+MIN_PASSWORD_LENGTH = 12
 
 
 def hash_password(password: str) -> str:

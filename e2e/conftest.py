@@ -92,6 +92,7 @@ class E2ESession:
         self.contexts: list[BrowserContext] = []
         self.pages: dict[str, list[Page]] = {}
         self.console: list[str] = []
+        self.csp_violations: list[str] = []
         seed_case(data_dir)
         add_user(data_dir, "north.trainee", "trainee", "North Trust", "--name", "North Trainee")
         add_user(data_dir, "north.onc", "clinician", "North Trust", "--name", "Dr Oncology")
@@ -104,14 +105,23 @@ class E2ESession:
     def url(self) -> str:
         return self.server.url
 
-    def person(self, username: str, password: str = PASSWORD) -> Page:
-        """A new browser context for ``username``, signed in through the login form."""
+    def new_context(self, who: str) -> BrowserContext:
+        """A fresh browser (own cookies) whose console is kept, and whose every breach of our
+        Content Security Policy is recorded: a test with one fails (see the fixture)."""
         context = self.browser.new_context(base_url=self.server.url)
         self.contexts.append(context)
-        page = context.new_page()
+        context.add_init_script(
+            "document.addEventListener('securitypolicyviolation', (e) =>"
+            " console.error(`CSP violation: ${e.violatedDirective} ${e.blockedURI}`));"
+        )
+        context.on("console", lambda message: self._log(who, message))
+        context.on("weberror", lambda error: self.console.append(f"{who} pageerror: {error.error}"))
+        return context
+
+    def person(self, username: str, password: str = PASSWORD) -> Page:
+        """A new browser context for ``username``, signed in through the login form."""
+        page = self.new_context(username).new_page()
         self.pages.setdefault(username, []).append(page)
-        page.on("console", lambda message: self._log(username, message))
-        page.on("pageerror", lambda error: self.console.append(f"{username} pageerror: {error}"))
         page.goto("/login")
         page.locator("input[name=username]").fill(username)
         page.locator("input[name=password]").fill(password)
@@ -132,7 +142,10 @@ class E2ESession:
         self.server = start_server(self.data_dir, port=port)
 
     def _log(self, username: str, message: ConsoleMessage) -> None:
-        self.console.append(f"{username} {message.type}: {message.text}")
+        line = f"{username} {message.type}: {message.text}"
+        self.console.append(line)
+        if "CSP violation" in message.text or "Content Security Policy" in message.text:
+            self.csp_violations.append(line)
 
     def save_artifacts(self, folder: Path) -> None:
         """Screenshots of every open page, the browsers' console and the server's log."""
@@ -174,3 +187,5 @@ def session(
             output = Path(request.config.getoption("--output", default="test-results")).absolute()
             running.save_artifacts(output / re.sub(r"[^A-Za-z0-9_.-]+", "-", request.node.nodeid))
         running.close()
+    # Every page of every e2e test runs under the real Content Security Policy.
+    assert not running.csp_violations, "\n".join(running.csp_violations)

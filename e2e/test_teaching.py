@@ -45,11 +45,8 @@ class Recorder:
 
 def _student(session: E2ESession, code: str, name: str) -> tuple[Page, Recorder]:
     """A guest joins by typing the code at /join, with a display name."""
-    context = session.browser.new_context(base_url=session.url)
-    session.contexts.append(context)
-    page = context.new_page()
+    page = session.new_context(name).new_page()
     session.pages.setdefault(name, []).append(page)
-    page.on("console", lambda message: session.console.append(f"{name} {message.type}: {message.text}"))
     recorder = Recorder()
     recorder.attach(page)
     page.set_viewport_size({"width": 1400, "height": 900})

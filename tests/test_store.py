@@ -69,7 +69,7 @@ def test_user_commands_refuse_mistakes_clearly(tmp_path: Path) -> None:
         data_dir=data_dir,
         stdin="short\n",
     )
-    assert (short.returncode, short.stderr) == (1, "collab: the password must be at least 10 characters\n")
+    assert (short.returncode, short.stderr) == (1, "collab: the password must be at least 12 characters\n")
     no_org = collab(
         "users",
         "add",
