@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import shlex
 import socket
@@ -83,6 +84,11 @@ class Target:
 
 
 def start_ours(tmp: Path, rooms: int) -> Target:
+    return serve_ours(*setup_ours(tmp, rooms))
+
+
+def setup_ours(tmp: Path, rooms: int) -> tuple[Path, str]:
+    """A fresh data directory with one pathologist and ``rooms`` cases; returns it and their API token."""
     data = Path(tempfile.mkdtemp(prefix="ours-", dir=tmp))
 
     run = lambda *a, stdin=None: subprocess.run(  # noqa: E731
@@ -103,6 +109,11 @@ def start_ours(tmp: Path, rooms: int) -> Target:
     token = run("users", "token", "bench")
     for i in range(rooms):
         run("cases", "add", f"BENCH-{i}", "--org", "Bench Trust")
+    return data, token
+
+
+def serve_ours(data: Path, token: str) -> Target:
+    """``collab serve`` on a data directory made by ``setup_ours``: one room per case."""
     with sqlite3.connect(data / "collab.sqlite3") as db:
         case_ids = [r[0] for r in db.execute("SELECT id FROM cases ORDER BY accession")]
     port = free_port()
@@ -230,11 +241,12 @@ def with_tile_load(tmp: Path, args: argparse.Namespace) -> None:
         slide_id = out.split("\t")[0]
         port = target.urls[0].split(":")[2].split("/")[0]
         token = target.headers["Authorization"].split()[1]
+        grid = [str(v) for v in full_resolution_grid(port, slide_id, token)]
         runs = []
         for _ in range(args.tile_load_repeat):  # alternated, since one run's p99 is noisy
             idle = asyncio.run(fan_out(target, 1, 50, args.seconds, args.rate))
             puller = subprocess.Popen(
-                [sys.executable, "-c", PULLER, port, slide_id, token, str(args.seconds + 3)],
+                [sys.executable, "-c", PULLER, port, slide_id, token, str(args.seconds + 3), *grid],
                 stdout=subprocess.PIPE,
                 text=True,
             )
@@ -263,30 +275,50 @@ def with_tile_load(tmp: Path, args: argparse.Namespace) -> None:
     )
 
 
-# Eight keep-alive clients walking distinct cold tiles of the full-resolution level, until told to stop.
+# Eight keep-alive clients walking distinct tiles of the full-resolution level, until told to
+# stop. The level (some 9,000 tiles, more than the tile cache holds) is walked in order and
+# again, so requests keep missing the cache. Every answer must be a 200: a wrong address
+# would be a cheap 404 and flatter the load.
 PULLER = r"""
 import asyncio, sys, time
 port, slide, token, seconds = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
-async def client(n, stop, count):
+level, cols, rows = (int(v) for v in sys.argv[5:8])
+async def client(n, stop, count, bad):
     reader, writer = await asyncio.open_connection("127.0.0.1", int(port))
     i = n
     while time.monotonic() < stop:
-        col, row = i % 117, i // 117
-        req = (f"GET /slides/{slide}_files/15/{col}_{row}.jpeg HTTP/1.1\r\nHost: x\r\n"
+        at = i % (cols * rows)
+        req = (f"GET /slides/{slide}_files/{level}/{at % cols}_{at // cols}.jpeg HTTP/1.1\r\nHost: x\r\n"
                f"Authorization: Bearer {token}\r\n\r\n")
         writer.write(req.encode())
         head = await reader.readuntil(b"\r\n\r\n")
+        if not head.startswith(b"HTTP/1.1 200"):
+            bad[0] += 1
         sizes = [h for h in head.split(b"\r\n") if h.lower().startswith(b"content-length")]
         length = int(sizes[0].split(b":")[1])
         await reader.readexactly(length)
         count[0] += 1
         i += 8
 async def main():
-    count = [0]; stop = time.monotonic() + seconds
-    await asyncio.gather(*(client(n, stop, count) for n in range(8)))
-    print(f"{count[0] / seconds:.0f} tiles/s")
+    count, bad = [0], [0]
+    stop = time.monotonic() + seconds
+    await asyncio.gather(*(client(n, stop, count, bad) for n in range(8)))
+    print(f"{count[0] / seconds:.0f} tiles/s" + (f", {bad[0]} NOT 200" if bad[0] else ""))
 asyncio.run(main())
 """
+
+
+def full_resolution_grid(port: str, slide_id: str, token: str) -> tuple[int, int, int]:
+    """(Deep Zoom level, columns, rows) of the slide's full-resolution level, from its DZI."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/slides/{slide_id}.dzi", headers={"Authorization": f"Bearer {token}"}
+    )
+    dzi = urllib.request.urlopen(request, timeout=60).read().decode()
+    size = int(dzi.split('TileSize="')[1].split('"')[0])
+    width = int(dzi.split('Width="')[1].split('"')[0])
+    height = int(dzi.split('Height="')[1].split('"')[0])
+    level = math.ceil(math.log2(max(width, height)))
+    return level, math.ceil(width / size), math.ceil(height / size)
 
 
 def main() -> int:
