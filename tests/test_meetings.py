@@ -211,7 +211,8 @@ def test_outcomes_are_recorded_signed_off_exported_and_audited(world: World) -> 
     )
 
     summary = south.get(f"/meetings/{meeting_id}/summary")
-    assert summary.status_code == 200 and "@media print" in summary.text
+    assert summary.status_code == 200 and 'href="/static/css/summary.css"' in summary.text
+    assert "@media print" in coord.get("/static/css/summary.css").text  # it prints as a page
     assert summary.text.count('class="signed-off"') == 3
     assert "Wide local excision." in summary.text and "further investigation" in summary.text
 

@@ -56,6 +56,15 @@ class TiffReader(CellRegions):
                 # tiffslide warns that some vendors' metadata is only partly parsed.
                 warnings.simplefilter("ignore")
                 self._load(path, chunk_cache)
+        except SlideError:
+            raise
+        except Exception as exc:
+            # A damaged file can open and fail only while its index is read (a truncated SVS
+            # with no page left raised IndexError in `collab slides add`, found by
+            # tests/test_fuzz.py): a clear refusal, not a traceback.
+            if getattr(self, "_finalizer", None) is None and getattr(self, "_slide", None) is not None:
+                self._slide.close()
+            raise SlideError(f"the slide file's index is damaged: {exc!r}") from exc
         finally:
             tifffile_log.removeHandler(handler)
 

@@ -16,6 +16,9 @@ QUERY_AWARENESS = 3
 AUTH = 2
 
 
+MAX_SAFE_INTEGER = 2**53 - 1
+
+
 class ProtocolError(ValueError):
     """A frame that does not follow the protocol."""
 
@@ -34,6 +37,10 @@ class _Reader:
             self.pos += 1
             value |= (byte & 0x7F) << shift
             if byte < 0x80:
+                # Browsers (lib0) refuse numbers past 2**53 - 1: relaying one would break every
+                # other participant's connection, so it is the sender's error here.
+                if value > MAX_SAFE_INTEGER:
+                    raise ProtocolError("number too large")
                 return value
             shift += 7
             if shift > 53:
@@ -103,21 +110,38 @@ class AwarenessEntry:
 MAX_AWARENESS_STATE = 64 * 1024
 
 
+def _not_json(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
 def parse_awareness(update: bytes) -> list[AwarenessEntry]:
-    """The entries of an awareness update; each state must be JSON of bounded size."""
+    """The entries of an awareness update; each state must be a JSON object (or null) of bounded size.
+
+    Everything kept here is relayed to every browser in the room, whose y-protocols code runs
+    ``JSON.parse`` on it and reads it as an object: Python's extras (NaN, Infinity) or another
+    JSON value would throw or confuse every other participant's viewer, not the sender's.
+    """
     reader = _Reader(update)
     count = reader.var_uint()
     if count > 1000:
         raise ProtocolError("too many awareness entries")
     entries = []
     for _ in range(count):
-        client_id, clock, text = reader.var_uint(), reader.var_uint(), reader.var_string()
-        if len(text) > MAX_AWARENESS_STATE:
+        client_id, clock = reader.var_uint(), reader.var_uint()
+        if clock >= MAX_SAFE_INTEGER:  # leaving adds 1 to the clock
+            raise ProtocolError("awareness clock too large")
+        raw = reader.var_bytes()
+        if len(raw) > MAX_AWARENESS_STATE:
             raise ProtocolError("awareness state too large")
         try:
-            json.loads(text)
-        except ValueError as exc:
+            text = raw.decode("utf-8")
+            state = json.loads(text, parse_constant=_not_json)
+        except ValueError as exc:  # UnicodeDecodeError is one
             raise ProtocolError("awareness state is not JSON") from exc
+        except RecursionError as exc:  # '[[[[...' fits in 64 KiB and is no state of a viewer
+            raise ProtocolError("awareness state nested too deeply") from exc
+        if state is not None and not isinstance(state, dict):
+            raise ProtocolError("awareness state is not a JSON object")
         entries.append(AwarenessEntry(client_id, clock, text))
     if not reader.done():
         raise ProtocolError("bytes after the awareness entries")

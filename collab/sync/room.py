@@ -14,7 +14,6 @@ from pycrdt import (
     YSyncMessageType,
     create_sync_message,
     create_update_message,
-    get_state,
     write_var_uint,
 )
 from pycrdt._sync import create_sync_step2_message
@@ -86,6 +85,13 @@ class Room:
         self._owner: dict[int, Peer] = {}  # and the other way round
         # Where whoever presents looked, for the catch-up timeline (collab.sync.path).
         self.path = PresenterPath(case_id, save_path) if save_path else None
+        # A twin of ``doc`` that updates are tried on first (``_check``), kept in step with it,
+        # and what each try changed there. Copying the document for every update made each
+        # update cost the whole document: five people drawing on a case with a few hundred
+        # annotations left the server minutes behind (tests/test_resilience.py).
+        self._trial: Doc[Any] | None = None
+        self._watching: list[Any] = []
+        self._touched: dict[str, set[Any]] = {}
 
     def join(self, peer: Peer) -> None:
         """Greet a newcomer: our state vector (so it sends what we lack) and who is here."""
@@ -143,6 +149,8 @@ class Room:
         for update in updates:
             if update == EMPTY_UPDATE:
                 continue
+            if self._trial is not None:
+                self._trial.apply_update(update)
             self._persist(self.case_id, update)
             self._broadcast(create_update_message(update))
 
@@ -190,29 +198,71 @@ class Room:
         elif accepted:
             self._relay(peer, encode_awareness(accepted))
 
+    def _twin(self) -> Doc[Any]:
+        """The trial twin of the document, made when first needed (and again after a refusal)."""
+        if self._trial is None:
+            trial: Doc[Any] = Doc()
+            trial.apply_update(self.doc.get_update())
+            # The subscriptions are kept: pycrdt drops an observer whose subscription is gone.
+            self._watching = [
+                trial.get(root, type=kind).observe_deep(self._observer(root))
+                for root, kind in self.roots.items()
+            ]
+            self._trial = trial
+        return self._trial
+
+    def _observer(self, root: str) -> Callable[[list[Any]], None]:
+        """Notes what an update changed in the twin's ``root``: for a map, its top-level keys.
+        (One argument: pycrdt passes a second, the transaction, to a callback that takes two.)"""
+
+        def saw(events: list[Any]) -> None:
+            keys = self._touched.setdefault(root, set())
+            for event in events:
+                keys.update(event.path[:1] if event.path else getattr(event, "keys", {}))
+
+        return saw
+
     def _check(self, peer: Peer, update: bytes) -> None:
-        """Apply the update to a copy first: refuse unknown roots and others' annotations or messages."""
-        trial: Doc[Any] = Doc()
-        trial.apply_update(self.doc.get_update())
+        """Apply the update to the twin first: refuse unknown roots and others' annotations or messages.
+        A refused update has changed the twin, so it is dropped and made again when next needed."""
+        try:
+            self._check_on_twin(peer, update)
+        except BaseException:
+            self._trial = None
+            self._watching = []
+            raise
+
+    def _check_on_twin(self, peer: Peer, update: bytes) -> None:
+        trial = self._twin()
+        self._touched = {}
+        clocks = _clocks(trial)
         try:
             trial.apply_update(update)
         except Exception as exc:
             raise Rejected(4400, "malformed document update") from exc
+        # The Yjs clients whose items this update added: their clocks moved in the twin.
+        made = {client for client, clock in _clocks(trial).items() if clock > clocks.get(client, 0)}
         unknown = set(trial.keys()) - set(self.roots)
         if unknown:
             raise Rejected(4400, f"unknown document parts: {', '.join(sorted(unknown))}")
-        for root in self.server_roots:
+        for root in self.server_roots & self._touched.keys():
             if _plain(trial, root, self.roots[root]) != _plain(self.doc, root, self.roots[root]):
                 raise Rejected(4403, f"{root} is written by the server only")
         # Whose work this update may carry: the sender's, and that of the people whose Yjs
         # clients made items in it. After a server crash a participant's client resends
         # what it had, including others' edits the server lost; a forgery made by the
-        # sender's own client still names only the sender.
-        vouched = {str(peer.user_id)} | {
-            str(self.clients[c]) for c in _client_ids(update) if c in self.clients
-        }
+        # sender's own client still names only the sender. (This read the clients from the
+        # update's own state vector, which pycrdt gives only for items from a client's first
+        # on: a replay of what followed stored work vouched for nobody, was refused with 4403,
+        # and y-websocket gives up on 4403: every client was locked out after a crash.)
+        vouched = {str(peer.user_id)} | {str(self.clients[c]) for c in made if c in self.clients}
         for root, what in (("annotations", "an annotation"), ("discussion", "a message")):
-            before, after = _authored(self.doc, root), _authored(trial, root)
+            if root not in self._touched:
+                continue
+            # Annotations: only the keys the update touched. Messages are known by id or
+            # content, not by place, so the discussion is compared whole when it changed.
+            only = self._touched[root] if root == "annotations" else None
+            before, after = _authored(self.doc, root, only), _authored(trial, root, only)
             for key in before.keys() | after.keys():
                 old, new = before.get(key), after.get(key)
                 if old == new:
@@ -242,16 +292,22 @@ def _plain(doc: Doc[Any], root: str, kind: type) -> Any:
     return doc.get(root, type=kind).to_py()
 
 
-def _client_ids(update: bytes) -> set[int]:
-    """The Yjs client ids that made items in an update (from its state vector)."""
+def _py(value: Any) -> Any:
+    """A value of a map as plain Python (shared types converted, plain values as they are)."""
+    return value.to_py() if hasattr(value, "to_py") else value
+
+
+def _clocks(doc: Doc[Any]) -> dict[int, int]:
+    """The document's state vector: Yjs client id -> items seen from it."""
     try:
-        return set(parse_state_vector(get_state(update)))
-    except Exception:  # nothing is vouched for by an update that cannot be read
-        return set()
+        return parse_state_vector(doc.get_state())
+    except Exception:  # a client id past what browsers can read: it vouches for nobody
+        return {}
 
 
-def _authored(doc: Doc[Any], root: str) -> dict[str, Any]:
-    """The entries of an authored root by key: annotations by their map key, messages by their id.
+def _authored(doc: Doc[Any], root: str, only: set[Any] | None = None) -> dict[str, Any]:
+    """The entries of an authored root by key: annotations by their map key (those in ``only``,
+    when given), messages by their id.
 
     A message without an id (another tool's) is keyed by its content, never by its position:
     concurrent posts reorder the array, and a position would pin one person's message on another.
@@ -259,7 +315,9 @@ def _authored(doc: Doc[Any], root: str) -> dict[str, Any]:
     if root not in set(doc.keys()):
         return {}
     if root == "annotations":
-        entries = doc.get(root, type=Map).to_py() or {}
+        annotations = doc.get(root, type=Map)
+        keys = annotations.keys() if only is None else [k for k in only if k in annotations]
+        entries = {k: _py(annotations[k]) for k in keys}
         return {k: (v if isinstance(v, dict) else {"value": v}) for k, v in entries.items()}
     messages = doc.get(root, type=Array).to_py() or []
     keyed: dict[str, Any] = {}

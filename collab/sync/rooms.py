@@ -85,7 +85,10 @@ class Rooms:
         if room.peers or self._rooms.get(room.case_id) is not room:
             return
         await self.flush()
-        if room.peers:  # someone joined while we saved
+        # Someone joined while we saved; or the last two peers left at once and the other
+        # one's call, also past the check above, has unloaded the room already (a KeyError
+        # and a traceback for this one's close, found by tests/test_fuzz.py).
+        if room.peers or self._rooms.get(room.case_id) is not room:
             return
         del self._rooms[room.case_id]
         if room.path is not None:
