@@ -13,6 +13,7 @@ import shutil
 import signal
 import sqlite3
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -542,3 +543,60 @@ def test_a_slow_lossy_link_converges(node: None, data_dir: Path, case: str, serv
     stop_server(server)
     assert _stored(data_dir, case_id) == created
     print(f"\n{len(created)} annotations converged over the lossy links: {stats}")
+
+
+def _wait_for_log(server: Server, text: str, timeout_s: float = 30) -> None:
+    """Until the server's log says ``text`` (polled: the log is a file)."""
+    log = server.data_dir / "server.log"
+    deadline = time.monotonic() + timeout_s
+    while text not in (log.read_text(errors="replace") if log.exists() else ""):
+        assert time.monotonic() < deadline, f"the server never logged {text!r}"
+        time.sleep(0.05)  # the poll interval
+
+
+def test_a_write_the_disk_refuses_is_kept_and_retried(
+    data_dir: Path, case: str, servers: list[Server]
+) -> None:
+    """A database locked past the busy timeout (another program holding it, a full disk)
+    refuses a batch: it stays queued and reaches the disk once the disk takes it again."""
+    server = start_server(data_dir)
+    servers.append(server)
+    case_id = _case_id(data_dir)
+    (person,) = _people(data_dir, 1)
+    database = data_dir / "collab.sqlite3"
+
+    async def scenario() -> None:
+        client = await YClient(f"{_ws(server.url)}/{case_id}", person.token).connect()
+        await client.synced.wait()
+        holder = sqlite3.connect(database, timeout=30, isolation_level=None)
+        holder.execute("BEGIN EXCLUSIVE")  # nobody else writes until this ends
+        try:
+            for n in range(5):
+                client.annotations()[f"locked-{n}"] = Map(
+                    {"slide": "s1", "kind": "point", "points": [[n, n]], "label": "kept",
+                     "author": str(person.user_id), "created": "2026-11-29T10:00:00Z"}
+                )  # fmt: skip
+            await asyncio.to_thread(_wait_for_log, server, "could not save document updates")
+        finally:
+            holder.execute("COMMIT")
+            holder.close()
+        want = {f"locked-{n}" for n in range(5)}
+        deadline = time.monotonic() + 30
+        while not want <= _committed_annotations(database, case_id):
+            assert time.monotonic() < deadline, "the refused batch never reached the disk"
+            await asyncio.sleep(0.05)  # the poll interval
+        await client.close()
+
+    asyncio.run(scenario())
+
+
+def _committed_annotations(database: Path, case_id: str) -> set[str]:
+    """Annotations in what the database holds now (read while the server runs)."""
+    with contextlib.closing(sqlite3.connect(database)) as db:
+        rows = db.execute(
+            "SELECT update_data FROM doc_updates WHERE case_id = ? ORDER BY id", (case_id,)
+        ).fetchall()
+    doc: Doc[Any] = Doc()
+    for (update,) in rows:
+        doc.apply_update(bytes(update))
+    return set(doc.get("annotations", type=Map).keys())

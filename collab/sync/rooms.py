@@ -18,6 +18,8 @@ log = logging.getLogger("collab.sync")
 
 # Updates reach the disk within this window of arriving (one transaction per window).
 FLUSH_WINDOW_S = 0.05
+# After the disk refused a batch, the next try waits this long (the busy timeout comes on top).
+RETRY_AFTER_S = 1.0
 # A document's update log is folded into a snapshot once it is this long.
 COMPACT_AFTER = 500
 
@@ -84,7 +86,11 @@ class Rooms:
         """After a peer left: an empty room is saved, compacted if long, and unloaded."""
         if room.peers or self._rooms.get(room.case_id) is not room:
             return
-        await self.flush()
+        try:
+            await self.flush()
+        except Exception:  # still queued: the room stays loaded until its updates are on disk
+            log.warning("could not save case %s as its last participant left; kept in memory", room.case_id)
+            return
         # Someone joined while we saved; or the last two peers left at once and the other
         # one's call, also past the check above, has unloaded the room already (a KeyError
         # and a traceback for this one's close, found by tests/test_fuzz.py).
@@ -110,12 +116,22 @@ class Rooms:
         self._wake.set()
 
     async def flush(self) -> None:
-        """Write every update received so far."""
+        """Write every update received so far. If the disk refuses (full, or locked past the
+        busy timeout), the batch goes back to the front of the queue for the next try: it is
+        never dropped while the server runs. A retried batch may repeat rows that did reach the
+        disk; applying a Yjs update twice changes nothing."""
         if self._pending or self._pending_clients or self._pending_path:
             batch, self._pending = self._pending, []
             clients, self._pending_clients = self._pending_clients, []
             path, self._pending_path = self._pending_path, []
-            await self.documents.append(batch, clients, [sample.row() for sample in path])
+            try:
+                await self.documents.append(batch, clients, [sample.row() for sample in path])
+            except BaseException:
+                self._pending[:0] = batch
+                self._pending_clients[:0] = clients
+                self._pending_path[:0] = path
+                self._wake.set()  # the write loop tries again
+                raise
 
     async def _write_loop(self) -> None:
         while True:
@@ -124,5 +140,7 @@ class Rooms:
             self._wake.clear()
             try:
                 await self.flush()
-            except Exception:  # the batch is lost only if the disk refuses it; say so loudly
-                log.exception("could not save document updates")
+            except Exception:  # kept in the queue and tried again; say so loudly
+                log.exception("could not save document updates; trying again in %s s", RETRY_AFTER_S)
+                await asyncio.sleep(RETRY_AFTER_S)
+                self._wake.set()
