@@ -18,6 +18,7 @@ from tests.conftest import (
     Server,
     add_slides,
     api_token,
+    collab,
     sign_in_with_form,
     write_pyramid_tiff,
 )
@@ -144,3 +145,27 @@ def test_secrets_are_kept_only_as_hashes_and_sessions_expire(server: Server) -> 
             db.execute("UPDATE sessions SET expires = '2000-01-01T00:00:00+00:00'")
         expired = browser.get("/")
         assert (expired.status_code, expired.headers["location"]) == (303, "/login?next=/")
+
+
+def test_sql_metacharacters_are_data_and_methods_are_only_those_of_the_route(server: Server) -> None:
+    """Every query is parameterised: quotes and comments are stored and shown as given."""
+    name = "Robert'); DROP TABLE cases;-- \" OR 1=1"
+    made = collab(
+        "cases", "add", "S26-7", "--org", "North Trust", "--patient-name", name, data_dir=server.data_dir
+    )
+    assert made.returncode == 0, made.stderr
+    with sqlite3.connect(server.data_dir / "collab.sqlite3") as db:
+        (case_id,) = db.execute("SELECT id FROM cases WHERE accession = 'S26-7'").fetchone()
+    shown = server.client.get(f"/api/cases/{case_id}")
+    assert shown.status_code == 200 and shown.json()["patient"]["name"] == name
+    with httpx.Client(base_url=server.url, timeout=30) as anonymous:
+        form = anonymous.get("/login")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+        assert csrf
+        sneaky = anonymous.post(
+            "/login", data={"username": "' OR '1'='1' --", "password": "' OR '1'='1", "csrf": csrf[1]}
+        )
+        assert sneaky.status_code != 303 and "collab_session" not in sneaky.cookies
+    # A route answers only its own methods.
+    for method, path in (("DELETE", f"/cases/{case_id}"), ("PUT", "/login"), ("POST", "/healthz")):
+        assert server.client.request(method, path).status_code == 405, (method, path)

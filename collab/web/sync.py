@@ -7,6 +7,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from typing import ClassVar
 
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
@@ -28,6 +29,9 @@ MAX_QUEUE = 1000
 SLOW_BACKLOG_BYTES = 1 << 20
 SLOW_FOR_S = 5.0
 MAX_BACKLOG_BYTES = 64 << 20
+# And all backlogged peers together: many stalled connections (say, one person's tabs left
+# on a laptop that went to sleep) must not add up to the server's memory either.
+TOTAL_BACKLOG_BYTES = 256 << 20
 
 
 class Connection:
@@ -36,6 +40,10 @@ class Connection:
     Under ``collab serve`` frames are written straight to the socket (collab.wsfast);
     under another ASGI server they go through a bounded queue drained by one task.
     """
+
+    # Peers whose socket buffer holds over SLOW_BACKLOG_BYTES: how much each, and the sum.
+    _backlogs: ClassVar[dict[Connection, int]] = {}
+    _backlog_total: ClassVar[int] = 0
 
     def __init__(self, websocket: WebSocket, user: User, contribute: bool, moderate: bool) -> None:
         self.websocket = websocket
@@ -63,17 +71,27 @@ class Connection:
         try:
             backlog = self._send_bytes(data)
         except LinkClosed:  # the receive loop sees the disconnect
+            self.forget_backlog()
             return
         if backlog <= SLOW_BACKLOG_BYTES:
             self._backlogged_since = None
+            self.forget_backlog()
             return
+        Connection._backlog_total += backlog - Connection._backlogs.get(self, 0)
+        Connection._backlogs[self] = backlog
         now = time.monotonic()
         if self._backlogged_since is None:
             self._backlogged_since = now
-        if (now - self._backlogged_since > SLOW_FOR_S or backlog > MAX_BACKLOG_BYTES) and self._abort:
+        too_slow = now - self._backlogged_since > SLOW_FOR_S or backlog > MAX_BACKLOG_BYTES
+        if (too_slow or Connection._backlog_total > TOTAL_BACKLOG_BYTES) and self._abort:
             # A close frame would wait behind the backlog; the client reconnects and resyncs.
             log.warning("user %s stopped reading; connection dropped", self.user_id)
+            self.forget_backlog()
             self._abort()
+
+    def forget_backlog(self) -> None:
+        """This peer no longer counts towards the backlog of all peers (it drained, or left)."""
+        Connection._backlog_total -= Connection._backlogs.pop(self, 0)
 
     def close(self, code: int, reason: str) -> None:
         if self.closing is None:
@@ -149,6 +167,7 @@ async def serve_peer(peer: Connection, rooms: Rooms, room_id: str) -> None:
         pass
     finally:
         room.leave(peer)
+        peer.forget_backlog()
         sender.cancel()
         if peer.closing is None:
             peer.close(1000, "")
