@@ -55,7 +55,14 @@ from pycrdt import Doc, Map, YMessageType, YSyncMessageType, create_sync_message
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.sync import COLLAB, Target, cpu_seconds, serve_ours, setup_ours, start_reference  # noqa: E402
+from bench.sync import (  # noqa: E402
+    Target,
+    add_slide,
+    cpu_seconds,
+    serve_ours,
+    setup_ours,
+    start_reference,
+)
 from collab.sync.protocol import AwarenessEntry, encode_awareness, parse, parse_awareness  # noqa: E402
 
 # A document change is recognised on arrival by the label it sets: "... #<room>.<seq>#".
@@ -696,15 +703,10 @@ class Prepared:
 
 def prepare(tmp: Path, rooms: int, slide: Path) -> Prepared:
     data, token = setup_ours(tmp, rooms)
-    out = subprocess.run(
-        [*COLLAB, "slides", "add", str(slide), "--case", "BENCH-0", "--data-dir", str(data)],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    slide_id = add_slide(data, slide)
     with sqlite3.connect(data / "collab.sqlite3") as db:
         user_id = int(db.execute("SELECT id FROM users WHERE username = 'bench'").fetchone()[0])
-    return Prepared(data, token, user_id, out.split("\t")[0])
+    return Prepared(data, token, user_id, slide_id)
 
 
 def run_ours(

@@ -232,13 +232,7 @@ def with_tile_load(tmp: Path, args: argparse.Namespace) -> None:
     try:
         data = target.data_dir
         assert data is not None
-        out = subprocess.run(
-            [*COLLAB, "slides", "add", str(slide), "--case", "BENCH-0", "--data-dir", str(data)],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        slide_id = out.split("\t")[0]
+        slide_id = add_slide(data, slide)
         port = target.urls[0].split(":")[2].split("/")[0]
         token = target.headers["Authorization"].split()[1]
         grid = [str(v) for v in full_resolution_grid(port, slide_id, token)]
@@ -306,6 +300,17 @@ async def main():
     print(f"{count[0] / seconds:.0f} tiles/s" + (f", {bad[0]} NOT 200" if bad[0] else ""))
 asyncio.run(main())
 """
+
+
+def add_slide(data: Path, slide: Path, accession: str = "BENCH-0") -> str:
+    """Register a slide file with a case through the CLI; its id."""
+    out = subprocess.run(
+        [*COLLAB, "slides", "add", str(slide), "--case", accession, "--data-dir", str(data)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return out.split("\t")[0]
 
 
 def full_resolution_grid(port: str, slide_id: str, token: str) -> tuple[int, int, int]:

@@ -39,7 +39,7 @@ from tests.conftest import (
     start_server,
     stop_server,
 )
-from tests.yclient import YClient
+from tests.yclient import YClient, point_annotation
 
 T = TypeVar("T")
 
@@ -147,21 +147,6 @@ def room(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Room]:
     _no_traceback(data_dir)
 
 
-def _annotation(author: int, label: str) -> Map[Any]:
-    return Map(
-        {
-            "slide": "s1",
-            "kind": "point",
-            "points": [[10.0, 20.0]],
-            "label": label,
-            "color": "#e91e63",
-            "author": str(author),
-            "created": "2026-11-29T10:00:00Z",
-            "updated": "2026-11-29T10:00:00Z",
-        }
-    )
-
-
 def _sync_frame(kind: int, payload: bytes) -> bytes:
     return bytes([YMessageType.SYNC, kind]) + write_var_uint(len(payload)) + payload
 
@@ -202,7 +187,7 @@ def _array_type() -> type:
 
 def _base_update(author: int) -> bytes:
     doc: Doc[Any] = Doc()
-    doc.get("annotations", type=Map)["seed"] = _annotation(author, "seed")
+    doc.get("annotations", type=Map)["seed"] = point_annotation(author, "seed")
     return doc.get_update()
 
 
@@ -292,7 +277,7 @@ def test_hostile_websocket_frames_close_only_their_sender_and_change_nothing(roo
     async def setup() -> YClient:
         observer = await YClient(room.url, room.tokens["north.path"]).connect()
         await observer.synced.wait()
-        observer.annotations()["seed"] = _annotation(path_id, "seed")
+        observer.annotations()["seed"] = point_annotation(path_id, "seed")
         await observer.set_awareness({"user": {"id": path_id, "name": "Dr North"}})
         assert await _round_trip(observer)
         return observer
@@ -368,7 +353,7 @@ def test_hostile_websocket_frames_close_only_their_sender_and_change_nothing(roo
         # The observer is still here and still hears a real change.
         writer = await YClient(room.url, room.tokens["north.trainee"]).connect()
         await writer.synced.wait()
-        writer.annotations()["after"] = _annotation(trainee_id, "after the storm")
+        writer.annotations()["after"] = point_annotation(trainee_id, "after the storm")
         await observer.wait_for(lambda: "after" in observer.annotations())
         await writer.close()
         await observer.close()

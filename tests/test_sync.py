@@ -15,7 +15,7 @@ from pycrdt import Array, Doc, Map
 
 from collab.sync.protocol import AwarenessEntry, encode_awareness
 from tests.conftest import Server, add_user, api_token, collab, start_server, stop_server
-from tests.yclient import YClient
+from tests.yclient import YClient, point_annotation
 
 
 @pytest.fixture
@@ -37,21 +37,6 @@ def room(server: Server) -> Iterator[tuple[Server, str, dict[str, str], dict[str
 
 def _url(server: Server, case_id: str) -> str:
     return server.url.replace("http://", "ws://") + f"/ws/cases/{case_id}"
-
-
-def _annotation(author: int, label: str) -> Map:
-    return Map(
-        {
-            "slide": "s1",
-            "kind": "point",
-            "points": [[10.0, 20.0]],
-            "label": label,
-            "color": "#e91e63",
-            "author": str(author),
-            "created": "2026-11-29T10:00:00Z",
-            "updated": "2026-11-29T10:00:00Z",
-        }
-    )
 
 
 async def _closed(client: YClient, timeout: float = 15.0) -> None:
@@ -80,10 +65,10 @@ def test_two_people_converge_and_late_joiners_catch_up(room) -> None:  # type: i
         b = await YClient(_url(server, case_id), tokens["north.trainee"]).connect()
         await a.synced.wait()
         await b.synced.wait()
-        a.annotations()["a1"] = _annotation(ids["north.path"], "mitosis — ünïcødé")
+        a.annotations()["a1"] = point_annotation(ids["north.path"], "mitosis — ünïcødé")
         await b.wait_for(lambda: "a1" in b.annotations())
         assert b.annotations()["a1"]["label"] == "mitosis — ünïcødé"
-        b.annotations()["b1"] = _annotation(ids["north.trainee"], "trainee's note")
+        b.annotations()["b1"] = point_annotation(ids["north.trainee"], "trainee's note")
         await a.wait_for(lambda: "b1" in a.annotations())
         late = await YClient(_url(server, case_id), tokens["north.onc"]).connect()
         await late.wait_for(lambda: {"a1", "b1"} <= set(late.annotations().keys()))
@@ -118,11 +103,11 @@ def test_read_only_participants_cannot_change_the_document(room) -> None:  # typ
         await reader.synced.wait()
         await reader.set_awareness({"user": {"name": "Dr Onc"}})  # awareness is allowed
         await watcher.wait_for(lambda: reader.doc.client_id in watcher.awareness)
-        reader.annotations()["x"] = _annotation(ids["north.onc"], "not allowed")
+        reader.annotations()["x"] = point_annotation(ids["north.onc"], "not allowed")
         await _closed(reader)
         assert reader.close_code == 4403
         # Nothing was applied, broadcast or stored; the room goes on.
-        watcher.annotations()["ok"] = _annotation(ids["north.path"], "fine")
+        watcher.annotations()["ok"] = point_annotation(ids["north.path"], "fine")
         other = await YClient(_url(server, case_id), tokens["north.trainee"]).connect()
         await other.wait_for(lambda: "ok" in other.annotations())
         assert "x" not in other.annotations() and "x" not in watcher.annotations()
@@ -138,13 +123,13 @@ def test_only_authors_or_pathologists_change_an_annotation(room) -> None:  # typ
     async def scenario() -> None:
         author = await YClient(_url(server, case_id), tokens["north.trainee"]).connect()
         await author.synced.wait()
-        author.annotations()["t1"] = _annotation(ids["north.trainee"], "trainee's")
+        author.annotations()["t1"] = point_annotation(ids["north.trainee"], "trainee's")
         pathologist = await YClient(_url(server, case_id), tokens["north.path"]).connect()
         await pathologist.wait_for(lambda: "t1" in pathologist.annotations())
         pathologist.annotations()["t1"]["label"] = "corrected by the consultant"  # moderation is allowed
         await author.wait_for(lambda: author.annotations()["t1"]["label"] == "corrected by the consultant")
         # A trainee may not delete the consultant's annotation, nor post as someone else.
-        pathologist.annotations()["p1"] = _annotation(ids["north.path"], "consultant's")
+        pathologist.annotations()["p1"] = point_annotation(ids["north.path"], "consultant's")
         await author.wait_for(lambda: "p1" in author.annotations())
         del author.annotations()["p1"]
         await _closed(author)
@@ -152,7 +137,7 @@ def test_only_authors_or_pathologists_change_an_annotation(room) -> None:  # typ
         assert "p1" in pathologist.annotations()
         forger = await YClient(_url(server, case_id), tokens["north.trainee"]).connect()
         await forger.synced.wait()
-        forger.annotations()["f1"] = _annotation(ids["north.path"], "forged author")
+        forger.annotations()["f1"] = point_annotation(ids["north.path"], "forged author")
         await _closed(forger)
         assert forger.close_code == 4403
         await pathologist.close()
@@ -173,7 +158,7 @@ def test_someone_elses_lost_work_is_accepted_back_but_not_a_forgery(room) -> Non
         await watcher.wait_for(lambda: consultant.doc.client_id in watcher.awareness)
         await consultant.close()
         # Drawn but never received by the server (as if lost in a crash); the trainee has a copy.
-        consultant.annotations()["lost"] = _annotation(ids["north.path"], "consultant's, lost")
+        consultant.annotations()["lost"] = point_annotation(ids["north.path"], "consultant's, lost")
         copy: Doc = Doc()
         copy.apply_update(consultant.doc.get_update())
         trainee = await YClient(_url(server, case_id), tokens["north.trainee"], doc=copy).connect()
@@ -182,7 +167,7 @@ def test_someone_elses_lost_work_is_accepted_back_but_not_a_forgery(room) -> Non
         # A fresh client claiming the consultant's name is still refused.
         forger = await YClient(_url(server, case_id), tokens["north.trainee"]).connect()
         await forger.synced.wait()
-        forger.annotations()["forged"] = _annotation(ids["north.path"], "forged")
+        forger.annotations()["forged"] = point_annotation(ids["north.path"], "forged")
         await _closed(forger)
         assert forger.close_code == 4403
         await trainee.close()
@@ -289,7 +274,7 @@ def test_bad_frames_close_only_their_connection(room) -> None:  # type: ignore[n
         await _closed(unknown_root)
         assert unknown_root.close_code == 4400
         # The bystander and the document are untouched, and the room still works.
-        bystander.annotations()["still"] = _annotation(ids["north.path"], "here")
+        bystander.annotations()["still"] = point_annotation(ids["north.path"], "here")
         late = await YClient(_url(server, case_id), tokens["north.trainee"]).connect()
         await late.wait_for(lambda: "still" in late.annotations())
         assert "mischief" not in set(late.doc.keys())
@@ -347,7 +332,7 @@ def test_two_people_joining_a_cold_room_at_once_both_sync(room) -> None:  # type
             )
             async with asyncio.timeout(10):
                 await asyncio.gather(first.synced.wait(), second.synced.wait())
-            first.annotations()[f"race{attempt}"] = _annotation(ids["north.path"], "race")
+            first.annotations()[f"race{attempt}"] = point_annotation(ids["north.path"], "race")
             key = f"race{attempt}"
             await second.wait_for(lambda key=key, second=second: key in second.annotations())
 
@@ -383,13 +368,13 @@ def test_kill_9_loses_nothing_that_was_flushed_and_clients_push_the_rest(data_di
     async def before() -> YClient:
         client = await YClient(_url(server, case_id), token).connect()
         await client.synced.wait()
-        client.annotations()["saved"] = _annotation(author, "flushed before the crash")
+        client.annotations()["saved"] = point_annotation(author, "flushed before the crash")
         await _until(lambda: _stored_updates(server, case_id) >= 1)
         return client
 
     async def after(kept: YClient) -> None:
         # Drawn while the server was down: kept by the client, pushed when it reconnects.
-        kept.annotations()["offline"] = _annotation(author, "drawn while disconnected")
+        kept.annotations()["offline"] = point_annotation(author, "drawn while disconnected")
         again = await YClient(_url(restarted, case_id), token, doc=kept.doc).connect()
         await again.synced.wait()
         fresh = await YClient(_url(restarted, case_id), token).connect()
@@ -473,7 +458,7 @@ def test_node_and_python_clients_converge(room) -> None:  # type: ignore[no-unty
         client = await YClient(_url(server, case_id), tokens["north.path"]).connect()
         await client.synced.wait()
         await client.set_awareness({"user": {"name": "Python"}})
-        client.annotations()["p1"] = _annotation(ids["north.path"], "from Python — é")
+        client.annotations()["p1"] = point_annotation(ids["north.path"], "from Python — é")
         client.doc.get("discussion", type=Array).append(
             Map({"text": "from Python", "author": str(ids["north.path"])})
         )

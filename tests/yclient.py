@@ -129,3 +129,19 @@ def _len(payload: bytes) -> bytes:
     from pycrdt import write_var_uint
 
     return write_var_uint(len(payload)) + payload
+
+
+def point_annotation(author: int, label: str) -> Map[Any]:
+    """A point annotation as the viewer makes one (docs/sync.md), by ``author`` (a user id)."""
+    return Map(
+        {
+            "slide": "s1",
+            "kind": "point",
+            "points": [[10.0, 20.0]],
+            "label": label,
+            "color": "#e91e63",
+            "author": str(author),
+            "created": "2026-11-29T10:00:00Z",
+            "updated": "2026-11-29T10:00:00Z",
+        }
+    )
