@@ -23,6 +23,7 @@ from starlette.websockets import WebSocket
 
 from collab.domain import User
 from collab.security import new_token, sign, token_hash, unsign
+from collab.slides.deepzoom import DeepZoomSlide
 from collab.slides.library import SlideLibrary, SlideNotFound
 from collab.slides.reader import SlideError
 from collab.store import Database
@@ -276,7 +277,8 @@ async def session_json(request: Request) -> Response:
 # -- anonymised slides ------------------------------------------------------------
 
 
-async def _slide(request: Request) -> tuple[Attendee, TeachingSlide] | Response:
+async def _slide(request: Request) -> tuple[Attendee, TeachingSlide, DeepZoomSlide] | Response:
+    """Who asks, the session's slide under that alias, and the slide opened (else the refusal)."""
     who = await attendee(request)
     alias = request.path_params["alias"]
     if who is None:
@@ -288,7 +290,13 @@ async def _slide(request: Request) -> tuple[Attendee, TeachingSlide] | Response:
     )
     if found is None:
         return error(404, "No such slide in this session.")
-    return who, found
+    library: SlideLibrary = request.app.state.slides
+    try:
+        return who, found, await library.get(found.slide_id)
+    except SlideNotFound:
+        return error(404, "No such slide in this session.")
+    except SlideError:  # the reason may name the file: students get none of it
+        return error(503, "This slide cannot be read just now.")
 
 
 def _etag(session_id: str, etag: str) -> str:
@@ -296,24 +304,12 @@ def _etag(session_id: str, etag: str) -> str:
     return '"' + hashlib.sha256(f"{session_id}:{etag}".encode()).hexdigest()[:32] + '"'
 
 
-async def _open(request: Request, slide: TeachingSlide) -> Any:
-    library: SlideLibrary = request.app.state.slides
-    try:
-        return await library.get(slide.slide_id)
-    except SlideNotFound:
-        return error(404, "No such slide in this session.")
-    except SlideError:  # the reason may name the file: students get none of it
-        return error(503, "This slide cannot be read just now.")
-
-
 async def slide_dzi(request: Request) -> Response:
     """``GET /teach/{session_id}/slides/{alias}.dzi``"""
     found = await _slide(request)
     if isinstance(found, Response):
         return found
-    slide = await _open(request, found[1])
-    if isinstance(slide, Response):
-        return slide
+    _, _, slide = found
     return Response(slide.dzi(), media_type="application/xml", headers={"Cache-Control": "private, no-cache"})
 
 
@@ -322,13 +318,11 @@ async def slide_info(request: Request) -> Response:
     found = await _slide(request)
     if isinstance(found, Response):
         return found
-    slide = await _open(request, found[1])
-    if isinstance(slide, Response):
-        return slide
+    _, alias, slide = found
     props = slide.reader.properties
     return JSONResponse(
         {
-            "id": found[1].alias,
+            "id": alias.alias,
             "width": slide.width,
             "height": slide.height,
             "mpp_x": props.mpp_x,
@@ -349,14 +343,12 @@ async def slide_tile(request: Request) -> Response:
     found = await _slide(request)
     if isinstance(found, Response):
         return found
-    slide = await _open(request, found[1])
-    if isinstance(slide, Response):
-        return slide
+    who, _, slide = found
     if not slide.geometry.has_tile(z_level, t_col, t_row):
         return error(404, "No such tile: the address is outside the slide.")
     response = await _image(
         request,
-        _etag(found[0].session.id, slide.tile_etag(z_level, t_col, t_row, fmt)),
+        _etag(who.session.id, slide.tile_etag(z_level, t_col, t_row, fmt)),
         MEDIA_TYPES[fmt],
         lambda: slide.tile(z_level, t_col, t_row, fmt),
         slide.tile_key(z_level, t_col, t_row, fmt),

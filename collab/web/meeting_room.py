@@ -22,10 +22,10 @@ from collab.meeting_channels import MeetingChannels
 from collab.meetings import MeetingRefused, may_record, may_sign_off, may_step, present_case, presents
 from collab.store import Database
 from collab.web.access import AccessControl, anonymised
-from collab.web.auth import checked_form, client_address, current_user
+from collab.web.auth import client_address, current_user
 from collab.web.errors import error
 from collab.web.meeting_state import publish, room_state
-from collab.web.meetings import enter_meeting, find_meeting, refused
+from collab.web.meetings import enter_meeting, find_meeting, meeting_form, off_agenda, refused
 from collab.web.pages import case_summary, display_names
 from collab.web.render import render
 
@@ -143,16 +143,13 @@ async def current_form(request: Request) -> Response:
     """``POST /meetings/{id}/current``: the chair or coordinator puts an agenda case on screen for
     everyone (field ``case``; empty: no case, the clock stops). Answers with the new state."""
     db: Database = request.app.state.db
-    form = await checked_form(request)
-    if isinstance(form, Response):
-        return form
-    found = await find_meeting(request)
-    if found is None:
-        return error(404, "No such meeting.")
-    meeting, _ = found
+    posted = await meeting_form(request)
+    if isinstance(posted, Response):
+        return posted
+    meeting, form = posted
     case_id = str(form.get("case", "")).strip() or None
-    if case_id is not None and case_id not in {i.case_id for i in await db.meetings.agenda(meeting.id)}:
-        return error(404, "That case is not on this meeting's agenda.")
+    if case_id is not None and (refusal := await off_agenda(db, meeting, case_id)) is not None:
+        return refusal
     channels: MeetingChannels = request.app.state.meeting_channels
     try:
         # One step at a time, each followed by its own state, so pages never go back in time.

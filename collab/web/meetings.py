@@ -7,6 +7,7 @@ import io
 from datetime import UTC, datetime
 from typing import Any
 
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -223,18 +224,33 @@ def refused(exc: MeetingRefused) -> Response:
     return error(status, str(exc))
 
 
-async def _step(request: Request, action: str) -> Response:
-    db: Database = request.app.state.db
+async def meeting_form(request: Request) -> tuple[Meeting, FormData] | Response:
+    """A form posted to a meeting: CSRF-checked, from someone taking part (else the refusal)."""
     form = await checked_form(request)
     if isinstance(form, Response):
         return form
     found = await find_meeting(request)
     if found is None:
         return error(404, "No such meeting.")
-    meeting, _ = found
+    return found[0], form
+
+
+async def off_agenda(db: Database, meeting: Meeting, case_id: str) -> Response | None:
+    """The refusal for a case that is not on the meeting's agenda; None if it is."""
+    if case_id in {item.case_id for item in await db.meetings.agenda(meeting.id)}:
+        return None
+    return error(404, "That case is not on this meeting's agenda.")
+
+
+async def _step(request: Request, action: str) -> Response:
+    db: Database = request.app.state.db
+    posted = await meeting_form(request)
+    if isinstance(posted, Response):
+        return posted
+    meeting, form = posted
     case_id = request.path_params["case_id"]
-    if case_id not in {item.case_id for item in await db.meetings.agenda(meeting.id)}:
-        return error(404, "That case is not on this meeting's agenda.")
+    if (refusal := await off_agenda(db, meeting, case_id)) is not None:
+        return refusal
     user = current_user(request)
     try:
         if action == "outcome":
@@ -261,13 +277,10 @@ async def close_form(request: Request) -> Response:
     """``POST /meetings/{id}/close``: the chair or coordinator closes the meeting; the shares it
     made end, so outside participants no longer see its cases, and live links to them close."""
     db: Database = request.app.state.db
-    form = await checked_form(request)
-    if isinstance(form, Response):
-        return form
-    found = await find_meeting(request)
-    if found is None:
-        return error(404, "No such meeting.")
-    meeting, _ = found
+    posted = await meeting_form(request)
+    if isinstance(posted, Response):
+        return posted
+    meeting, _ = posted
     try:
         await close_meeting(db, meeting, by=current_user(request), client=client_address(request))
     except MeetingRefused as exc:
