@@ -35,8 +35,12 @@ async def run_admin(args: argparse.Namespace) -> int:
             print(org.name)
         elif command == ("users", "add"):
             await _users_add(db, args)
+        elif command == ("users", "token") and args.revoke is not None:
+            await _users_token_revoke(db, args.username, args.revoke)
         elif command == ("users", "token"):
             await _users_token(db, args.username)
+        elif command == ("users", "tokens"):
+            await _users_tokens(db, args.username)
         elif command == ("cases", "add"):
             await _cases_add(db, args)
         elif command == ("cases", "share"):
@@ -75,13 +79,32 @@ async def _users_add(db: Database, args: argparse.Namespace) -> None:
 
 
 async def _users_token(db: Database, username: str) -> None:
-    user = await db.people.user_by_username(username)
-    if user is None:
-        raise CommandError(f"no user named {username!r}")
+    user = await _user(db, username)
     token = new_token()
-    await db.people.add_token(user.id, token_hash(token))
-    await db.audit.record("token created", user=user, client="command line")
+    token_id = await db.people.add_token(user.id, token_hash(token))
+    await db.audit.record("token created", user=user, client="command line", detail=f"token {token_id}")
     print(token)
+
+
+async def _users_tokens(db: Database, username: str) -> None:
+    """One line per token, tab-separated under a header; never the token itself."""
+    user = await _user(db, username)
+    print("id\tcreated\tlast used\tstatus")
+    for token in await db.people.tokens(user.id):
+        status = f"revoked {token.revoked}" if token.revoked else "active"
+        print(f"{token.id}\t{token.created}\t{token.last_used or 'never'}\t{status}")
+
+
+async def _users_token_revoke(db: Database, username: str, token_id: int) -> None:
+    user = await _user(db, username)
+    token = next((t for t in await db.people.tokens(user.id) if t.id == token_id), None)
+    if token is None:
+        raise CommandError(f"{username} has no token {token_id}")
+    if not await db.people.revoke_token(user.id, token_id):
+        print(f"token {token_id} of {username} was already revoked")
+        return
+    await db.audit.record("token revoked", user=user, client="command line", detail=f"token {token_id}")
+    print(f"token {token_id} of {username} revoked")
 
 
 async def _cases_add(db: Database, args: argparse.Namespace) -> None:

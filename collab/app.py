@@ -20,6 +20,7 @@ from collab.slides.library import SlideLibrary
 from collab.store import Database
 from collab.sync.rooms import Rooms
 from collab.sync.teaching import TeachingRoom
+from collab.throttle import JoinThrottle
 from collab.web import (
     audit,
     auth,
@@ -36,6 +37,7 @@ from collab.web import (
 )
 from collab.web.access import AccessControl
 from collab.web.headers import SecurityHeaders
+from collab.web.live import LiveLinks
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -78,8 +80,11 @@ def create_app(settings: Settings) -> Starlette:
             app.state.classroom = classroom.Classroom(db, app.state.secret)
             app.state.meeting_channels = MeetingChannels()
             app.state.login_throttle = auth.LoginThrottle()
+            app.state.join_throttle = JoinThrottle()
             try:
-                yield
+                # Open websockets and event streams, closed when the right they stand on ends.
+                async with LiveLinks(db, app.state.classroom, app.state.access) as app.state.live:
+                    yield
             finally:
                 library.close()
 

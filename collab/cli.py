@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import logging
 import os
 import sys
@@ -11,10 +12,31 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from collab.admin import CommandError, run_admin
-from collab.config import Settings, default_data_dir
+from collab.config import DEFAULT_MAX_CONNECTIONS, Settings, default_data_dir
 from collab.domain import PRIORITIES, ROLES, SPECIALTIES
 from collab.slides import SlideError
 from collab.store import StoreError
+
+
+def _proxy_address(value: str) -> str:
+    """A trusted proxy's address or network, written the way uvicorn compares it."""
+    try:
+        if "/" in value:
+            return str(ipaddress.ip_network(value.strip(), strict=False))
+        return str(ipaddress.ip_address(value.strip()))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not an IP address or network (e.g. 10.0.0.5 or 10.0.0.0/24)"
+        ) from None
+
+
+def _trusted_proxies(args: argparse.Namespace) -> tuple[str, ...]:
+    if args.trusted_proxy:
+        return tuple(args.trusted_proxy)
+    try:
+        return tuple(_proxy_address(v) for v in args.trusted_proxies_env.replace(",", " ").split())
+    except argparse.ArgumentTypeError as exc:
+        raise CommandError(f"COLLAB_TRUSTED_PROXIES: {exc}") from None
 
 
 def _parser(environ: dict[str, str]) -> argparse.ArgumentParser:
@@ -38,6 +60,22 @@ def _parser(environ: dict[str, str]) -> argparse.ArgumentParser:
     server.add_argument(
         "--pixel-cache-mb", type=int, default=256, help="memory for decoded slide pixels (default 256)"
     )
+    server.add_argument(
+        "--max-connections",
+        type=int,
+        default=DEFAULT_MAX_CONNECTIONS,
+        help="open connections (websockets included) past which new ones are refused with 503"
+        f" (default {DEFAULT_MAX_CONNECTIONS})",
+    )
+    server.add_argument(
+        "--trusted-proxy",
+        action="append",
+        type=_proxy_address,
+        metavar="ADDR",
+        help="a reverse proxy (IP address or network) whose X-Forwarded-For and X-Forwarded-Proto are"
+        " believed; repeatable (default: $COLLAB_TRUSTED_PROXIES, comma-separated, else none)",
+    )
+    server.set_defaults(trusted_proxies_env=environ.get("COLLAB_TRUSTED_PROXIES", ""))
     commands.add_parser("serve", parents=[common, server], help="run the server")
     commands.add_parser("demo", parents=[common, server], help="seed demo data if there is none, then serve")
 
@@ -80,9 +118,16 @@ def _parser(environ: dict[str, str]) -> argparse.ArgumentParser:
         "--password-stdin", action="store_true", required=True, help="read the password from standard input"
     )
     users_token = users_cmd.add_parser(
-        "token", parents=[common], help="print a new API token for a user (shown once)"
+        "token", parents=[common], help="print a new API token for a user (shown once), or revoke one"
     )
     users_token.add_argument("username")
+    users_token.add_argument(
+        "--revoke", type=int, metavar="ID", help="revoke their token of that id (see: collab users tokens)"
+    )
+    users_tokens = users_cmd.add_parser(
+        "tokens", parents=[common], help="list a user's API tokens: id, created, last used, status"
+    )
+    users_tokens.add_argument("username")
 
     meetings = commands.add_parser("meetings", help="MDT meetings")
     meetings_cmd = meetings.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -140,12 +185,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             if args.tile_cache_mb < 1 or args.pixel_cache_mb < 1:
                 raise CommandError("cache sizes are whole megabytes, at least 1")
+            if args.max_connections < 1:
+                raise CommandError("--max-connections must be at least 1")
             settings = Settings(
                 data_dir=args.data_dir,
                 host=args.host,
                 port=args.port,
                 tile_cache_mb=args.tile_cache_mb,
                 pixel_cache_mb=args.pixel_cache_mb,
+                max_connections=args.max_connections,
+                trusted_proxies=_trusted_proxies(args),
             )
 
             if args.command == "demo":

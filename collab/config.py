@@ -8,6 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_DATA_DIR = "collab-data"
+# A 200-person meeting holds 200 websockets, and each browser opens up to 6 connections for
+# tiles: 1,400 at its peak. 4,096 leaves room for a second meeting or a class at the same time.
+DEFAULT_MAX_CONNECTIONS = 4096
 
 
 def default_data_dir(environ: Mapping[str, str]) -> Path:
@@ -27,6 +30,11 @@ class Settings:
     max_open_slides: int = 16
     tile_cache_mb: int = 128
     pixel_cache_mb: int = 256
+    # Open connections (websockets included) past which new ones are refused with 503.
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    # Addresses or networks of the reverse proxies whose X-Forwarded-For and X-Forwarded-Proto
+    # are believed; none by default, so no client can claim another address or https.
+    trusted_proxies: tuple[str, ...] = ()
 
     @property
     def database_path(self) -> Path:

@@ -211,6 +211,20 @@ def _share_covers(share: Share, user: User) -> bool:
     return not (share.source or "").startswith(OPINION_SOURCE) or user.role == "pathologist"
 
 
+def may_find(viewer: User, viewer_org: Organisation, other: User, other_org: Organisation) -> bool:
+    """Whether ``viewer`` may look ``other`` up by username, and so learn their name and role.
+
+    One finds the people of one's own organisation and of its pathology network. Pathologists
+    and admins, who ask for second opinions, also find pathologists anywhere: any pathologist
+    may be asked. Everyone else is answered as a username that does not exist.
+    """
+    if other.org_id == viewer.org_id:
+        return True
+    if viewer_org.network is not None and viewer_org.network == other_org.network:
+        return True
+    return other.role == "pathologist" and viewer.role in ("admin", "pathologist")
+
+
 def case_title(case: Case, access: Access) -> str:
     """How a case is named on screen: accession numbers lead back to the patient's record."""
     return case.accession if access.identified else f"Case {case.id[:6]}"

@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,12 +71,13 @@ class Server:
         return self.client.get(path, **kwargs)  # type: ignore[arg-type]
 
 
-def start_server(data_dir: Path, port: int | None = None) -> Server:
-    """Start a real server on ``port`` (a free one if not given); returns once it says it is listening."""
+def start_server(data_dir: Path, port: int | None = None, *, args: Sequence[str] = ()) -> Server:
+    """Start a real server on ``port`` (a free one if not given), with more ``collab serve`` options
+    if given; returns once it says it is listening."""
     if port is None:
         port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "collab", "serve", "--data-dir", str(data_dir), "--port", str(port)],
+        [sys.executable, "-m", "collab", "serve", "--data-dir", str(data_dir), "--port", str(port), *args],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )

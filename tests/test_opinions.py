@@ -335,11 +335,13 @@ def test_a_share_made_by_hand_outlives_an_opinion(world: World) -> None:
         ),
         (
             "north.path",
-            "south.onc",
+            "north.trainee",
             "Q?",
             400,
-            "Dr Oncology South is not a pathologist: a second opinion is asked of a pathologist.",
+            "Dr Trainee is not a pathologist: a second opinion is asked of a pathologist.",
         ),
+        # A clinician of another trust is not someone to find: answered as an unknown username.
+        ("north.path", "south.onc", "Q?", 400, "No pathologist or organisation is called 'south.onc'."),
         ("north.path", "south.path", "  ", 400, "Write the question you would like answered."),
         (
             "north.trainee",

@@ -450,12 +450,13 @@ def test_a_stalled_reader_costs_bounded_memory_and_holds_up_nobody(
         baseline = _rss_bytes(server.process.pid)
         sampler = threading.Thread(target=sample)
         sampler.start()
-        # 100 MB of pointer states, 1 MB at a time as fast as the watcher takes them.
-        bulk = "x" * 60_000
+        # 100 MB of pointer states (each within the 16 KiB a state may hold), 1 MB at a time as
+        # fast as the watcher takes them.
+        bulk = "x" * 15_000
         n = 0
         try:
             for _ in range(100):
-                for _ in range(17):
+                for _ in range(68):
                     n += 1
                     await sender.set_awareness({"n": n, "bulk": bulk})
                 await watcher.wait_for(lambda n=n: _pointer(watcher, sender).get("n") == n, timeout=30)

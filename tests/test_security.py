@@ -20,6 +20,8 @@ from tests.conftest import (
     api_token,
     collab,
     sign_in_with_form,
+    start_server,
+    stop_server,
     write_pyramid_tiff,
 )
 
@@ -88,10 +90,14 @@ def test_patient_data_is_never_cached_but_tiles_are_privately(server: Server, sl
     assert tile.startswith("private") and "immutable" in tile  # tiles: the browser keeps them, no proxy
 
 
-def test_behind_an_https_proxy_browsers_are_told_to_stay_on_https(server: Server) -> None:
-    # uvicorn trusts X-Forwarded-Proto from the local proxy (127.0.0.1) only.
-    with httpx.Client(base_url=server.url, timeout=30) as client:
-        answer = client.get("/login", headers={"X-Forwarded-Proto": "https"})
+def test_behind_an_https_proxy_browsers_are_told_to_stay_on_https(data_dir: Path, case: str) -> None:
+    # X-Forwarded-Proto is believed from the configured proxy only (here a local one).
+    server = start_server(data_dir, args=("--trusted-proxy", "127.0.0.1"))
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            answer = client.get("/login", headers={"X-Forwarded-Proto": "https"})
+    finally:
+        stop_server(server)
     assert answer.headers["strict-transport-security"].startswith("max-age=")
     assert "; secure" in answer.headers["set-cookie"].lower()
 

@@ -20,6 +20,7 @@ EVENTS = (
     "case shared",
     "share revoked",
     "token created",
+    "token revoked",
     "opinion requested",
     "opinion accepted",
     "opinion declined",
@@ -31,10 +32,17 @@ EVENTS = (
     "meeting closed",
     "teaching session created",
     "teaching session joined",
+    "teaching join failed",  # a join code that opens no session (bounded by collab.throttle)
     "teaching pen passed",
     "teaching quiz revealed",
     "teaching session closed",
     "meeting case presented",
+    "document opened",  # a live connection to a case's shared document (once per connection)
+    # Views and exports that carry patient data or identifiers out of the live session.
+    "annotations exported",
+    "timeline viewed",
+    "meeting viewed",
+    "meeting exported",
 )
 
 

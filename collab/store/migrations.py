@@ -291,4 +291,11 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (session_id, client_id)
     );
     """,
+    # API tokens: when each was last used (written at most once a minute), and revocation,
+    # which keeps the row so that the list of a person's tokens still shows it.
+    """
+    ALTER TABLE api_tokens ADD COLUMN last_used TEXT;
+    ALTER TABLE api_tokens ADD COLUMN revoked TEXT;
+    CREATE INDEX api_tokens_by_user ON api_tokens(user_id);
+    """,
 )

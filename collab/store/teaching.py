@@ -174,6 +174,11 @@ class Teaching:
         )
         return Participant(*tuple(row)) if row else None
 
+    async def joined(self, participant_id: int) -> str | None:
+        """When a participant joined (their place lasts a fixed time from then); None if unknown."""
+        row = await self.db.one("SELECT joined FROM teaching_participants WHERE id = ?", (participant_id,))
+        return str(row["joined"]) if row else None
+
     async def answer(
         self, session_id: str, question: int, participant: int, slide: str, x: float, y: float
     ) -> None:

@@ -10,14 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 # A view sample every half second is enough to replay a tour; a fast pan sends 20 a second.
 SAMPLE_EVERY_S = 0.5
+# Slide ids (and teaching aliases) are 16 hex digits; anything else a view names is no slide
+# of ours, and must not reach the disk, the timeline or anyone's page.
 MAX_SLIDE_ID = 64
+SLIDE_ID = re.compile(rf"[A-Za-z0-9_.:-]{{1,{MAX_SLIDE_ID}}}")
+# Level-0 pixels (the largest slides are ~10^6 wide) and degrees: a view past this is no view.
+MAX_VIEW_NUMBER = 1e9
 
 
 @dataclass(frozen=True)
@@ -52,12 +57,17 @@ def presenting_view(state_json: str) -> dict[str, object] | None:
     view = state.get("view") if isinstance(state, dict) and state.get("presenting") is True else None
     if not isinstance(view, dict) or not isinstance(view.get("slide"), str):
         return None
-    if len(view["slide"]) > MAX_SLIDE_ID:
+    if not SLIDE_ID.fullmatch(view["slide"]):
         return None
     numbers = [view.get(k, 0) for k in ("x", "y", "width", "rotation")]
-    if not all(isinstance(n, int | float) and not isinstance(n, bool) and math.isfinite(n) for n in numbers):
+    if not all(_view_number(n) for n in numbers):
         return None
     return view
+
+
+def _view_number(n: object) -> bool:
+    # Compared, never converted: an integer of 400 digits is no float, and NaN fails both tests.
+    return isinstance(n, int | float) and not isinstance(n, bool) and -MAX_VIEW_NUMBER <= n <= MAX_VIEW_NUMBER
 
 
 class PresenterPath:

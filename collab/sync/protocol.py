@@ -8,7 +8,9 @@ QUERY_AWARENESS nothing. Lengths that run past the frame are errors.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
+from typing import Any
 
 from pycrdt import YMessageType, YSyncMessageType, write_var_uint
 
@@ -105,13 +107,32 @@ class AwarenessEntry:
     client_id: int
     clock: int
     state_json: str
+    # As ``parse_awareness`` read it (None when gone), so that nobody parses it again; and the
+    # length of ``state_json`` in UTF-8.
+    state: dict[str, Any] | None = field(default=None, compare=False, repr=False)
+    size: int = field(default=0, compare=False, repr=False)
 
 
-MAX_AWARENESS_STATE = 64 * 1024
+# A viewer's state is some 300-500 bytes; this leaves room for a long name and every field at
+# once, many times over (docs/sync.md). What one person keeps in a room is bounded too
+# (collab.sync.presence).
+MAX_AWARENESS_STATE = 16 * 1024
 
 
 def _not_json(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
+
+
+# A JSON escape of a UTF-16 surrogate (\ud800 to \udfff); pairs of them are one character.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _has_lone_surrogate(state: object) -> bool:
+    try:
+        json.dumps(state, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def parse_awareness(update: bytes) -> list[AwarenessEntry]:
@@ -136,13 +157,19 @@ def parse_awareness(update: bytes) -> list[AwarenessEntry]:
         try:
             text = raw.decode("utf-8")
             state = json.loads(text, parse_constant=_not_json)
+            # UTF-8 cannot carry a lone surrogate, but a JSON escape can: text no one can store
+            # or encode. Only the rare state with such an escape is looked at twice.
+            if "\\u" in text and _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(state):
+                raise ProtocolError("awareness state has a lone surrogate")
+        except ProtocolError:
+            raise
         except ValueError as exc:  # UnicodeDecodeError is one
             raise ProtocolError("awareness state is not JSON") from exc
-        except RecursionError as exc:  # '[[[[...' fits in 64 KiB and is no state of a viewer
+        except RecursionError as exc:  # '[[[[...' fits in 16 KiB and is no state of a viewer
             raise ProtocolError("awareness state nested too deeply") from exc
         if state is not None and not isinstance(state, dict):
             raise ProtocolError("awareness state is not a JSON object")
-        entries.append(AwarenessEntry(client_id, clock, text))
+        entries.append(AwarenessEntry(client_id, clock, text, state, len(raw)))
     if not reader.done():
         raise ProtocolError("bytes after the awareness entries")
     return entries

@@ -19,6 +19,17 @@ from pycrdt import (
 from pycrdt._sync import create_sync_step2_message
 
 from collab.sync.path import PathSample, PresenterPath, presenting_view
+from collab.sync.presence import (
+    MAX_BYTES_PER_USER,
+    MAX_IDS_PER_CONNECTION,
+    MAX_IDS_PER_USER,
+    MAX_NEW_IDS_PER_USER,
+    TOO_MUCH_PRESENCE,
+    Grants,
+    Holding,
+    neutralise,
+    state_entry,
+)
 from collab.sync.protocol import (
     QUERY_AWARENESS,
     AwarenessEntry,
@@ -30,6 +41,11 @@ from collab.sync.protocol import (
 
 # The document's top-level names; anything else in an update is refused (docs/sync.md).
 ROOTS = {"annotations": Map, "discussion": Array, "outcome": Map, "meta": Map}
+# `outcome` and `meta` hold a few small shared settings (the viewer writes neither yet), and
+# everyone downloads them on joining: each may hold this much as JSON, hundreds of times what
+# they are for. Refused past it with 4413; checking costs no more than the bound itself.
+MAX_ROOT_BYTES = 64 * 1024
+TOO_LARGE = 4413
 
 EMPTY_UPDATE = b"\x00\x00"
 
@@ -49,6 +65,8 @@ class Peer(Protocol):
     user_id: int
     contribute: bool  # may change the document
     moderate: bool  # may change or delete other people's annotations
+    chairs: bool  # chairs an open meeting with this case on its agenda: presents there
+    identity: dict[str, Any]  # the ``user`` its awareness states carry (collab.sync.presence)
 
     def send(self, data: bytes) -> None: ...
 
@@ -83,6 +101,9 @@ class Room:
         self.awareness: dict[int, AwarenessEntry] = {}
         self._owned: dict[Peer, set[int]] = {}  # awareness client ids by connection
         self._owner: dict[int, Peer] = {}  # and the other way round
+        self._held: dict[int, Holding] = {}  # by user: the client ids and bytes they hold now
+        self._new_ids: dict[int, int] = {}  # by user: client ids first seen from them here
+        self.grants = Grants()  # who was handed the presenter's role
         # Where whoever presents looked, for the catch-up timeline (collab.sync.path).
         self.path = PresenterPath(case_id, save_path) if save_path else None
         # A twin of ``doc`` that updates are tried on first (``_check``), kept in step with it,
@@ -105,15 +126,18 @@ class Room:
     def leave(self, peer: Peer) -> None:
         """Forget a peer; everyone else sees its pointers and presence go at once."""
         self.peers.discard(peer)
-        gone = [
-            AwarenessEntry(client_id, self.awareness[client_id].clock + 1, "null")
-            for client_id in self._owned.pop(peer, set())
-            if client_id in self.awareness
-        ]
-        for client_id in [c for c, p in self._owner.items() if p is peer]:
+        gone = []
+        held = self._held.get(peer.user_id)
+        for client_id in self._owned.pop(peer, set()):
             del self._owner[client_id]
-        for entry in gone:
-            del self.awareness[entry.client_id]
+            entry = self.awareness.pop(client_id, None)
+            if held is not None:
+                held.ids -= 1
+                held.bytes -= entry.size if entry else 0
+            if entry is not None and entry.state_json != "null":
+                gone.append(AwarenessEntry(client_id, entry.clock + 1, "null"))
+        if held is not None and held.ids <= 0:
+            del self._held[peer.user_id]
         if gone:
             self._relay(peer, encode_awareness(gone))
 
@@ -169,34 +193,116 @@ class Room:
             raise Rejected(4400, "malformed state vector") from exc
 
     def _awareness(self, peer: Peer, payload: bytes) -> None:
-        """Keep what is new; y-websocket clients relay others' states too, and those are dropped.
+        """Keep what is new and pass it on, named as its sender and presenting only if they may
+        (collab.sync.presence). y-websocket clients relay others' states too: those are dropped.
 
-        A client id belongs to the first connection that announced it, so nobody can
-        move or remove someone else's pointer.
+        A client id belongs for good to the person whose connection announced it first, so
+        nobody moves, removes or takes over someone else's pointer, even once they have left;
+        that person's newer state from another connection (a new tab, a reconnect) takes it over.
         """
-        owned = self._owned.setdefault(peer, set())
         entries = parse_awareness(payload)
         accepted = []
-        for entry in entries:
-            if self._owner.setdefault(entry.client_id, peer) is not peer:
+        as_sent = True
+        for sent in entries:
+            current = self.awareness.get(sent.client_id)
+            if (
+                self.clients.get(sent.client_id, peer.user_id) != peer.user_id
+                or (current is not None and sent.clock <= current.clock)
+                or (current is None and sent.state is None)  # the removal of a state not here
+            ):
+                as_sent = False
                 continue
-            current = self.awareness.get(entry.client_id)
-            if current is not None and entry.clock <= current.clock:
-                continue
-            owned.add(entry.client_id)
-            if entry.client_id not in self.clients:
-                self.clients[entry.client_id] = peer.user_id
-                if self._persist_client:
-                    self._persist_client(self.case_id, entry.client_id, peer.user_id)
-            self.awareness[entry.client_id] = entry
+            if self._owner.get(sent.client_id) is not peer:
+                self._take(peer, sent.client_id)
+            entry = self._checked(peer, sent)
+            self._keep(peer, entry, current)
             accepted.append(entry)
-            if self.path is not None and (view := presenting_view(entry.state_json)) is not None:
+            as_sent = as_sent and entry is sent
+            # Only now, named and checked, may a view enter the presenter's path.
+            presenting = entry.state is not None and entry.state.get("presenting") is True
+            if self.path is not None and presenting and (view := presenting_view(entry.state_json)):
                 self.path.observe(peer.user_id, view)
         # Everyone, the sender included, gets it: y-websocket clients count renewals.
-        if accepted and len(accepted) == len(entries):  # the usual case: pass the frame on as it came
+        if accepted and as_sent:  # the usual case: the frame is passed on as it came
             self._relay(peer, bytes((YMessageType.AWARENESS,)) + write_var_uint(len(payload)) + payload)
         elif accepted:
             self._relay(peer, encode_awareness(accepted))
+
+    def may_present(self, peer: Peer) -> bool:
+        """Contributors, the meeting's chair, and whoever one of them handed the role to."""
+        return peer.contribute or peer.chairs or peer.user_id in self.grants.users
+
+    def _take(self, peer: Peer, client_id: int) -> None:
+        """``peer`` announces ``client_id``: one more of its person's, or theirs from their older
+        connection. Past the bounds of one connection's or one person's presence it is closed."""
+        owned = self._owned.setdefault(peer, set())
+        holder = self._owner.get(client_id)
+        held = self._held.get(peer.user_id) or Holding()
+        new = client_id not in self.clients
+        if len(owned) >= MAX_IDS_PER_CONNECTION:
+            raise _too_much(f"over {MAX_IDS_PER_CONNECTION} client ids on one connection")
+        if holder is None and held.ids >= MAX_IDS_PER_USER:
+            raise _too_much(f"over {MAX_IDS_PER_USER} client ids of one person")
+        if new and self._new_ids.get(peer.user_id, 0) >= MAX_NEW_IDS_PER_USER:
+            raise _too_much(f"over {MAX_NEW_IDS_PER_USER} new client ids of one person")
+        if holder is not None:
+            self._owned[holder].discard(client_id)
+        else:
+            held.ids += 1
+            self._held[peer.user_id] = held
+        if new:
+            self._new_ids[peer.user_id] = self._new_ids.get(peer.user_id, 0) + 1
+            self.clients[client_id] = peer.user_id
+            if self._persist_client:
+                self._persist_client(self.case_id, client_id, peer.user_id)
+        owned.add(client_id)
+        self._owner[client_id] = peer
+
+    def _keep(self, peer: Peer, entry: AwarenessEntry, current: AwarenessEntry | None) -> None:
+        """Keep ``entry`` as its client's state, within the bytes one person may hold."""
+        held = self._held[peer.user_id]
+        grown = held.bytes + entry.size - (current.size if current else 0)
+        if grown > MAX_BYTES_PER_USER:
+            raise _too_much(f"over {MAX_BYTES_PER_USER} bytes of state of one person")
+        held.bytes = grown
+        self.awareness[entry.client_id] = entry
+
+    def _checked(self, peer: Peer, sent: AwarenessEntry) -> AwarenessEntry:
+        """The state as others see it: its ``user`` is the sender's own, and presenting and its
+        signals are off unless the sender may present (whose ``grant`` and ``takeBack`` count)."""
+        state = sent.state
+        if state is None:
+            return sent
+        changed = state.get("user") != peer.identity
+        if changed:
+            state["user"] = peer.identity
+        if self.may_present(peer):
+            taken_back = self.grants.note(sent.client_id, state, self._client_owner)
+            if taken_back is not None:
+                self._end_presenting(taken_back)
+        elif neutralise(state):
+            changed = True
+        return state_entry(sent.client_id, sent.clock, state) if changed else sent
+
+    def _client_owner(self, client_id: object) -> int | None:
+        """The person a client id (as a state names it) belongs to, if any."""
+        if isinstance(client_id, int) and not isinstance(client_id, bool):
+            return self.clients.get(client_id)
+        return None
+
+    def _end_presenting(self, user_id: int) -> None:
+        """Their role was taken back: ``user_id``'s states stop presenting now, whatever their
+        client does (a newer clock, which their client adopts as its own state)."""
+        for peer in [p for p in self.peers if p.user_id == user_id and not self.may_present(p)]:
+            ended = []
+            for client_id in self._owned.get(peer, ()):
+                entry = self.awareness.get(client_id)
+                if entry is not None and entry.state is not None and neutralise(state := dict(entry.state)):
+                    ended.append(state_entry(client_id, entry.clock + 1, state))
+                    self._held[user_id].bytes += ended[-1].size - entry.size
+                    self.awareness[client_id] = ended[-1]
+            if ended:
+                self._relay(peer, encode_awareness(ended))
 
     def _twin(self) -> Doc[Any]:
         """The trial twin of the document, made when first needed (and again after a refusal)."""
@@ -283,6 +389,10 @@ class Room:
         for peer in list(self.peers):
             if peer is not skip:
                 peer.send(data)
+
+
+def _too_much(what: str) -> Rejected:
+    return Rejected(TOO_MUCH_PRESENCE, f"too many presence entries: {what}")
 
 
 def _plain(doc: Doc[Any], root: str, kind: type) -> Any:

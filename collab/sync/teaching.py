@@ -8,22 +8,21 @@ written by the server alone (``Room.change``).
 Awareness: what the educator or the pen holder sends goes to everyone; what any other student
 sends goes only to the writers (the educator) and back to the student. Students therefore never
 learn each other's names, and a class of N costs O(N) frames per educator move, not O(N²).
-A state that names a user id other than its connection's is dropped, so nobody can pose as the
-educator whose view everyone follows.
+As in a case room, every state is named as its sender (a student by their peer id and the name
+they joined with, ``Connection.identity``), so nobody can pose as the educator whose view
+everyone follows, and only writers present.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from pycrdt import Map
 
-from collab.sync.protocol import AwarenessEntry, encode_awareness, parse_awareness
+from collab.sync.protocol import AwarenessEntry
 from collab.sync.room import Peer, Room
 
-UNREADABLE = object()
 TEACHING_ROOTS: Mapping[str, type] = {"annotations": Map, "session": Map, "quiz": Map}
 
 
@@ -59,35 +58,3 @@ class TeachingRoom(Room):
         for peer in list(self.peers):
             if peer is sender or peer.moderate:
                 peer.send(data)
-
-    def _awareness(self, peer: Peer, payload: bytes) -> None:
-        """Drop states that claim someone else's user id (or are not JSON objects) first."""
-        entries = parse_awareness(payload)
-        kept = [e for e in entries if _claims(e.state_json) in (peer.user_id, None)]
-        if len(kept) != len(entries):
-            if not kept:
-                return
-            payload = encode_awareness(kept)[1:]
-            payload = _strip_length(payload)
-        super()._awareness(peer, payload)
-
-
-def _claims(state_json: str) -> object:
-    """The user id an awareness state names: None for a removal or a state naming nobody,
-    UNREADABLE for a ``user`` that is not ``{id: int, ...}``."""
-    if state_json == "null":
-        return None
-    state = json.loads(state_json)  # parse_awareness has checked that it is JSON
-    user = state.get("user") if isinstance(state, dict) else None
-    if user is None:
-        return None
-    user_id = user.get("id") if isinstance(user, dict) else None
-    return user_id if isinstance(user_id, int) else UNREADABLE
-
-
-def _strip_length(data: bytes) -> bytes:
-    """The payload of an encoded awareness message, without its leading var-uint length."""
-    index = 0
-    while data[index] & 0x80:
-        index += 1
-    return data[index + 1 :]

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -14,6 +12,7 @@ from collab.domain import may_read_audit
 from collab.store import Database
 from collab.store.audit import EVENTS, AuditEntry
 from collab.web.auth import current_user
+from collab.web.csvsafe import csv_text
 from collab.web.errors import error
 from collab.web.render import render
 
@@ -39,12 +38,8 @@ async def audit_json(request: Request) -> Response:
     if isinstance(entries, Response):
         return entries
     if request.query_params.get("format") == "csv":
-        out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=FIELDS)
-        writer.writeheader()
-        writer.writerows(entries)
         return Response(
-            out.getvalue(),
+            csv_text(FIELDS, ([entry[field] for field in FIELDS] for entry in entries)),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": 'attachment; filename="collab-audit.csv"'},
         )

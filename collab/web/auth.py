@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections import defaultdict, deque
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -19,7 +18,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from collab.domain import User
 from collab.security import hash_password, new_token, sign, token_hash, unsign, verify_password
 from collab.store import Database
+from collab.throttle import FailureWindows
 from collab.web.errors import error
+from collab.web.forms import MAX_FORM_BYTES, MAX_PUBLIC_FORM_BYTES, read_form
 from collab.web.render import render
 
 SESSION_COOKIE = "collab_session"
@@ -28,7 +29,8 @@ SESSION_LIFETIME = timedelta(hours=12)
 # Failed sign-ins allowed per username and per client address within the window.
 MAX_FAILURES = 5
 FAILURE_WINDOW_S = 15 * 60
-# Looking a session up for every tile would cost a database round trip each.
+# Looking a session up for every tile would cost a database round trip each. (API tokens are
+# looked up on every request instead: see Identities.resolve.)
 IDENTITY_CACHE_S = 30.0
 # Teaching sessions answer their educator and their participants (guests with a cookie of
 # their own, no account): collab.web.classroom decides who those are, and refuses everyone else.
@@ -37,34 +39,26 @@ _TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")  # what new_token() makes
 
 
 class LoginThrottle:
-    """Counts recent failed sign-ins by username and by client address."""
+    """Counts recent failed sign-ins by username and by client address, in bounded memory
+    (collab.throttle.MAX_KEYS of each: a spray of usernames cannot evict an address)."""
 
     def __init__(self) -> None:
-        self._failures: defaultdict[str, deque[float]] = defaultdict(deque)
+        self._users = FailureWindows(MAX_FAILURES, FAILURE_WINDOW_S)
+        self._addresses = FailureWindows(MAX_FAILURES, FAILURE_WINDOW_S)
 
-    def _recent(self, key: str, now: float) -> deque[float]:
-        times = self._failures[key]
-        while times and times[0] < now - FAILURE_WINDOW_S:
-            times.popleft()
-        return times
+    def __len__(self) -> int:
+        return len(self._users) + len(self._addresses)
 
     def blocked_for(self, username: str, client: str) -> int:
         """Seconds until another attempt is allowed (0: now)."""
-        now = time.monotonic()
-        waits = [
-            int(times[0] + FAILURE_WINDOW_S - now) + 1
-            for key in (f"user:{username.lower()}", f"addr:{client}")
-            if len(times := self._recent(key, now)) >= MAX_FAILURES
-        ]
-        return max(waits, default=0)
+        return max(self._users.wait(username.lower()), self._addresses.wait(client))
 
     def failed(self, username: str, client: str) -> None:
-        now = time.monotonic()
-        for key in (f"user:{username.lower()}", f"addr:{client}"):
-            self._recent(key, now).append(now)
+        self._users.failed(username.lower())
+        self._addresses.failed(client)
 
     def succeeded(self, username: str) -> None:
-        self._failures.pop(f"user:{username.lower()}", None)
+        self._users.forget(username.lower())
 
 
 class Identities:
@@ -79,8 +73,10 @@ class Identities:
         """(user, csrf token, session id hash) for a request's headers."""
         auth = headers.get("authorization", "")
         if auth[:7].lower() == "bearer ":
-            # Keyed by the token itself: hashing it for every tile costs more than the lookup.
-            return *(await self._cached("token:" + auth[7:].strip(), self._token_user)), None
+            # Not cached: a token revoked on the command line, another process, stops working
+            # at once. One read by a unique index per request; the last use is written at most
+            # once a minute (collab.store.people.LAST_USE_RESOLUTION).
+            return *(await self._token_user(auth[7:].strip())), None
         cookie = _cookie(headers, SESSION_COOKIE)
 
         session_id = unsign(self.secret, cookie) if cookie else None
@@ -199,8 +195,10 @@ async def check_csrf(request: Request, form_token: str | None) -> bool:
 
 
 async def checked_form(request: Request) -> FormData | Response:
-    """The posted form if it carries this session's CSRF token, else the 403 to answer with."""
-    form = await request.form()
+    """The posted form if it carries this session's CSRF token, else the 4xx to answer with."""
+    form = await read_form(request, MAX_FORM_BYTES)
+    if isinstance(form, Response):
+        return form
     if not await check_csrf(request, str(form.get("csrf", ""))):
         return error(403, "The form expired. Reload the page and try again.")
     return form
@@ -224,7 +222,9 @@ async def login(request: Request) -> Response:
     """``POST /login``: check the password, start a session, go to the worklist."""
     db: Database = request.app.state.db
     throttle: LoginThrottle = request.app.state.login_throttle
-    form = await request.form()
+    form = await read_form(request, MAX_PUBLIC_FORM_BYTES)
+    if isinstance(form, Response):
+        return form
     username = str(form.get("username", "")).strip()[:200]
     password = str(form.get("password", ""))[:1000]
     next_path = _safe_next(str(form.get("next", "/")))
@@ -288,6 +288,7 @@ async def logout(request: Request) -> Response:
     if session:
         await db.people.end_session(session)
         request.app.state.identities.forget_session(session)
+        request.app.state.live.end_session(session)  # its open websockets and streams close now
     await db.audit.record("logout", user=current_user(request), client=client_address(request))
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE)

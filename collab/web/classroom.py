@@ -13,7 +13,8 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.requests import HTTPConnection, Request
@@ -21,25 +22,31 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from collab.domain import User
+from collab.domain import User, case_access
 from collab.security import new_token, sign, token_hash, unsign
 from collab.slides.deepzoom import DeepZoomSlide
 from collab.slides.library import SlideLibrary, SlideNotFound
 from collab.slides.reader import SlideError
 from collab.store import Database
+from collab.store.database import now_iso
 from collab.store.teaching import Participant, TeachingSession, TeachingSlide
+from collab.sync.presence import presence_user
 from collab.teaching import TeachingRefused, clean_display_name, normalise_code
+from collab.throttle import JoinThrottle
 from collab.web.auth import client_address
 from collab.web.errors import error
+from collab.web.forms import MAX_PUBLIC_FORM_BYTES, read_form
+from collab.web.live import SOCKET, Credential, Link, credential, guest_expires, refuse
 from collab.web.render import render
 from collab.web.slides import MEDIA_TYPES, TILE_NAME, _image
-from collab.web.sync import Connection, serve_peer
+from collab.web.sync import Connection, serve_link
 
 PARTICIPANT_COOKIE = "collab_teach"
 JOIN_CSRF_COOKIE = "collab_join_csrf"
 # Lookups remembered this long, so that a class's tiles do not each cost queries.
 CACHE_S = 5.0
 NO_SESSION = "No such teaching session. Ask your educator for the link or the code."
+SESSION_ENDED = "This teaching session has ended."
 ALIAS = re.compile(r"[0-9a-f]{16}")
 
 
@@ -63,23 +70,44 @@ class Classroom:
     def __init__(self, db: Database, secret: bytes) -> None:
         self.db = db
         self.secret = secret
-        self._participants: dict[str, tuple[float, Participant | None]] = {}
+        self._participants: dict[str, tuple[float, Participant | None, datetime | None]] = {}
         self._sessions: dict[str, tuple[float, TeachingSession | None]] = {}
         self._slides: dict[str, tuple[float, dict[str, TeachingSlide]]] = {}
 
     async def session(self, session_id: str) -> TeachingSession | None:
+        """The session; it counts as ended once its educator may no longer see one of its cases."""
         hit = self._sessions.get(session_id)
         if hit and hit[0] > time.monotonic():
             return hit[1]
         found = await self.db.teaching.session(session_id)
+        if found is not None and found.open and not await self._educator_sees_its_cases(found):
+            found = replace(found, closed=now_iso())
         if len(self._sessions) > 10_000:
             self._sessions.clear()
         self._sessions[session_id] = (time.monotonic() + CACHE_S, found)
         return found
 
+    async def _educator_sees_its_cases(self, session: TeachingSession) -> bool:
+        """Whether the educator may still see every case of the session. A session is built from
+        cases its educator could see (a case of another trust, say, through a share); when that
+        ends, so does the session: its slides, copies of the cases' annotations and quiz stand on it."""
+        educator = await self.db.people.user(session.educator)
+        if educator is None:
+            return False
+        for case_id in await self.db.teaching.case_ids(session.id):
+            case = await self.db.catalog.case(case_id)
+            if case is None or case_access(educator, case, await self.db.catalog.shares(case_id)) is None:
+                return False
+        return True
+
     def forget(self, session_id: str) -> None:
         """After the session changed (closed, pen passed)."""
         self._sessions.pop(session_id, None)
+
+    def forget_all(self) -> None:
+        """After a change that may end sessions or places (a share, a change by another process)."""
+        self._sessions.clear()
+        self._participants.clear()
 
     async def slides(self, session_id: str) -> dict[str, TeachingSlide]:
         """The session's slides by alias (they never change)."""
@@ -93,20 +121,25 @@ class Classroom:
         return found
 
     async def participant(self, cookie: str | None) -> tuple[Participant, str] | None:
-        """The participant a cookie names, and their CSRF token."""
+        """The participant a cookie names, and their CSRF token; None once their place has run
+        out (collab.web.live.GUEST_LIFETIME from joining, whatever the cookie says)."""
         token = unsign(self.secret, cookie) if cookie else None
         if token is None:
             return None
         key = token_hash(token)
         hit = self._participants.get(key)
         if hit and hit[0] > time.monotonic():
-            found = hit[1]
+            found, expires = hit[1], hit[2]
         else:
             found = await self.db.teaching.participant_by_token(key)
+            joined = await self.db.teaching.joined(found.id) if found else None
+            expires = guest_expires(joined) if joined else None
             if len(self._participants) > 50_000:
                 self._participants.clear()
-            self._participants[key] = (time.monotonic() + CACHE_S, found)
-        return (found, self.csrf(token)) if found else None
+            self._participants[key] = (time.monotonic() + CACHE_S, found, expires)
+        if found is None or expires is None or expires <= datetime.now(UTC):
+            return None
+        return found, self.csrf(token)
 
     def csrf(self, token: str) -> str:
         """A participant's CSRF token: derived from their secret, so nothing more is stored."""
@@ -167,7 +200,10 @@ async def join(request: Request) -> Response:
     """``POST /join``: become a participant of the open session with that code."""
     db: Database = request.app.state.db
     classroom: Classroom = request.app.state.classroom
-    form = await request.form()
+    throttle: JoinThrottle = request.app.state.join_throttle
+    form = await read_form(request, MAX_PUBLIC_FORM_BYTES)
+    if isinstance(form, Response):
+        return form
     code = normalise_code(str(form.get("code", "")))
     raw_name = str(form.get("name", ""))[:1000]
     csrf = request.cookies.get(JOIN_CSRF_COOKIE)
@@ -175,7 +211,27 @@ async def join(request: Request) -> Response:
         return _join_form(
             request, code=code, name=raw_name, status=403, message="The form expired. Try again."
         )
+    client = client_address(request)
+    # Checked before the code, so that a held guesser learns nothing from the answer.
+    wait = throttle.blocked_for(client)
+    if wait:
+        response = _join_form(
+            request,
+            code=code,
+            name=raw_name,
+            status=429,
+            message=f"Too many wrong codes. Try again in {wait} seconds, or ask your educator for the link.",
+        )
+        response.headers["Retry-After"] = str(wait)
+        return response
     session = await db.teaching.open_session_by_code(code) if code else None
+    if session is None and code:
+        held = throttle.failed(client)
+        await db.audit.record(
+            "teaching join failed",
+            client=client,
+            detail="a code of no open session" + (f"; this address held for {held} s" if held else ""),
+        )
     if session is None:
         return _join_form(
             request,
@@ -271,6 +327,8 @@ async def session_json(request: Request) -> Response:
     who = await attendee(request)
     if who is None:
         return error(404, NO_SESSION, api=True)
+    if not who.session.open:
+        return error(410, SESSION_ENDED, api=True)
     return JSONResponse(await session_data(request, who))
 
 
@@ -283,6 +341,8 @@ async def _slide(request: Request) -> tuple[Attendee, TeachingSlide, DeepZoomSli
     alias = request.path_params["alias"]
     if who is None:
         return error(404, NO_SESSION)
+    if not who.session.open:
+        return error(410, SESSION_ENDED)
     found = (
         (await request.app.state.classroom.slides(who.session.id)).get(alias)
         if ALIAS.fullmatch(alias)
@@ -365,13 +425,24 @@ async def session_socket(websocket: WebSocket) -> None:
     """``WS /ws/teaching/{session_id}``: the session's y-websocket room. The educator writes;
     students read, except the one holding the pen. Refused before any byte for anyone else."""
     who = await attendee(websocket)
-    if who is None or not who.session.open:
+    if who is None:
         await websocket.close(code=4404, reason="no such teaching session")
         return
-    await websocket.accept()
+    if not who.session.open:
+        await refuse(websocket, 410, SESSION_ENDED)
+        return
+    if who.participant is not None:
+        # A guest's place is their credential, and their caps their own (not their browser's user's).
+        place = str(who.participant.id)
+        link = Link(f"guest:{place}", SOCKET, Credential("guest", place), teaching_id=who.session.id)
+    else:
+        link = Link(f"user:{who.user.id}", SOCKET, credential(websocket), teaching_id=who.session.id)
     pen = who.participant is not None and who.session.pen == who.participant.id
-    peer = Connection(websocket, who.user, who.educator or pen, who.educator)
-    await serve_peer(peer, websocket.app.state.teaching_rooms, who.session.id)
+    # Named in presence as the page names them (``session_data``): a student by their peer id.
+    role = "educator" if who.educator else "student"
+    identity = presence_user(who.user.id, who.user.display_name, role, None)
+    peer = Connection(websocket, who.user, who.educator or pen, who.educator, identity=identity)
+    await serve_link(websocket, link, peer, websocket.app.state.teaching_rooms)
 
 
 routes = [

@@ -6,7 +6,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from collab.store import Database
 from collab.sync.export import annotations_geojson
+from collab.web.auth import client_address, current_user
 
 
 async def annotations_export(request: Request) -> Response:
@@ -15,8 +17,20 @@ async def annotations_export(request: Request) -> Response:
     if found is None:
         return await request.app.state.access.refusal(request, request.path_params["case_id"], api=True)
     case, _ = found
+    db: Database = request.app.state.db
+    slide = request.query_params.get("slide") or None
     doc = await request.app.state.rooms.document(case.id)
-    collection = annotations_geojson(doc, request.query_params.get("slide") or None)
+    collection = annotations_geojson(doc, slide)
+    # The slide is recorded only if it is one of the case's: the query string is anyone's to write.
+    slides = {record.id for record in await db.catalog.slides_of_case(case.id)}
+    await db.audit.record(
+        "annotations exported",
+        user=current_user(request),
+        client=client_address(request),
+        case_id=case.id,
+        slide_id=slide if slide in slides else None,
+        detail=f"GeoJSON, {len(collection['features'])} features",
+    )
     return JSONResponse(collection, media_type="application/geo+json")
 
 

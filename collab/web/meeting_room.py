@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from collab.domain import DECISIONS, Meeting
@@ -24,8 +24,9 @@ from collab.store import Database
 from collab.web.access import AccessControl, anonymised
 from collab.web.auth import client_address, current_user
 from collab.web.errors import error
+from collab.web.live import STREAM, Link, LiveLinks, LiveStream, credential
 from collab.web.meeting_state import publish, room_state
-from collab.web.meetings import enter_meeting, find_meeting, meeting_form, off_agenda, refused
+from collab.web.meetings import audit_view, enter_meeting, find_meeting, meeting_form, off_agenda, refused
 from collab.web.pages import case_summary, display_names
 from collab.web.render import render
 
@@ -99,6 +100,7 @@ async def room_json(request: Request) -> Response:
     found = await find_meeting(request)
     if found is None:
         return error(404, "No such meeting.", api=True)
+    await audit_view(request, found[0])
     return JSONResponse(await room_data(request, found[0]))
 
 
@@ -112,11 +114,23 @@ async def events(request: Request) -> Response:
     user = current_user(request)
     app = request.app
     channels: MeetingChannels = app.state.meeting_channels
+    # Being in the room marks attendance, and only the room page's EventSource says so: it asks
+    # for text/event-stream, which a link or form from another site (a navigation, sent with our
+    # SameSite=Lax cookie) cannot; the EventSource of another site's page gets no cookie at all.
+    attends = "text/event-stream" in request.headers.get("accept", "")
+    # Counted towards the person's cap, and ended with their sign-in (collab.web.live).
+    live: LiveLinks = app.state.live
+    link = Link(f"user:{user.id}", STREAM, credential(request), meeting_id=meeting.id)
+    if (refused := await live.admit(link)) is not None:
+        return error(*refused)
 
     async def stream() -> AsyncIterator[str]:
         listener = channels.join(meeting.id, user.id, user.display_name)
+        link.attach(lambda code, reason: listener.woken.set())
         try:
             yield "retry: 2000\n\n"  # how soon the browser reconnects after a dropped link (ms)
+            if attends:
+                await app.state.db.meetings.mark_attended(meeting.id, user.id)
             await publish(app, meeting)  # the newcomer gets the state; the others learn who came
             while True:
                 try:
@@ -125,6 +139,8 @@ async def events(request: Request) -> Response:
                     yield ": still here\n\n"
                     continue
                 listener.woken.clear()
+                if link.ended is not None:
+                    return  # signed out: the page's next attempt to reconnect is refused
                 message = channels.message(meeting.id)
                 if message is not None:
                     yield f"data: {json.dumps(message)}\n\n"
@@ -132,7 +148,9 @@ async def events(request: Request) -> Response:
             # The page closed (Starlette cancels this stream on disconnect) or the write failed.
             channels.leave(meeting.id, listener)
 
-    return StreamingResponse(
+    return LiveStream(
+        live,
+        link,
         stream(),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,6 +27,7 @@ from collab.meetings import (
 from collab.store import Database
 from collab.web.access import AccessControl
 from collab.web.auth import checked_form, client_address, current_user
+from collab.web.csvsafe import csv_text
 from collab.web.errors import error
 from collab.web.meeting_state import outcome_view, publish
 from collab.web.render import render
@@ -164,22 +163,36 @@ async def my_meetings(request: Request) -> list[dict[str, Any]]:
     return [{"id": m.id, "name": m.name, "starts": m.starts} for m in found]
 
 
+async def audit_view(request: Request, meeting: Meeting, event: str = "meeting viewed") -> None:
+    """Record that the signed-in person saw (or exported) what a meeting page shows of its cases."""
+    await request.app.state.db.audit.record(
+        event,
+        user=current_user(request),
+        client=client_address(request),
+        detail=f"meeting {meeting.id}: {request.url.path}",
+    )
+
+
 async def enter_meeting(request: Request) -> Meeting | None:
-    """The meeting, if the signed-in person takes part; opening its page or room marks attendance."""
+    """The meeting, if the signed-in person takes part, for its page or room; the view is audited.
+
+    Opening a page changes nothing else: another site can open it by a link (our cookie is
+    SameSite=Lax). Attendance is marked by the room's live connection (meeting_room.events).
+    """
     db: Database = request.app.state.db
     found = await find_meeting(request)
     if found is None:
         return None
     meeting, _ = found
-    await db.meetings.mark_attended(meeting.id, current_user(request).id)
     # Meetings are made on the command line, whose shares this process has not seen being made.
     for item in await db.meetings.agenda(meeting.id):
         request.app.state.access.forget(item.case_id)
+    await audit_view(request, meeting)
     return meeting
 
 
 async def meeting_page(request: Request) -> Response:
-    """``GET /meetings/{id}``: participants, the agenda and its outcomes; opening it marks attendance."""
+    """``GET /meetings/{id}``: participants, the agenda and its outcomes."""
     db: Database = request.app.state.db
     meeting = await enter_meeting(request)
     if meeting is None:
@@ -194,6 +207,7 @@ async def summary_page(request: Request) -> Response:
     found = await find_meeting(request)
     if found is None:
         return error(404, "No such meeting.")
+    await audit_view(request, found[0])
     return render(request, "meeting_summary.html", meeting=await _describe(request, *found))
 
 
@@ -203,17 +217,14 @@ async def outcomes_csv(request: Request) -> Response:
     if found is None:
         return error(404, "No such meeting.")
     data = await _describe(request, *found)
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(CSV_COLUMNS)
-    for item in data["agenda"]:
-        outcome = item["outcome"] or {}
-        writer.writerow(
-            [item["position"], item["title"], item["planned_minutes"], f"{item['seconds_spent'] / 60:.1f}"]
-            + [outcome.get(column) or "" for column in CSV_COLUMNS[4:]]
-        )
+    rows = [
+        [item["position"], item["title"], item["planned_minutes"], f"{item['seconds_spent'] / 60:.1f}"]
+        + [(item["outcome"] or {}).get(column) or "" for column in CSV_COLUMNS[4:]]
+        for item in data["agenda"]
+    ]
+    await audit_view(request, found[0], "meeting exported")
     return Response(
-        out.getvalue(),
+        csv_text(CSV_COLUMNS, rows),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="meeting-{data["id"]}-outcomes.csv"'},
     )

@@ -156,7 +156,7 @@ async def ask(request: Request) -> Response:
             403, "Only pathologists and administrators of the owning organisation ask for a second opinion."
         )
     target = str(form.get("to", "")).strip()
-    person = await db.people.user_by_username(target) if target else None
+    person = await db.people.findable(user, target) if target else None
     org = None if person or not target else await db.catalog.org_by_name(target)
     if target and person is None and org is None:
         return error(400, f"No pathologist or organisation is called {target!r}.")

@@ -26,7 +26,7 @@ from collab.web.errors import error
 from collab.web.meetings import meeting_mode, my_meetings
 from collab.web.opinions import asked_of_me, of_case
 from collab.web.render import render
-from collab.web.sync import drop_lost_peers
+from collab.web.sync import chairs_meeting_on, drop_lost_peers
 
 
 def case_summary(case: Case, access: Access, slide_ids: list[str], names: dict[int, str]) -> dict[str, Any]:
@@ -150,6 +150,8 @@ async def _case_data(request: Request) -> tuple[dict[str, Any], Case, Access] | 
             for s in await db.catalog.shares(case.id)
         ]
     data |= await of_case(request, case, access)
+    # Whether the live room lets them present (collab.sync.presence); the viewer says why not.
+    data["may_present"] = access.contribute or await chairs_meeting_on(db, user.id, case.id)
     await db.audit.record("case opened", user=user, client=client_address(request), case_id=case.id)
     return data, case, access
 
@@ -184,6 +186,7 @@ async def case_page(request: Request) -> Response:
         "rights": {
             "contribute": access.contribute,
             "moderate": access.contribute and may_moderate(user, case),
+            "present": data["may_present"],
         },
         "slides": [{"id": s["id"], "stain": s.get("stain")} for s in data["slides"]],
         "current": current["id"] if current else None,
@@ -225,7 +228,7 @@ async def share_form(request: Request) -> Response:
     user = current_user(request)
     target = str(form.get("with", "")).strip()
     contributing = form.get("access") == "contribute"
-    person = await db.people.user_by_username(target)
+    person = await db.people.findable(user, target)
     org = None if person else await db.catalog.org_by_name(target)
     if person is None and org is None:
         return error(400, f"No user or organisation is called {target!r}.")
@@ -233,6 +236,7 @@ async def share_form(request: Request) -> Response:
         db, case, person=person, org=org, contributing=contributing, by=user, client=client_address(request)
     )
     request.app.state.access.forget(case.id)
+    await drop_lost_peers(request.app, case.id)  # a share made read-only over a contributing one
     return RedirectResponse(f"/cases/{case.id}", status_code=303)
 
 

@@ -7,16 +7,19 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from collab.domain import User, case_access, may_moderate
+from collab.store import Database
+from collab.sync.presence import presence_user
 from collab.sync.protocol import ProtocolError, parse
 from collab.sync.room import Rejected
 from collab.sync.rooms import Rooms
+from collab.web.live import SOCKET, Link, LiveLinks, credential, refuse
 from collab.wsfast import EXTENSION, LinkClosed
 
 log = logging.getLogger("collab.sync")
@@ -45,12 +48,25 @@ class Connection:
     _backlogs: ClassVar[dict[Connection, int]] = {}
     _backlog_total: ClassVar[int] = 0
 
-    def __init__(self, websocket: WebSocket, user: User, contribute: bool, moderate: bool) -> None:
+    def __init__(
+        self,
+        websocket: WebSocket,
+        user: User,
+        contribute: bool,
+        moderate: bool,
+        *,
+        identity: dict[str, Any] | None = None,
+        chairs: bool = False,
+    ) -> None:
         self.websocket = websocket
         self.user = user
         self.user_id = user.id
         self.contribute = contribute
         self.moderate = moderate
+        # Chairs an open meeting with this case on its agenda: presents, read-only or not.
+        self.chairs = chairs
+        # The ``user`` every awareness state of this connection carries (collab.sync.presence).
+        self.identity = identity or presence_user(user.id, user.display_name, user.role, None)
         self.closing: asyncio.Task[None] | None = None
         direct = websocket.scope.get("extensions", {}).get(EXTENSION)
         self._send_bytes: Callable[[bytes], int] | None = direct["send"] if direct else None
@@ -60,13 +76,13 @@ class Connection:
 
     def send(self, data: bytes) -> None:
         """Send or queue a frame; a peer that stops reading is disconnected, the others never wait."""
+        if self.closing is not None:  # nothing more for a connection being closed (its right ended)
+            return
         if self._send_bytes is None:
             try:
                 self.queue.put_nowait(data)
             except asyncio.QueueFull:
                 self.close(4408, "too slow: messages piled up")
-            return
-        if self.closing is not None:
             return
         try:
             backlog = self._send_bytes(data)
@@ -130,9 +146,54 @@ async def case_socket(websocket: WebSocket) -> None:
     if user is None or case is None or access is None:
         await websocket.close(code=4404, reason="no such case")
         return
-    await websocket.accept()
-    peer = Connection(websocket, user, access.contribute, access.contribute and may_moderate(user, case))
-    await serve_peer(peer, app.state.rooms, case_id)
+    link = Link(f"user:{user.id}", SOCKET, credential(websocket), case_id=case_id)
+    org = await app.state.db.catalog.org(user.org_id)
+    peer = Connection(
+        websocket,
+        user,
+        access.contribute,
+        access.contribute and may_moderate(user, case),
+        identity=presence_user(user.id, user.display_name, user.role, org.name if org else None),
+        chairs=await chairs_meeting_on(app.state.db, user.id, case_id),
+    )
+    await serve_link(websocket, link, peer, app.state.rooms)
+
+
+async def chairs_meeting_on(db: Database, user_id: int, case_id: str) -> bool:
+    """Whether the person chairs an open meeting with this case on its agenda: the chair
+    presents there (collab.meetings.presents), whatever their rights on the case."""
+    row = await db.one(
+        "SELECT 1 FROM meetings m JOIN meeting_cases c ON c.meeting_id = m.id WHERE m.chair = ?"
+        " AND c.case_id = ? AND m.id NOT IN (SELECT meeting_id FROM meeting_closures) LIMIT 1",
+        (user_id, case_id),
+    )
+    return row is not None
+
+
+async def serve_link(websocket: WebSocket, link: Link, peer: Connection, rooms: Rooms) -> None:
+    """Open a websocket that is counted towards its holder's cap and watched by the live links
+    (collab.web.live), which close it when its right ends; serve it in ``rooms`` (the case's,
+    or the teaching session's) until it leaves."""
+    live: LiveLinks = websocket.app.state.live
+    # Over the cap, or a sign-in that ended (the identity cache may not know yet): refused.
+    refused = await live.admit(link)
+    if refused is not None:
+        await refuse(websocket, *refused)
+        return
+    try:
+        await websocket.accept()
+        link.rights = peer
+        link.attach(peer.close)
+        if link.case_id is not None:
+            await websocket.app.state.db.audit.record(
+                "document opened",
+                user=peer.user,
+                client=websocket.client.host if websocket.client else None,
+                case_id=link.case_id,
+            )
+        await serve_peer(peer, rooms, link.case_id or link.teaching_id or "")
+    finally:
+        live.close(link)
 
 
 async def serve_peer(peer: Connection, rooms: Rooms, room_id: str) -> None:
@@ -145,8 +206,8 @@ async def serve_peer(peer: Connection, rooms: Rooms, room_id: str) -> None:
     try:
         while True:
             message = await websocket.receive()
-            if message["type"] == "websocket.disconnect":
-                break
+            if message["type"] == "websocket.disconnect" or peer.closing is not None:
+                break  # once closing (say, its right ended), nothing more it sends is applied
             data = message.get("bytes")
             if data is None:
                 peer.close(1003, "binary frames only")
@@ -177,19 +238,15 @@ async def serve_peer(peer: Connection, rooms: Rooms, room_id: str) -> None:
 
 
 async def drop_lost_peers(app: Starlette, case_id: str) -> None:
-    """Close the live connections of people who may no longer see the case (a share ended).
+    """After a share of the case changed (made, revoked, ended with its opinion or meeting): close
+    the live connections of people who may no longer see the case (4403), or who may now only
+    read it (4409), and the teaching sessions whose educator lost it (collab.web.live).
 
     Access is checked when a connection opens; without this, a tab left open would keep
     receiving the case's annotations and discussion after its share was revoked.
     """
-    room = app.state.rooms.open_room(case_id)
-    if room is None:
-        return
-    case = await app.state.db.catalog.case(case_id)
-    shares = await app.state.db.catalog.shares(case_id)
-    for peer in list(room.peers):
-        if isinstance(peer, Connection) and (case is None or case_access(peer.user, case, shares) is None):
-            peer.close(4403, "access to this case has ended")
+    live: LiveLinks = app.state.live
+    await live.recheck(case_id)
 
 
 routes = [WebSocketRoute("/ws/cases/{case_id}", case_socket)]

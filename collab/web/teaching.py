@@ -24,7 +24,7 @@ from collab.domain import Case, case_access
 from collab.store import Database
 from collab.sync.room import Room
 from collab.sync.rooms import Rooms
-from collab.teaching import TeachingRefused, clean_question, create_session, may_teach
+from collab.teaching import MAX_CASES, TeachingRefused, clean_question, create_session, may_teach
 from collab.web.auth import checked_form, client_address, current_user
 from collab.web.classroom import Attendee, Classroom, attendee, checked_json_csrf
 from collab.web.errors import error
@@ -70,7 +70,16 @@ async def create(request: Request) -> Response:
         return form
     db: Database = request.app.state.db
     user = current_user(request)
-    cases = [c for c in [await db.catalog.case(str(v)) for v in form.getlist("case")] if c is not None]
+    cases = []
+    # One more than a session holds is enough for create_session to refuse the list.
+    for case_id in form.getlist("case")[: MAX_CASES + 1]:
+        case = await db.catalog.case(str(case_id))
+        # A case one may not see is answered exactly as one that does not exist: the same
+        # words, naming nothing (its accession would tell that it exists, and what it is).
+        if case is None or case_access(user, case, await db.catalog.shares(case.id)) is None:
+            message = "One of the chosen cases is not one you can see: choose from the list."
+            return await teaching_page(request, message=message, status=400)
+        cases.append(case)
     rooms: Rooms = request.app.state.rooms
     try:
         session = await create_session(

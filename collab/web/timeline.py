@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from collab.store import Database
+from collab.web.auth import client_address, current_user
 
 
 async def timeline(request: Request) -> Response:
@@ -31,6 +32,9 @@ async def timeline(request: Request) -> Response:
             names[user_id] = user.display_name if user else "someone"
         path.append({**sample, "name": names[user_id]})
     doc = await request.app.state.rooms.document(case.id)
+    await db.audit.record(
+        "timeline viewed", user=current_user(request), client=client_address(request), case_id=case.id
+    )
     return JSONResponse({"path": path, "annotations": _annotations(doc)})
 
 
