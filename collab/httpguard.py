@@ -22,8 +22,9 @@ from uvicorn.server import ServerState
 
 from collab.config import DEFAULT_MAX_CONNECTIONS
 
-# A request head is under 8 KiB and the forms here under 16 KiB: a client on a poor link sends
-# one in well under a second, so 10 s is generous for people and short for a held connection.
+# A request head is under 8 KiB and the largest form 256 KiB (collab.web.forms): a client on a
+# 1 Mbit/s link sends that in about 2 s, so 10 s is generous for people and short for a held
+# connection.
 REQUEST_READ_TIMEOUT_S = 10.0
 # File descriptors kept for everything but connections: the database and its journal, open
 # slides (a DICOM slide is a folder of files), the listening socket, logs, worker threads.
