@@ -435,7 +435,7 @@ def test_node_and_python_clients_converge(room) -> None:  # type: ignore[no-unty
         tokens["north.path"],
         {
             "author": ids["north.path"],
-            "awareness": {"user": {"name": "Node A"}},
+            "awareness": {"user": {"name": "Node A"}, "tag": "Node A"},
             "annotations": {
                 "n1": {"kind": "point", "label": "Zellkern — 核", "author": str(ids["north.path"])}
             },
@@ -447,7 +447,7 @@ def test_node_and_python_clients_converge(room) -> None:  # type: ignore[no-unty
         tokens["north.trainee"],
         {
             "author": ids["north.trainee"],
-            "awareness": {"user": {"name": "Node B"}},
+            "awareness": {"user": {"name": "Node B"}, "tag": "Node B"},
             "annotations": {"n2": {"kind": "rect", "label": "stroma", "author": str(ids["north.trainee"])}},
             "messages": ["agreed"],
             **expect,
@@ -457,7 +457,7 @@ def test_node_and_python_clients_converge(room) -> None:  # type: ignore[no-unty
     async def python_side() -> YClient:
         client = await YClient(_url(server, case_id), tokens["north.path"]).connect()
         await client.synced.wait()
-        await client.set_awareness({"user": {"name": "Python"}})
+        await client.set_awareness({"user": {"name": "Python"}, "tag": "Python"})
         client.annotations()["p1"] = point_annotation(ids["north.path"], "from Python — é")
         client.doc.get("discussion", type=Array).append(
             Map({"text": "from Python", "author": str(ids["north.path"])})
@@ -467,7 +467,7 @@ def test_node_and_python_clients_converge(room) -> None:  # type: ignore[no-unty
                 {"n1", "n2"} <= set(client.annotations().keys())
                 and len(client.doc.get("discussion", type=Array)) == 3
                 # Seen at some point: a Node client that has everything leaves, taking its pointer.
-                and {"Node A", "Node B"} <= {s.get("user", {}).get("name") for s in client.seen.values()}
+                and {"Node A", "Node B"} <= {s.get("tag") for s in client.seen.values()}
             ),
             timeout=20,
         )
@@ -483,9 +483,11 @@ def test_node_and_python_clients_converge(room) -> None:  # type: ignore[no-unty
     for output in outputs:
         assert {k: v["label"] for k, v in output["annotations"].items()} == python_labels
         assert sorted(output["messages"]) == sorted(["Ki-67 looks high — ✓", "agreed", "from Python"])
-        assert {"Python"} <= {peer["user"]["name"] for peer in output["peers"]}
+        assert {"Python"} <= {peer.get("tag") for peer in output["peers"]}
+        # Named by the server as who they are, whatever they called themselves.
+        assert {peer["user"]["id"] for peer in output["peers"]} <= {ids["north.path"], ids["north.trainee"]}
     assert python_labels["n1"] == "Zellkern — 核"
-    assert {s["user"]["name"] for s in client.seen.values()} >= {"Node A", "Node B"}
+    assert {s["tag"] for s in client.seen.values()} >= {"Node A", "Node B"}
 
 
 async def _with_close(running):  # type: ignore[no-untyped-def]
