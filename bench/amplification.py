@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import socket
 import sqlite3
 import statistics
@@ -68,11 +69,21 @@ def timed_update(room: Room, peer: Peer, doc: Doc[Any], change: Any) -> float:
     change(doc.get("discussion", type=Array))
     frame = Frame(YMessageType.SYNC, YSyncMessageType.SYNC_UPDATE, doc.get_update(since))
     start = time.perf_counter()
-    try:
+    with contextlib.suppress(Rejected):
         room.receive(peer, frame)
-    except Rejected:
-        pass
     return time.perf_counter() - start
+
+
+def post_of(message_id: str) -> Any:
+    return lambda messages: messages.append(Map({"id": message_id, "author": "1", "text": "hi"}))
+
+
+def edit_last(edits: int, count: int) -> Any:
+    def edit(messages: Array[Any]) -> None:
+        for n in range(count - edits, count):
+            messages[n]["text"] = "edited"
+
+    return edit
 
 
 def in_process() -> None:
@@ -82,18 +93,13 @@ def in_process() -> None:
         mine: Doc[Any] = Doc(client_id=11)
         mine.apply_update(update)
         me = Peer(1)
-        first = timed_update(room, me, mine, lambda m: m.append(Map({"id": "a", "author": "1", "text": "hi"})))
-        post = timed_update(room, me, mine, lambda m: m.append(Map({"id": "b", "author": "1", "text": "hi"})))
-
-        def many(m: Array[Any]) -> None:
-            for n in range(count - 1000, count):
-                m[n]["text"] = "edited"
-
-        edits = timed_update(room, me, mine, many)
+        first = timed_update(room, me, mine, post_of("a"))
+        post = timed_update(room, me, mine, post_of("b"))
+        edits = timed_update(room, me, mine, edit_last(1000, count))
         forger: Doc[Any] = Doc(client_id=12)
         forger.apply_update(room.doc.get_update())
-        forged = timed_update(room, Peer(2), forger, lambda m: m[count - 1].__setitem__("text", "forged"))
-        rebuild = timed_update(room, me, mine, lambda m: m.append(Map({"id": "c", "author": "1", "text": "x"})))
+        forged = timed_update(room, Peer(2), forger, edit_last(1, count))
+        rebuild = timed_update(room, me, mine, post_of("c"))
         print(
             f"{count} messages: first change after loading {first * 1000:.0f} ms, one post "
             f"{post * 1000:.1f} ms, 1,000 edits in one update {edits * 1000:.0f} ms, a refused "
@@ -153,7 +159,8 @@ async def flooder(url: str, token: str, rate: float, seconds: float, pulled: lis
 def report(name: str, samples: list[float]) -> str:
     ordered = sorted(samples)
     p90 = ordered[int(0.9 * (len(ordered) - 1))]
-    return f"{name}: /healthz median {statistics.median(ordered):.1f} ms, p90 {p90:.1f} ms ({len(ordered)} samples)"
+    median = statistics.median(ordered)
+    return f"{name}: /healthz median {median:.1f} ms, p90 {p90:.1f} ms ({len(ordered)} samples)"
 
 
 def on_a_server(seconds: float, flooders: int, rate: float) -> None:
@@ -186,14 +193,19 @@ def on_a_server(seconds: float, flooders: int, rate: float) -> None:
             idle = await sample_health(url, min(seconds, 5))
             pulled = [0, 0]
             ws_url = f"ws://127.0.0.1:{port}/ws/cases/{case_id}"
-            flood = [asyncio.create_task(flooder(ws_url, token, rate, seconds, pulled)) for _ in range(flooders)]
+            flood = [
+                asyncio.create_task(flooder(ws_url, token, rate, seconds, pulled)) for _ in range(flooders)
+            ]
             await asyncio.sleep(1)
             busy = await sample_health(url, seconds - 1)
             await asyncio.gather(*flood)
             print(f"case document: {len(update) / 2**20:.1f} MiB")
             print(report("idle", idle))
             print(report(f"{flooders} sockets x {rate:g} step 1/s", busy))
-            print(f"the flooders pulled {pulled[0] / 2**20:.0f} MiB over {pulled[1]} connections in {seconds:g} s")
+            print(
+                f"the flooders pulled {pulled[0] / 2**20:.0f} MiB"
+                f" over {pulled[1]} connections in {seconds:g} s"
+            )
 
         asyncio.run(scenario())
     finally:
@@ -202,7 +214,9 @@ def on_a_server(seconds: float, flooders: int, rate: float) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--flooders", type=int, default=8)
     parser.add_argument("--rate", type=float, default=20)

@@ -102,3 +102,44 @@ def test_discussion_undo_labels_and_read_only_people(session: E2ESession) -> Non
     # The slide knows its pixel size (0.25 µm): a scale bar in µm or mm.
     expect(a.locator("#scale-bar")).to_be_visible()
     expect(a.locator("#scale-bar .label")).to_have_text(re.compile(r"^\d+(\.\d+)? (µm|mm)$"))
+
+
+def test_read_only_people_are_told_why_they_cannot_present_until_handed_over(session: E2ESession) -> None:
+    a = session.person("north.path")
+    clinician = session.person("north.onc")  # reads the case
+    a_id = open_case(a, session)
+    c_id = open_case(clinician, session)
+    why = "Read-only participants can't present; ask the presenter to hand over."
+
+    # Shown, disabled, with the reason: not just missing.
+    expect(clinician.locator("#present")).to_be_disabled()
+    expect(clinician.locator("#bring-everyone")).to_be_disabled()
+    expect(clinician.locator("#present-why")).to_have_text(why)
+    expect(a.locator("#present")).to_be_enabled()
+    expect(a.locator("#present-why")).to_have_count(0)
+    # A page made to present anyway reaches the others as not presenting.
+    clinician.evaluate(
+        "() => { const a = window.collab.awareness;"
+        " a.setLocalState({...a.getLocalState(), presenting: true, probe: 1}); }"
+    )
+    a.wait_for_function(f"(window.collab.presence.state({c_id}) || {{}}).probe === 1", timeout=TIMEOUT_MS)
+    assert a.evaluate(f"window.collab.presence.state({c_id}).presenting") is False
+    clinician.evaluate("window.collab.awareness.setLocalStateField('presenting', false)")
+
+    # Handed over, they present (and may bring everyone); taken back, they are told why again.
+    a.locator("#present").click()
+    expect(clinician.locator(f"#presence li[data-client-id='{a_id}'] .badge")).to_have_text(
+        "presenting", timeout=TIMEOUT_MS
+    )
+    clinician.locator("#ask-to-present").click()
+    a.locator(f"#presence li[data-client-id='{c_id}'] button.grant").click(timeout=TIMEOUT_MS)
+    expect(a.locator(f"#presence li[data-client-id='{c_id}'] .badge")).to_have_text(
+        "presenting", timeout=TIMEOUT_MS
+    )
+    expect(clinician.locator("#bring-everyone")).to_be_enabled()
+    expect(clinician.locator("#present-why")).to_have_count(0)
+    a.locator("#take-back").click()
+    expect(clinician.locator(f"#presence li[data-client-id='{c_id}'] .badge")).to_have_count(
+        0, timeout=TIMEOUT_MS
+    )
+    expect(clinician.locator("#present-why")).to_have_text(why)

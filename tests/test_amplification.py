@@ -13,7 +13,7 @@ from types import FrameType
 from typing import Any
 
 import pytest
-from pycrdt import Array, Doc, Map, YMessageType, YSyncMessageType, create_update_message, write_var_uint
+from pycrdt import Array, Doc, Map, YMessageType, YSyncMessageType, write_var_uint
 
 from collab.sync.catchup import SYNC_REQUEST_BURST
 from collab.sync.protocol import Frame, parse
@@ -217,44 +217,63 @@ def _room_with(count: int) -> tuple[Room, Doc[Any]]:
     return room, copy
 
 
-def _sent(room: Room, peer: _Peer, doc: Doc[Any], change: Callable[[Array[Any]], None]) -> None:
-    """Make ``change`` on ``doc``'s discussion and send it to the room as ``peer``."""
+def _update(doc: Doc[Any], change: Callable[[Array[Any]], None]) -> Frame:
+    """Make ``change`` on ``doc``'s discussion; the update frame that carries it."""
     since = doc.get_state()
     change(doc.get("discussion", type=Array))
-    update = doc.get_update(since)
-    room.receive(peer, Frame(YMessageType.SYNC, YSyncMessageType.SYNC_UPDATE, update))
+    return Frame(YMessageType.SYNC, YSyncMessageType.SYNC_UPDATE, doc.get_update(since))
 
 
-def test_a_post_costs_the_same_in_a_short_and_a_long_discussion() -> None:
-    work = {}
+def _sent(room: Room, peer: _Peer, doc: Doc[Any], change: Callable[[Array[Any]], None]) -> None:
+    """Make ``change`` on ``doc``'s discussion and send it to the room as ``peer``."""
+    room.receive(peer, _update(doc, change))
+
+
+def _edit(index: int, key: str, value: str) -> Callable[[Array[Any]], None]:
+    return lambda messages: messages[index].__setitem__(key, value)
+
+
+def _edits(indices: range) -> Callable[[Array[Any]], None]:
+    def edit(messages: Array[Any]) -> None:
+        for index in indices:
+            messages[index]["text"] = "edited"
+
+    return edit
+
+
+def test_a_change_costs_the_same_in_a_short_and_a_long_discussion() -> None:
+    work: dict[str, dict[int, int]] = {}
     for count in (1000, 8000):
         room, copy = _room_with(count)
-        author = _Peer(1)
+        author = _Peer(1)  # wrote the messages at even places
         # The first change after loading makes the room's trial copy: that is paid once.
         _sent(room, author, copy, lambda messages: messages.append(_message(1, "first", "x1")))
-        work[count] = _calls(
-            lambda: _sent(room, author, copy, lambda messages: messages.append(_message(1, "next", "x2")))
-        )
-        assert len(room.doc.get("discussion", type=Array)) == count + 2
-    print(f"function calls for one post: {work}")
-    assert work[8000] <= work[1000] + 20, work
+        for name, change in [
+            ("a post", lambda messages: messages.append(_message(1, "next", "x2"))),
+            ("an edit", _edit(count - 2, "text", "corrected")),
+            ("25 edits", _edits(range(count - 52, count - 2, 2))),
+            ("a deletion", lambda messages, at=count - 4: messages.__delitem__(at)),
+        ]:
+            frame = _update(copy, change)
+            work.setdefault(name, {})[count] = _calls(lambda r=room, a=author, f=frame: r.receive(a, f))
+        messages = room.doc.get("discussion", type=Array)
+        assert len(messages) == count + 1 and messages[count - 3]["text"] == "corrected"
+    print(f"function calls per change, by messages in the discussion: {work}")
+    for name, calls in work.items():
+        assert calls[8000] <= calls[1000] + 20, (name, calls)
 
 
-def test_edits_and_deletions_in_a_long_discussion_are_judged_by_what_they_touch() -> None:
+def test_edits_and_deletions_in_a_long_discussion_are_judged_as_before() -> None:
     room, copy = _room_with(8000)
     author, other = _Peer(1), _Peer(2)
-    last = 7998  # by user 1 (even positions)
-
-    def edit(index: int, key: str, value: str) -> Callable[[Array[Any]], None]:
-        return lambda messages: messages[index].__setitem__(key, value)
-
-    work = _calls(lambda: _sent(room, author, copy, edit(last, "text", "corrected")))
+    last = 7998  # by user 1 (even places)
+    _sent(room, author, copy, _edit(last, "text", "corrected"))
     assert room.doc.get("discussion", type=Array)[last]["text"] == "corrected"
-    print(f"function calls for one edit of one's own message: {work}")
     for change, why in [
-        (edit(last, "text", "mine now"), "only the author"),  # another's message
-        (edit(last, "author", "2"), "only the author"),
+        (_edit(last, "text", "mine now"), "only the author"),  # another's message
+        (_edit(last, "author", "2"), "only the author"),
         (lambda messages: messages.__delitem__(last), "only the author"),
+        (_edits(range(7000, 7010)), "only the author"),  # theirs and one's own
         (lambda messages: messages.append(_message(1, "in their name", "x9")), "its author's own id"),
     ]:
         forged: Doc[Any] = Doc(client_id=555)
@@ -263,14 +282,28 @@ def test_edits_and_deletions_in_a_long_discussion_are_judged_by_what_they_touch(
             _sent(room, other, forged, change)
         assert refused.value.code == 4403 and why in refused.value.reason, refused.value
     assert room.doc.get("discussion", type=Array)[last]["text"] == "corrected"
+    # Taken out and put back as it was is no change; changed on the way, it is one.
+    again: Doc[Any] = Doc(client_id=557)
+    again.apply_update(room.doc.get_update())
+
+    def put_back(messages: Array[Any], at: int = last, text: str = "corrected") -> None:
+        value = {"id": f"m{at}", "author": "1", "authorName": "Dr Someone", "text": text}
+        value["created"] = "2026-11-29T10:00:00Z"
+        del messages[at]
+        messages.insert(at, Map(value))
+
+    _sent(room, other, again, put_back)
+    with pytest.raises(Rejected) as refused:
+        _sent(room, other, again, lambda messages: put_back(messages, text="changed"))
+    assert "only the author" in refused.value.reason
     # A moderator may correct anyone's message, but not its author.
     moderator = _Peer(3, moderate=True)
     mod_doc: Doc[Any] = Doc(client_id=556)
     mod_doc.apply_update(room.doc.get_update())
-    _sent(room, moderator, mod_doc, edit(last, "text", "moderated"))
+    _sent(room, moderator, mod_doc, _edit(last, "text", "moderated"))
     assert room.doc.get("discussion", type=Array)[last]["text"] == "moderated"
     with pytest.raises(Rejected) as refused:
-        _sent(room, moderator, mod_doc, edit(last, "author", "3"))
+        _sent(room, moderator, mod_doc, _edit(last, "author", "3"))
     assert "author cannot change" in refused.value.reason
 
 

@@ -20,6 +20,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pycrdt import Array, Doc, Map, Text, YSyncMessageType, write_var_uint
 
 from collab.sync.protocol import parse_state_vector
@@ -44,6 +46,7 @@ from tests.yencode import (
     JSON,
     STRING,
     TYPE,
+    Y_ARRAY,
     Y_MAP,
     Y_XML_ELEMENT,
     Y_XML_HOOK,
@@ -155,7 +158,10 @@ def test_every_update_the_viewer_makes_passes() -> None:
     assert _clocks_read(updates) == _state_after(updates) == state
     assert read_update(full).clocks == state
     _passes_in_order(updates)
-    _passes_in_order([merged, full])  # a merge has gaps (Skip structs)
+    _passes_in_order(updates[:6] + [merged, full])
+    shape = read_update(merged)
+    assert shape.clocks == state
+    assert sum(s.length for s in shape.items) < sum(state.values())  # gaps: Skip structs
     # The largest value the viewer writes (a 20,000-point freehand outline) is well inside.
     assert made["largest"] < MAX_VALUE_BYTES / 2
 
@@ -352,7 +358,8 @@ async def _answers(client: YClient) -> bool:
 
 
 def _content(doc: Doc[Any]) -> dict[str, Any]:
-    return {name: doc.get(name, type=Map).to_py() for name in ("annotations", "meta") if name in doc.keys()}
+    roots = set(doc.keys())
+    return {name: doc.get(name, type=Map).to_py() for name in ("annotations", "meta") if name in roots}
 
 
 def _alive(server: Server) -> None:
@@ -443,3 +450,164 @@ def test_a_guest_holding_the_pen_is_refused_too(classroom: Classroom) -> None:  
         await b.close()
 
     asyncio.run(scenario())
+
+
+# ---------------------------------------------------------------------------------------------
+# Generated shapes, each sent to one server by a contributor
+
+
+# ("value", v), ("deep", n), ("text", n), ("map", {key: node}), ("array", [node]) or ("chain", n)
+Node = tuple[Any, ...]
+
+
+def _value_depth(value: Any) -> int:
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, list | dict):
+            deepest = max(deepest, depth + 1)
+            stack.extend((v, depth + 1) for v in (value.values() if isinstance(value, dict) else value))
+    return deepest
+
+
+class _Builder:
+    """Writes a shape as one client's structs (tests.yencode), noting what should be refused."""
+
+    def __init__(self, client: int) -> None:
+        self.client, self.clock = client, 0
+        self.structs: list[bytes] = []
+        self.deepest_type = 0
+        self.past_value_limit = False
+
+    def put(self, node: Node, depth: int, **place: Any) -> Any:
+        """Write ``node`` at ``depth`` (parent and key, or origin); returns its plain value."""
+        this = (self.client, self.clock)
+        self.deepest_type = max(self.deepest_type, depth)
+        self.clock += 1
+        kind = node[0]
+        if kind in ("value", "deep", "text"):
+            if kind == "deep":
+                value: Any = None
+                for _ in range(node[1]):
+                    value = [value]
+                raw = nested_any(node[1])
+            else:
+                value = node[1] if kind == "value" else "x" * node[1]
+                raw = any_(value)
+            self.past_value_limit |= len(raw) > MAX_VALUE_BYTES or _value_depth(value) > MAX_VALUE_DEPTH
+            self.structs.append(item(ANY, uint(1) + raw, **place))
+            return value
+        self.structs.append(item(TYPE, type_content(Y_ARRAY if kind == "array" else Y_MAP), **place))
+        if kind == "map":
+            return {key: self.put(child, depth + 1, parent=this, key=key) for key, child in node[1].items()}
+        if kind == "array":
+            values, left = [], None
+            for child in node[1]:
+                first = (self.client, self.clock)
+                values.append(self.put(child, depth + 1, **({"origin": left} if left else {"parent": this})))
+                left = first
+            return values
+        inner: dict[str, Any] = {}  # a chain: maps in maps, one update
+        for level in range(1, node[1]):
+            self.deepest_type = max(self.deepest_type, depth + level)
+            self.structs.append(_map_under((self.client, self.clock - 1)))
+            self.clock += 1
+        for _ in range(node[1] - 1):
+            inner = {"k": inner}
+        return inner
+
+
+_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
+_plain = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**40), 2**40)
+    | st.floats(allow_nan=False)
+    | _text
+    | st.binary(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_text, inner, max_size=3),
+    max_leaves=10,
+)
+_tree: st.SearchStrategy[Node] = st.recursive(
+    _plain.map(lambda v: ("value", v)) | st.integers(1, 60).map(lambda n: ("deep", n)),
+    lambda inner: (
+        st.dictionaries(st.text("abcdef", min_size=1, max_size=3), inner, max_size=3).map(
+            lambda d: ("map", d)
+        )
+        | st.lists(inner, max_size=3).map(lambda xs: ("array", xs))
+    ),
+    max_leaves=12,
+)
+_shapes = st.one_of(
+    _tree,
+    st.integers(1, MAX_TYPE_DEPTH + 4).map(lambda n: ("chain", n)),  # maps in maps
+    st.integers(1, 3000).map(lambda n: ("map", {f"k{i}": ("value", i) for i in range(n)})),  # wide
+    st.integers(1, 3000).map(lambda n: ("array", [("value", f"v{i}") for i in range(n)])),  # many items
+    # an Any string: tag and length take 4 bytes at this size
+    st.sampled_from([-64, 0, 1, 64]).map(lambda d: ("text", MAX_VALUE_BYTES - 4 + d)),
+    st.sampled_from([MAX_VALUE_DEPTH, MAX_VALUE_DEPTH + 1, 15_000]).map(lambda n: ("deep", n)),
+)
+
+
+def test_generated_update_shapes_never_harm_the_room(site: Site) -> None:
+    trainee = site.ids["north.trainee"]
+    observer: YClient = site.run(YClient(site.url, site.tokens["north.path"]).connect())
+    site.run(observer.synced.wait())
+    outcomes: dict[str, int] = {}
+
+    async def attempt(number: int, shape: Node) -> None:
+        key = f"shape-{number}"
+        built = _Builder(2**40 + number)
+        built.put(("map", {}), 1, parent="annotations", key=key)  # the annotation's map
+        built.put(("value", str(trainee)), 2, parent=(built.client, 0), key="author")
+        expected = built.put(shape, 2, parent=(built.client, 0), key="shape")
+        refused = built.past_value_limit or built.deepest_type > MAX_TYPE_DEPTH
+        before = _content(observer.doc)
+        sender = await YClient(site.url, site.tokens["north.trainee"]).connect()
+        await sender.synced.wait()
+        await sender.send_raw(_update_frame(update([(built.client, 0, built.structs)])))
+        accepted = await _answers(sender)
+        _alive(site.server)
+        outcome = "accepted" if accepted else str(sender.close_code)
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+        if refused:
+            assert sender.close_code == 1007, (shape[:1], sender.close_code, sender.close_reason)
+        elif accepted:
+            await observer.wait_for(lambda: key in observer.annotations())
+            assert observer.annotations()[key].to_py()["shape"] == expected
+        else:  # another check of the room's may refuse it, never this one
+            assert sender.close_code in {4400, 4403, 4413}, (sender.close_code, sender.close_reason)
+        if not accepted:
+            assert await _answers(observer), "the observer was disconnected"
+            assert _content(observer.doc) == before
+        await sender.close()
+
+    count = iter(range(10**6))
+
+    @settings(
+        max_examples=60,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        suppress_health_check=[
+            HealthCheck.function_scoped_fixture,
+            HealthCheck.too_slow,
+            HealthCheck.data_too_large,
+        ],
+    )
+    @given(shape=_shapes)
+    def shapes(shape: Node) -> None:
+        site.run(attempt(next(count), shape))
+
+    shapes()
+
+    async def fresh() -> dict[str, Any]:  # the server's document, as a newcomer receives it
+        late = await YClient(site.url, site.tokens["north.path"]).connect()
+        await late.synced.wait()
+        state = _content(late.doc)
+        await late.close()
+        return state
+
+    assert site.run(fresh()) == _content(observer.doc)
+    site.run(observer.close())
+    assert {"accepted", "1007"} <= outcomes.keys(), outcomes

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import contextlib
+import sqlite3
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 from collab.store.database import now_iso
 
 if TYPE_CHECKING:
     from collab.store.database import Database
+
+T = TypeVar("T")
 
 
 class Documents:
@@ -32,22 +37,24 @@ class Documents:
         path: list[tuple[str, str, int, str, float, float, float, float]] | None = None,
     ) -> None:
         """Append (case id, update) pairs, (case id, Yjs client id, user id) owners and presenter
-        path samples (collab.sync.path) in one transaction: once this returns, they are on disk.
-        A client id keeps its first owner."""
-        await self.db.conn.executemany(
-            "INSERT INTO doc_updates (case_id, update_data) VALUES (?, ?)", updates
-        )
-        if clients:
-            await self.db.conn.executemany(
-                "INSERT OR IGNORE INTO doc_clients (case_id, client_id, user_id) VALUES (?, ?, ?)", clients
-            )
-        if path:
-            await self.db.conn.executemany(
-                "INSERT INTO presenter_path (case_id, at, user_id, slide, x, y, width, rotation)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                path,
-            )
-        await self.db.conn.commit()
+        path samples (collab.sync.path) in one transaction: once this returns, they are on disk;
+        if it raises, none of them is. A client id keeps its first owner."""
+
+        def write(conn: sqlite3.Connection) -> None:
+            conn.executemany("INSERT INTO doc_updates (case_id, update_data) VALUES (?, ?)", updates)
+            if clients:
+                conn.executemany(
+                    "INSERT OR IGNORE INTO doc_clients (case_id, client_id, user_id) VALUES (?, ?, ?)",
+                    clients,
+                )
+            if path:
+                conn.executemany(
+                    "INSERT INTO presenter_path (case_id, at, user_id, slide, x, y, width, rotation)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    path,
+                )
+
+        await atomically(self.db, write)
 
     async def clients(self, case_id: str) -> dict[int, int]:
         """Owners of the document's Yjs client ids: client id -> user id."""
@@ -73,14 +80,48 @@ class Documents:
         return int(row[0]) if row else 0
 
     async def compact(self, case_id: str, state: bytes) -> None:
-        """Replace the updates so far by a snapshot of the whole document."""
-        row = await self.db.one("SELECT max(id) FROM doc_updates WHERE case_id = ?", (case_id,))
-        upto = int(row[0]) if row and row[0] is not None else 0
-        await self.db.conn.execute(
-            "INSERT INTO doc_snapshots (case_id, state, upto, saved) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT(case_id) DO UPDATE SET state = excluded.state, upto = excluded.upto,"
-            " saved = excluded.saved",
-            (case_id, state, upto, now_iso()),
-        )
-        await self.db.conn.execute("DELETE FROM doc_updates WHERE case_id = ? AND id <= ?", (case_id, upto))
-        await self.db.conn.commit()
+        """Replace the updates so far by a snapshot of the whole document (one transaction)."""
+
+        def write(conn: sqlite3.Connection) -> None:
+            row = conn.execute("SELECT max(id) FROM doc_updates WHERE case_id = ?", (case_id,)).fetchone()
+            upto = int(row[0]) if row and row[0] is not None else 0
+            conn.execute(
+                "INSERT INTO doc_snapshots (case_id, state, upto, saved) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT(case_id) DO UPDATE SET state = excluded.state, upto = excluded.upto,"
+                " saved = excluded.saved",
+                (case_id, state, upto, now_iso()),
+            )
+            conn.execute("DELETE FROM doc_updates WHERE case_id = ? AND id <= ?", (case_id, upto))
+
+        await atomically(self.db, write)
+
+
+async def atomically(db: Database, write: Callable[[sqlite3.Connection], T]) -> T:
+    """Run ``write`` and commit, as one transaction that nothing else on the connection enters:
+    rolled back whole if anything in it fails.
+
+    The whole transaction is one call on aiosqlite's thread (which runs one call at a time):
+    awaited statement by statement, another coroutine's commit could land between two of ours
+    and store half a batch, or our rollback undo its statements.
+    """
+    conn = db.conn
+    # aiosqlite has no public way to run a function on its thread; _execute is what its own
+    # execute and commit use.
+    result: T = await conn._execute(_transaction, conn._conn, write)
+    return result
+
+
+def _transaction(conn: sqlite3.Connection, write: Callable[[sqlite3.Connection], T]) -> T:
+    if conn.in_transaction:
+        # Another coroutine's statements, awaiting its commit: committed now as that commit
+        # would, so that our rollback never undoes them.
+        conn.commit()
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = write(conn)
+        conn.commit()
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):  # the disk may have ended it already
+            conn.rollback()
+        raise
+    return result

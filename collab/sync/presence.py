@@ -13,9 +13,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from collab.sync.protocol import AwarenessEntry
+
+if TYPE_CHECKING:
+    from collab.sync.room import Peer
 
 # A viewer's tab announces one Yjs client id, and its state is some 300-500 bytes (``user``,
 # ``view``, ``pointer`` and a few signals). The limits leave room for that many times over;
@@ -75,12 +78,95 @@ def state_entry(client_id: int, clock: int, state: dict[str, Any]) -> AwarenessE
     return AwarenessEntry(client_id, clock, text, state, len(text.encode()))
 
 
+class TooMuchPresence(Exception):
+    """Past one of the bounds above: the connection is closed with TOO_MUCH_PRESENCE."""
+
+
 @dataclass
 class Holding:
     """What one person holds in a room: client ids and bytes of state."""
 
     ids: int = 0
     bytes: int = 0
+
+
+class Holdings:
+    """The client ids each connection and each person holds in one room, within the bounds
+    above; ``awareness`` (client id -> state) and ``clients`` (client id -> the person who
+    announced it first, for good) are the room's own, kept here as ids come and go."""
+
+    def __init__(
+        self,
+        awareness: dict[int, AwarenessEntry],
+        clients: dict[int, int],
+        persist: Callable[[int, int], None] | None,
+    ) -> None:
+        self.awareness = awareness
+        self.clients = clients
+        self._persist = persist  # (client id, user id): a new owner, for ``doc_clients``
+        self.owned: dict[Peer, set[int]] = {}  # client ids by connection
+        self.owner: dict[int, Peer] = {}  # and the other way round
+        self._held: dict[int, Holding] = {}  # by person: what they hold now
+        self._new: dict[int, int] = {}  # by person: client ids first seen from them here
+
+    def take(self, peer: Peer, client_id: int) -> None:
+        """``peer`` announces ``client_id``: one more of its person's, or theirs from their older
+        connection (a new tab, a reconnect)."""
+        owned = self.owned.setdefault(peer, set())
+        holder = self.owner.get(client_id)
+        held = self._held.get(peer.user_id) or Holding()
+        new = client_id not in self.clients
+        if len(owned) >= MAX_IDS_PER_CONNECTION:
+            raise TooMuchPresence(f"over {MAX_IDS_PER_CONNECTION} client ids on one connection")
+        if holder is None and held.ids >= MAX_IDS_PER_USER:
+            raise TooMuchPresence(f"over {MAX_IDS_PER_USER} client ids of one person")
+        if new and self._new.get(peer.user_id, 0) >= MAX_NEW_IDS_PER_USER:
+            raise TooMuchPresence(f"over {MAX_NEW_IDS_PER_USER} new client ids of one person")
+        if holder is not None:
+            self.owned[holder].discard(client_id)
+        else:
+            held.ids += 1
+            self._held[peer.user_id] = held
+        if new:
+            self._new[peer.user_id] = self._new.get(peer.user_id, 0) + 1
+            self.clients[client_id] = peer.user_id
+            if self._persist:
+                self._persist(client_id, peer.user_id)
+        owned.add(client_id)
+        self.owner[client_id] = peer
+
+    def keep(self, peer: Peer, entry: AwarenessEntry, *, bounded: bool = True) -> None:
+        """Keep ``entry`` (of a client id ``peer`` holds) as its client's state, within the bytes
+        one person may hold (``bounded``; the server's own changes are not)."""
+        current = self.awareness.get(entry.client_id)
+        held = self._held[peer.user_id]
+        grown = held.bytes + entry.size - (current.size if current else 0)
+        if bounded and grown > MAX_BYTES_PER_USER:
+            raise TooMuchPresence(f"over {MAX_BYTES_PER_USER} bytes of state of one person")
+        held.bytes = grown
+        self.awareness[entry.client_id] = entry
+
+    def drop(self, peer: Peer) -> list[AwarenessEntry]:
+        """Forget a connection's client ids and their states; the removals to tell everyone."""
+        gone = []
+        held = self._held.get(peer.user_id)
+        for client_id in self.owned.pop(peer, set()):
+            del self.owner[client_id]
+            entry = self.awareness.pop(client_id, None)
+            if held is not None:
+                held.ids -= 1
+                held.bytes -= entry.size if entry else 0
+            if entry is not None and entry.state_json != "null":
+                gone.append(AwarenessEntry(client_id, entry.clock + 1, "null"))
+        if held is not None and held.ids <= 0:
+            del self._held[peer.user_id]
+        return gone
+
+    def owner_of(self, client_id: object) -> int | None:
+        """The person a client id (as a state names it, any JSON) belongs to, if any."""
+        if isinstance(client_id, int) and not isinstance(client_id, bool):
+            return self.clients.get(client_id)
+        return None
 
 
 class Grants:

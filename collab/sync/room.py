@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
@@ -16,20 +17,11 @@ from pycrdt import (
     create_update_message,
     write_var_uint,
 )
-from pycrdt._sync import create_sync_step2_message
 
+from collab.sync.catchup import TOO_MANY_REQUESTS, CatchUp, TooManyRequests
+from collab.sync.discussion import DISCUSSION, Messages, Watch
 from collab.sync.path import PathSample, PresenterPath, presenting_view
-from collab.sync.presence import (
-    MAX_BYTES_PER_USER,
-    MAX_IDS_PER_CONNECTION,
-    MAX_IDS_PER_USER,
-    MAX_NEW_IDS_PER_USER,
-    TOO_MUCH_PRESENCE,
-    Grants,
-    Holding,
-    neutralise,
-    state_entry,
-)
+from collab.sync.presence import TOO_MUCH_PRESENCE, Grants, Holdings, TooMuchPresence, neutralise, state_entry
 from collab.sync.protocol import (
     QUERY_AWARENESS,
     AwarenessEntry,
@@ -38,6 +30,7 @@ from collab.sync.protocol import (
     parse_awareness,
     parse_state_vector,
 )
+from collab.sync.yupdate import MalformedUpdate, Nesting, Placed
 
 # The document's top-level names; anything else in an update is refused (docs/sync.md).
 ROOTS = {"annotations": Map, "discussion": Array, "outcome": Map, "meta": Map}
@@ -46,6 +39,7 @@ ROOTS = {"annotations": Map, "discussion": Array, "outcome": Map, "meta": Map}
 # they are for. Refused past it with 4413; checking costs no more than the bound itself.
 MAX_ROOT_BYTES = 64 * 1024
 TOO_LARGE = 4413
+BOUNDED_ROOTS = {"outcome": MAX_ROOT_BYTES, "meta": MAX_ROOT_BYTES}
 
 EMPTY_UPDATE = b"\x00\x00"
 
@@ -78,6 +72,8 @@ class Room:
     # server alone (``change``) and refused from any peer (4403).
     roots: Mapping[str, type] = ROOTS
     server_roots: frozenset[str] = frozenset()
+    # Roots whose size as JSON is bounded (refused past it with 4413).
+    bounded_roots: Mapping[str, int] = BOUNDED_ROOTS
 
     def __init__(
         self,
@@ -92,17 +88,21 @@ class Room:
         self.case_id = case_id
         # Yjs client id -> the user whose connection announced it first (kept on disk).
         self.clients: dict[int, int] = dict(clients or {})
-        self._persist_client = persist_client
         self.doc: Doc[Any] = Doc()
+        # Both follow the document from its first update on: answers to sync step 1, and the
+        # discussion's messages in order (collab.sync.catchup, collab.sync.discussion).
+        self._catchup = CatchUp(self.doc)
+        self._messages = Messages(self.doc) if DISCUSSION in self.roots else None
         for update in updates:
             self.doc.apply_update(update)
+        # How deep each item sits in shared types, for updates that would nest them deeper.
+        self._nesting = Nesting(self.doc.get_update())
         self._persist = persist
         self.peers: set[Peer] = set()
         self.awareness: dict[int, AwarenessEntry] = {}
-        self._owned: dict[Peer, set[int]] = {}  # awareness client ids by connection
-        self._owner: dict[int, Peer] = {}  # and the other way round
-        self._held: dict[int, Holding] = {}  # by user: the client ids and bytes they hold now
-        self._new_ids: dict[int, int] = {}  # by user: client ids first seen from them here
+        # Whose awareness client ids these are, within the bounds of presence.
+        owners = functools.partial(persist_client, case_id) if persist_client else None
+        self.holdings = Holdings(self.awareness, self.clients, owners)
         self.grants = Grants()  # who was handed the presenter's role
         # Where whoever presents looked, for the catch-up timeline (collab.sync.path).
         self.path = PresenterPath(case_id, save_path) if save_path else None
@@ -113,11 +113,12 @@ class Room:
         self._trial: Doc[Any] | None = None
         self._watching: list[Any] = []
         self._touched: dict[str, set[Any]] = {}
+        self._watch: Watch | None = None  # the twin's discussion
 
     def join(self, peer: Peer) -> None:
         """Greet a newcomer: our state vector (so it sends what we lack) and who is here."""
         self.peers.add(peer)
-        self._owned[peer] = set()
+        self.holdings.owned[peer] = set()
         peer.send(create_sync_message(self.doc))
         live = self._visible(peer)
         if live:
@@ -126,18 +127,7 @@ class Room:
     def leave(self, peer: Peer) -> None:
         """Forget a peer; everyone else sees its pointers and presence go at once."""
         self.peers.discard(peer)
-        gone = []
-        held = self._held.get(peer.user_id)
-        for client_id in self._owned.pop(peer, set()):
-            del self._owner[client_id]
-            entry = self.awareness.pop(client_id, None)
-            if held is not None:
-                held.ids -= 1
-                held.bytes -= entry.size if entry else 0
-            if entry is not None and entry.state_json != "null":
-                gone.append(AwarenessEntry(client_id, entry.clock + 1, "null"))
-        if held is not None and held.ids <= 0:
-            del self._held[peer.user_id]
+        gone = self.holdings.drop(peer)
         if gone:
             self._relay(peer, encode_awareness(gone))
 
@@ -145,14 +135,16 @@ class Room:
         """Handle one frame from ``peer``; raises Rejected for what it may not send."""
         if frame.kind == YMessageType.SYNC:
             if frame.sync_kind == YSyncMessageType.SYNC_STEP1:
-                peer.send(create_sync_step2_message(self._missing(frame.payload)))
+                peer.send(self._missing(peer, frame.payload))
                 return
             if frame.payload == EMPTY_UPDATE:
                 return
             if not peer.contribute:
                 raise Rejected(4403, "read-only: document changes are not accepted from this participant")
+            placed = self._shape(frame.payload)
             self._check(peer, frame.payload)
             self.doc.apply_update(frame.payload)
+            self._nesting.record(placed)
             self._persist(self.case_id, frame.payload)
             self._broadcast(create_update_message(frame.payload), skip=peer)
         elif frame.kind == YMessageType.AWARENESS:
@@ -175,8 +167,18 @@ class Room:
                 continue
             if self._trial is not None:
                 self._trial.apply_update(update)
+            self._nesting.note(update)
             self._persist(self.case_id, update)
             self._broadcast(create_update_message(update))
+
+    def _shape(self, update: bytes) -> Placed:
+        """Read the update before any yrs call (collab.sync.yupdate): values or shared types nested
+        too deep, values too large and parts no document of ours holds raise UpdateRefused, a
+        ProtocolError (closed with 1007); bytes that are no update at all are refused with 4400."""
+        try:
+            return self._nesting.check(update)
+        except MalformedUpdate as exc:
+            raise Rejected(4400, f"malformed document update: {exc}") from exc
 
     def _visible(self, peer: Peer) -> list[AwarenessEntry]:
         """The awareness states ``peer`` is greeted with (everyone's, here)."""
@@ -186,9 +188,12 @@ class Room:
         """Pass on an awareness message of ``sender``'s client ids (to everyone, here)."""
         self._broadcast(data)
 
-    def _missing(self, state_vector: bytes) -> bytes:
+    def _missing(self, peer: Peer, state_vector: bytes) -> bytes:
+        """The sync step 2 answering ``peer``'s state vector, within what it may ask for."""
         try:
-            return self.doc.get_update(state_vector)
+            return self._catchup.answer(peer, state_vector)
+        except TooManyRequests as exc:
+            raise Rejected(TOO_MANY_REQUESTS, str(exc)) from exc
         except Exception as exc:  # pycrdt raises its own errors on a malformed vector
             raise Rejected(4400, "malformed state vector") from exc
 
@@ -212,10 +217,13 @@ class Room:
             ):
                 as_sent = False
                 continue
-            if self._owner.get(sent.client_id) is not peer:
-                self._take(peer, sent.client_id)
-            entry = self._checked(peer, sent)
-            self._keep(peer, entry, current)
+            try:
+                if self.holdings.owner.get(sent.client_id) is not peer:
+                    self.holdings.take(peer, sent.client_id)
+                entry = self._checked(peer, sent)
+                self.holdings.keep(peer, entry)
+            except TooMuchPresence as exc:
+                raise Rejected(TOO_MUCH_PRESENCE, f"too many presence entries: {exc}") from exc
             accepted.append(entry)
             as_sent = as_sent and entry is sent
             # Only now, named and checked, may a view enter the presenter's path.
@@ -232,41 +240,6 @@ class Room:
         """Contributors, the meeting's chair, and whoever one of them handed the role to."""
         return peer.contribute or peer.chairs or peer.user_id in self.grants.users
 
-    def _take(self, peer: Peer, client_id: int) -> None:
-        """``peer`` announces ``client_id``: one more of its person's, or theirs from their older
-        connection. Past the bounds of one connection's or one person's presence it is closed."""
-        owned = self._owned.setdefault(peer, set())
-        holder = self._owner.get(client_id)
-        held = self._held.get(peer.user_id) or Holding()
-        new = client_id not in self.clients
-        if len(owned) >= MAX_IDS_PER_CONNECTION:
-            raise _too_much(f"over {MAX_IDS_PER_CONNECTION} client ids on one connection")
-        if holder is None and held.ids >= MAX_IDS_PER_USER:
-            raise _too_much(f"over {MAX_IDS_PER_USER} client ids of one person")
-        if new and self._new_ids.get(peer.user_id, 0) >= MAX_NEW_IDS_PER_USER:
-            raise _too_much(f"over {MAX_NEW_IDS_PER_USER} new client ids of one person")
-        if holder is not None:
-            self._owned[holder].discard(client_id)
-        else:
-            held.ids += 1
-            self._held[peer.user_id] = held
-        if new:
-            self._new_ids[peer.user_id] = self._new_ids.get(peer.user_id, 0) + 1
-            self.clients[client_id] = peer.user_id
-            if self._persist_client:
-                self._persist_client(self.case_id, client_id, peer.user_id)
-        owned.add(client_id)
-        self._owner[client_id] = peer
-
-    def _keep(self, peer: Peer, entry: AwarenessEntry, current: AwarenessEntry | None) -> None:
-        """Keep ``entry`` as its client's state, within the bytes one person may hold."""
-        held = self._held[peer.user_id]
-        grown = held.bytes + entry.size - (current.size if current else 0)
-        if grown > MAX_BYTES_PER_USER:
-            raise _too_much(f"over {MAX_BYTES_PER_USER} bytes of state of one person")
-        held.bytes = grown
-        self.awareness[entry.client_id] = entry
-
     def _checked(self, peer: Peer, sent: AwarenessEntry) -> AwarenessEntry:
         """The state as others see it: its ``user`` is the sender's own, and presenting and its
         signals are off unless the sender may present (whose ``grant`` and ``takeBack`` count)."""
@@ -277,30 +250,23 @@ class Room:
         if changed:
             state["user"] = peer.identity
         if self.may_present(peer):
-            taken_back = self.grants.note(sent.client_id, state, self._client_owner)
+            taken_back = self.grants.note(sent.client_id, state, self.holdings.owner_of)
             if taken_back is not None:
                 self._end_presenting(taken_back)
         elif neutralise(state):
             changed = True
         return state_entry(sent.client_id, sent.clock, state) if changed else sent
 
-    def _client_owner(self, client_id: object) -> int | None:
-        """The person a client id (as a state names it) belongs to, if any."""
-        if isinstance(client_id, int) and not isinstance(client_id, bool):
-            return self.clients.get(client_id)
-        return None
-
     def _end_presenting(self, user_id: int) -> None:
         """Their role was taken back: ``user_id``'s states stop presenting now, whatever their
         client does (a newer clock, which their client adopts as its own state)."""
         for peer in [p for p in self.peers if p.user_id == user_id and not self.may_present(p)]:
             ended = []
-            for client_id in self._owned.get(peer, ()):
+            for client_id in self.holdings.owned.get(peer, ()):
                 entry = self.awareness.get(client_id)
                 if entry is not None and entry.state is not None and neutralise(state := dict(entry.state)):
                     ended.append(state_entry(client_id, entry.clock + 1, state))
-                    self._held[user_id].bytes += ended[-1].size - entry.size
-                    self.awareness[client_id] = ended[-1]
+                    self.holdings.keep(peer, ended[-1], bounded=False)
             if ended:
                 self._relay(peer, encode_awareness(ended))
 
@@ -308,11 +274,14 @@ class Room:
         """The trial twin of the document, made when first needed (and again after a refusal)."""
         if self._trial is None:
             trial: Doc[Any] = Doc()
+            # The discussion is watched message by message, from the copy on (collab.sync.discussion).
+            self._watch = Watch(trial) if DISCUSSION in self.roots else None
             trial.apply_update(self.doc.get_update())
             # The subscriptions are kept: pycrdt drops an observer whose subscription is gone.
             self._watching = [
                 trial.get(root, type=kind).observe_deep(self._observer(root))
                 for root, kind in self.roots.items()
+                if root != DISCUSSION
             ]
             self._trial = trial
         return self._trial
@@ -341,6 +310,8 @@ class Room:
     def _check_on_twin(self, peer: Peer, update: bytes) -> None:
         trial = self._twin()
         self._touched = {}
+        if self._watch is not None:
+            self._watch.reset()
         clocks = _clocks(trial)
         try:
             trial.apply_update(update)
@@ -351,9 +322,17 @@ class Room:
         unknown = set(trial.keys()) - set(self.roots)
         if unknown:
             raise Rejected(4400, f"unknown document parts: {', '.join(sorted(unknown))}")
+        if self._watch is not None and self._watch.touched:
+            self._touched.setdefault(DISCUSSION, set())
         for root in self.server_roots & self._touched.keys():
             if _plain(trial, root, self.roots[root]) != _plain(self.doc, root, self.roots[root]):
                 raise Rejected(4403, f"{root} is written by the server only")
+        for root in self.bounded_roots.keys() & self._touched.keys():
+            # As JSON, in one pass in Rust: its size before this update was bounded, and the
+            # update by the frame size, so this costs no more than they do.
+            size, limit = len(str(trial.get(root, type=self.roots[root])).encode()), self.bounded_roots[root]
+            if size > limit:
+                raise Rejected(TOO_LARGE, f"{root} too large: {size} bytes of JSON, at most {limit}")
         # Whose work this update may carry: the sender's, and that of the people whose Yjs
         # clients made items in it. After a server crash a participant's client resends
         # what it had, including others' edits the server lost; a forgery made by the
@@ -362,27 +341,14 @@ class Room:
         # on: a replay of what followed stored work vouched for nobody, was refused with 4403,
         # and y-websocket gives up on 4403: every client was locked out after a crash.)
         vouched = {str(peer.user_id)} | {str(self.clients[c]) for c in made if c in self.clients}
-        for root, what in (("annotations", "an annotation"), ("discussion", "a message")):
-            if root not in self._touched:
-                continue
-            # Annotations: only the keys the update touched. Messages are known by id or
-            # content, not by place, so the discussion is compared whole when it changed.
-            only = self._touched[root] if root == "annotations" else None
-            before, after = _authored(self.doc, root, only), _authored(trial, root, only)
-            for key in before.keys() | after.keys():
-                old, new = before.get(key), after.get(key)
-                if old == new:
-                    continue
-                if old is None:
-                    if new is not None and str(new.get("author")) not in vouched:
-                        raise Rejected(4403, f"{what} must carry its author's own id")
-                elif str(old.get("author")) not in vouched and not peer.moderate:
-                    # Moderation: pathologists of the owning trust may correct or remove.
-                    raise Rejected(
-                        4403, "only the author or a pathologist of the owning trust may change that"
-                    )
-                elif new is not None and new.get("author") != old.get("author"):
-                    raise Rejected(4403, f"{what}'s author cannot change")
+        if "annotations" in self._touched:  # only the keys the update touched
+            only = self._touched["annotations"]
+            before, after = _authored(self.doc, "annotations", only), _authored(trial, "annotations", only)
+            pairs = [(before.get(key), after.get(key)) for key in before.keys() | after.keys()]
+            _judge(pairs, vouched, peer.moderate, "an annotation")
+        if self._watch is not None and self._messages is not None and self._watch.touched:
+            # Only the messages the update touched; known by id or content, not by place.
+            _judge(self._watch.pairs(self._messages), vouched, peer.moderate, "a message")
 
     def _broadcast(self, data: bytes, skip: Peer | None = None) -> None:
         """Encoded once, queued for every peer (a slow peer's queue does not hold up others)."""
@@ -391,19 +357,19 @@ class Room:
                 peer.send(data)
 
 
-def _too_much(what: str) -> Rejected:
-    return Rejected(TOO_MUCH_PRESENCE, f"too many presence entries: {what}")
-
-
 def _plain(doc: Doc[Any], root: str, kind: type) -> Any:
     """A root's content as plain Python (None when absent)."""
     if root not in set(doc.keys()):
         return None
-    return doc.get(root, type=kind).to_py()
+    return _py(doc.get(root, type=kind))
 
 
 def _py(value: Any) -> Any:
-    """A value of a map as plain Python (shared types converted, plain values as they are)."""
+    """A value of a map as plain Python (shared types converted, plain values as they are).
+    Maps and arrays go through yrs's JSON, one pass in Rust: pycrdt's ``to_py`` reads an array
+    index by index, each time from its start."""
+    if isinstance(value, (Map, Array)):
+        return json.loads(str(value))
     return value.to_py() if hasattr(value, "to_py") else value
 
 
@@ -415,26 +381,26 @@ def _clocks(doc: Doc[Any]) -> dict[int, int]:
         return {}
 
 
-def _authored(doc: Doc[Any], root: str, only: set[Any] | None = None) -> dict[str, Any]:
-    """The entries of an authored root by key: annotations by their map key (those in ``only``,
-    when given), messages by their id.
-
-    A message without an id (another tool's) is keyed by its content, never by its position:
-    concurrent posts reorder the array, and a position would pin one person's message on another.
-    """
+def _authored(doc: Doc[Any], root: str, only: set[Any]) -> dict[str, Any]:
+    """The entries of a map of authored entries (the annotations) in ``only``, by key."""
     if root not in set(doc.keys()):
         return {}
-    if root == "annotations":
-        annotations = doc.get(root, type=Map)
-        keys = annotations.keys() if only is None else [k for k in only if k in annotations]
-        entries = {k: _py(annotations[k]) for k in keys}
-        return {k: (v if isinstance(v, dict) else {"value": v}) for k, v in entries.items()}
-    messages = doc.get(root, type=Array).to_py() or []
-    keyed: dict[str, Any] = {}
-    for value in messages:
-        entry = value if isinstance(value, dict) else {"value": value}
-        key = str(entry["id"]) if entry.get("id") else "~" + json.dumps(entry, sort_keys=True, default=str)
-        while key in keyed:  # the same words posted twice are two messages
-            key += "'"
-        keyed[key] = entry
-    return keyed
+    entries = doc.get(root, type=Map)
+    values = {key: _py(entries[key]) for key in only if key in entries}
+    return {key: (value if isinstance(value, dict) else {"value": value}) for key, value in values.items()}
+
+
+def _judge(pairs: list[tuple[Any, Any]], vouched: set[str], moderate: bool, what: str) -> None:
+    """Refuse a change to an annotation or message (before, after; None for absent) unless
+    ``vouched`` names its author (or ``moderate``), and any new one not in a vouched name."""
+    for old, new in pairs:
+        if old == new:
+            continue
+        if old is None:
+            if new is not None and str(new.get("author")) not in vouched:
+                raise Rejected(4403, f"{what} must carry its author's own id")
+        elif str(old.get("author")) not in vouched and not moderate:
+            # Moderation: pathologists of the owning trust may correct or remove.
+            raise Rejected(4403, "only the author or a pathologist of the owning trust may change that")
+        elif new is not None and new.get("author") != old.get("author"):
+            raise Rejected(4403, f"{what}'s author cannot change")

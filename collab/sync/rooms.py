@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
+from dataclasses import dataclass, field
 from typing import Any
 
 from pycrdt import Doc
@@ -22,6 +24,18 @@ FLUSH_WINDOW_S = 0.05
 RETRY_AFTER_S = 1.0
 # A document's update log is folded into a snapshot once it is this long.
 COMPACT_AFTER = 500
+# A row the database will never take, however often it is tried: text that is not Unicode,
+# a number past SQLite's INTEGER, a broken reference, a value of no SQL type. The disk
+# refusing (locked, full, I/O) is sqlite3.OperationalError, none of these: that batch waits.
+DATA_ERRORS: tuple[type[Exception], ...] = (
+    sqlite3.InterfaceError,
+    sqlite3.ProgrammingError,
+    sqlite3.IntegrityError,
+    sqlite3.DataError,
+    ValueError,  # UnicodeEncodeError is one
+    OverflowError,
+    TypeError,
+)
 
 
 class Rooms:
@@ -35,6 +49,7 @@ class Rooms:
         self._pending: list[tuple[str, bytes]] = []
         self._pending_clients: list[tuple[str, int, int]] = []
         self._pending_path: list[PathSample] = []
+        self._saving: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
 
@@ -47,6 +62,8 @@ class Rooms:
             self._writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._writer
+        # A write under way goes on to its end; what it could not store is queued again.
+        await asyncio.gather(*self._saving, return_exceptions=True)
         await self.flush()
 
     async def join(self, case_id: str) -> Room:
@@ -116,22 +133,51 @@ class Rooms:
         self._wake.set()
 
     async def flush(self) -> None:
-        """Write every update received so far. If the disk refuses (full, or locked past the
-        busy timeout), the batch goes back to the front of the queue for the next try: it is
-        never dropped while the server runs. A retried batch may repeat rows that did reach the
-        disk; applying a Yjs update twice changes nothing."""
-        if self._pending or self._pending_clients or self._pending_path:
-            batch, self._pending = self._pending, []
-            clients, self._pending_clients = self._pending_clients, []
-            path, self._pending_path = self._pending_path, []
+        """Write every update received so far, in one transaction.
+
+        If the disk refuses (full, or locked past the busy timeout), the batch goes back to the
+        front of the queue for the next try: it is never dropped while the server runs. If a row
+        can never be stored (DATA_ERRORS), the batch is written again by halves: every other row
+        lands once, and that one is dropped and logged. Nothing is written twice: a batch is
+        written whole or not at all, and a write that has begun is carried to its end even if
+        the caller is cancelled (it happens on the database's thread either way)."""
+        batch = _Batch(self._pending, self._pending_clients, self._pending_path)
+        if not batch.size():
+            return
+        self._pending, self._pending_clients, self._pending_path = [], [], []
+        saving = asyncio.ensure_future(self._save(batch))
+        self._saving.add(saving)
+        saving.add_done_callback(self._saved)
+        await asyncio.shield(saving)
+
+    def _saved(self, saving: asyncio.Task[None]) -> None:
+        self._saving.discard(saving)
+        if not saving.cancelled():
+            saving.exception()  # seen: a failed batch is queued again, and the write loop says so
+
+    async def _save(self, batch: _Batch) -> None:
+        todo = [batch]
+        while todo:
+            chunk = todo.pop()
             try:
-                await self.documents.append(batch, clients, [sample.row() for sample in path])
+                await self.documents.append(chunk.updates, chunk.clients, [s.row() for s in chunk.path])
+            except DATA_ERRORS as exc:
+                if chunk.size() > 1:
+                    todo.extend(reversed(chunk.split()))
+                    continue
+                kind, case_id = chunk.describe()
+                log.error(
+                    "dropped a %s of case %r that cannot be stored (%s)", kind, case_id, type(exc).__name__
+                )
             except BaseException:
-                self._pending[:0] = batch
-                self._pending_clients[:0] = clients
-                self._pending_path[:0] = path
-                self._wake.set()  # the write loop tries again
+                self._requeue([chunk, *reversed(todo)])
                 raise
+
+    def _requeue(self, batches: list[_Batch]) -> None:
+        self._pending[:0] = [row for batch in batches for row in batch.updates]
+        self._pending_clients[:0] = [row for batch in batches for row in batch.clients]
+        self._pending_path[:0] = [sample for batch in batches for sample in batch.path]
+        self._wake.set()  # the write loop tries again
 
     async def _write_loop(self) -> None:
         while True:
@@ -144,3 +190,35 @@ class Rooms:
                 log.exception("could not save document updates; trying again in %s s", RETRY_AFTER_S)
                 await asyncio.sleep(RETRY_AFTER_S)
                 self._wake.set()
+
+
+@dataclass
+class _Batch:
+    """Rows to write in one transaction: updates, Yjs client owners, presenter path samples."""
+
+    updates: list[tuple[str, bytes]] = field(default_factory=list)
+    clients: list[tuple[str, int, int]] = field(default_factory=list)
+    path: list[PathSample] = field(default_factory=list)
+
+    def size(self) -> int:
+        return len(self.updates) + len(self.clients) + len(self.path)
+
+    def split(self) -> list[_Batch]:
+        """Smaller batches holding the same rows, in order: by kind, then by halves."""
+        kinds = [_Batch(updates=self.updates), _Batch(clients=self.clients), _Batch(path=self.path)]
+        kinds = [kind for kind in kinds if kind.size()]
+        if len(kinds) > 1:
+            return kinds
+        half = self.size() // 2
+        return [
+            _Batch(self.updates[:half], self.clients[:half], self.path[:half]),
+            _Batch(self.updates[half:], self.clients[half:], self.path[half:]),
+        ]
+
+    def describe(self) -> tuple[str, str]:
+        """What kind of row the first one is, and its case: enough to log, nothing of its content."""
+        if self.updates:
+            return "document update", self.updates[0][0]
+        if self.clients:
+            return "Yjs client owner", self.clients[0][0]
+        return "presenter path sample", self.path[0].case_id

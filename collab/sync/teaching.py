@@ -46,9 +46,8 @@ class TeachingRoom(Room):
     def _visible(self, peer: Peer) -> list[AwarenessEntry]:
         if peer.moderate:
             return super()._visible(peer)
-        loud = {
-            client_id for other in self.peers if self._loud(other) for client_id in self._owned.get(other, ())
-        }
+        owned = self.holdings.owned
+        loud = {client_id for other in self.peers if self._loud(other) for client_id in owned.get(other, ())}
         return [e for e in super()._visible(peer) if e.client_id in loud]
 
     def _relay(self, sender: Peer, data: bytes) -> None:

@@ -1,5 +1,7 @@
 // The "who is here" list and the follow / present controls around it.
 
+const NOT_PRESENTING = "Read-only participants can't present; ask the presenter to hand over.";
+
 export function bindPeople({ presence, list, banner, presenting }) {
   const render = () => {
     const me = presence.clientId();
@@ -55,6 +57,7 @@ export function bindPeople({ presence, list, banner, presenting }) {
       b.addEventListener("click", action);
       controls.push(b);
     };
+    const mayPresent = presence.mayPresent();
     if (presence.isPresenting()) {
       button("Bring everyone here", "bring-everyone", () => presence.bringEveryone());
       button("Stop presenting", "stop-presenting", () => presence.stopPresenting());
@@ -70,6 +73,21 @@ export function bindPeople({ presence, list, banner, presenting }) {
       if (presence.following !== presenter.clientId) {
         button(`Follow ${presenter.user.name}`, "follow-presenter", () => presence.follow(presenter.clientId));
       }
+    }
+    // Shown, not hidden, to those who may not present: disabled, saying why.
+    if (!mayPresent && !presence.isPresenting()) {
+      button("Bring everyone here", "bring-everyone", () => presence.bringEveryone());
+      for (const b of controls) {
+        if (b.id !== "present" && b.id !== "bring-everyone") continue;
+        b.disabled = true;
+        b.title = NOT_PRESENTING;
+        b.setAttribute("aria-describedby", "present-why");
+      }
+      const why = document.createElement("p");
+      why.id = "present-why";
+      why.className = "muted why";
+      why.textContent = NOT_PRESENTING;
+      controls.push(why);
     }
     presenting.replaceChildren(...controls);
 

@@ -2,6 +2,7 @@
 // awareness state (never the stored document), sent at most ~20 times a second.
 
 const SEND_EVERY_MS = 50;
+// The server names everyone in these colours too (collab/sync/presence.py COLOURS).
 const COLOURS = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#008080", "#f032e6", "#9a6324"];
 
 export function colourFor(userId) {
@@ -35,11 +36,15 @@ class Throttled {
 }
 
 export class Presence extends EventTarget {
-  constructor(awareness, me, slideView) {
+  // ``rights.present``: contributors and the meeting's chair present; anyone else only once the
+  // presenter hands over (the server turns off anyone else's presenting, docs/sync.md).
+  constructor(awareness, me, slideView, rights = {}) {
     super();
     this.awareness = awareness;
     this.me = me;
     this.slideView = slideView;
+    this.presentsByRight = rights.present !== false;
+    this.granted = false;
     this.out = new Throttled(awareness);
     this.following = null; // client id
     this.offView = false; // following, but panned away
@@ -48,7 +53,8 @@ export class Presence extends EventTarget {
     this.seenGrants = new Map();
     this.seenTakeBacks = new Map();
     awareness.setLocalState({
-      user: { id: me.id, name: me.name, role: me.role, organisation: me.organisation, colour: colourFor(me.id) },
+      // As the server names this person (it replaces any other ``user``).
+      user: { id: me.id, name: me.name, role: me.role, organisation: me.organisation ?? null, colour: colourFor(me.id) },
       view: null,
       pointer: null,
       follow: null,
@@ -89,6 +95,10 @@ export class Presence extends EventTarget {
 
   isPresenting() {
     return Boolean((this.awareness.getLocalState() || {}).presenting);
+  }
+
+  mayPresent() {
+    return this.presentsByRight || this.granted;
   }
 
   viewChanged() {
@@ -143,6 +153,7 @@ export class Presence extends EventTarget {
   }
 
   present() {
+    if (!this.mayPresent()) return;
     this.awareness.setLocalStateField("presenting", true);
     this.out.set("ask", null);
   }
@@ -171,6 +182,7 @@ export class Presence extends EventTarget {
   }
 
   bringEveryone() {
+    if (!this.mayPresent()) return;
     this.out.set("summon", { at: Date.now(), view: this.slideView.view() });
     this.out.flush();
   }
@@ -183,6 +195,7 @@ export class Presence extends EventTarget {
       // Hand-over, take-back and "bring everyone here" are one-off signals, acted on once.
       if (person.grant && person.grant.to === me && this.seenGrants.get(person.clientId) !== person.grant.at) {
         this.seenGrants.set(person.clientId, person.grant.at);
+        this.granted = true; // the server relays a grant only from someone who may present
         this.awareness.setLocalStateField("presenting", true);
         this.lastGrantedBy = person.clientId;
       }
@@ -192,6 +205,7 @@ export class Presence extends EventTarget {
         this.seenTakeBacks.get(person.clientId) !== person.takeBack.at
       ) {
         this.seenTakeBacks.set(person.clientId, person.takeBack.at);
+        this.granted = false;
         this.awareness.setLocalStateField("presenting", false);
       }
       if (person.summon && this.seenSummons.get(person.clientId) !== person.summon.at) {

@@ -18,10 +18,12 @@ import { Timeline } from "./timeline.js";
 const $ = (selector) => document.querySelector(selector);
 
 function start(data) {
-  const { doc, provider, awareness } = openSession(data.caseId, $("#connection"));
+  const { doc, provider, awareness } = openSession(data.caseId, $("#connection"), "/ws/cases", {
+    onAccessEnded: () => slideView.viewer.destroy(),
+  });
   const slideView = new SlideView($("#viewer"), data.slides);
   const overlay = new Overlay(slideView.viewer);
-  const presence = new Presence(awareness, data.user, slideView);
+  const presence = new Presence(awareness, data.user, slideView, data.rights);
   const pointers = new Pointers(overlay, presence, slideView);
   const annotations = new Annotations(doc, data.user, data.rights);
   const tools = new DrawingTools(overlay, slideView, annotations);
