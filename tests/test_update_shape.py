@@ -24,13 +24,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pycrdt import Array, Doc, Map, Text, YSyncMessageType, write_var_uint
 
+from collab.sync.nesting import Nesting
 from collab.sync.protocol import parse_state_vector
 from collab.sync.yupdate import (
     MAX_TYPE_DEPTH,
     MAX_VALUE_BYTES,
     MAX_VALUE_DEPTH,
     MalformedUpdate,
-    Nesting,
     UpdateRefused,
     read_update,
 )

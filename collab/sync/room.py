@@ -20,6 +20,7 @@ from pycrdt import (
 
 from collab.sync.catchup import TOO_MANY_REQUESTS, CatchUp, TooManyRequests
 from collab.sync.discussion import DISCUSSION, Messages, Watch
+from collab.sync.nesting import Nesting, Placed
 from collab.sync.path import PathSample, PresenterPath, presenting_view
 from collab.sync.presence import TOO_MUCH_PRESENCE, Grants, Holdings, TooMuchPresence, neutralise, state_entry
 from collab.sync.protocol import (
@@ -30,7 +31,7 @@ from collab.sync.protocol import (
     parse_awareness,
     parse_state_vector,
 )
-from collab.sync.yupdate import MalformedUpdate, Nesting, Placed
+from collab.sync.yupdate import MalformedUpdate
 
 # The document's top-level names; anything else in an update is refused (docs/sync.md).
 ROOTS = {"annotations": Map, "discussion": Array, "outcome": Map, "meta": Map}
