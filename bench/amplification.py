@@ -1,6 +1,6 @@
 """What one participant can make the server do with a little input.
 
-    .venv/bin/python bench/amplification.py [--seconds 10] [--flooders 8] [--rate 20]
+    .venv/bin/python bench/amplification.py [--seconds 10] [--flooders 8] [--rate 20] [--watched]
 
 1. One post to a discussion of 16,000 and 32,000 messages, one edit of 1,000 messages at
    once, and one refused forgery, each timed on a room in this process (the work the event
@@ -9,7 +9,8 @@
    step 1 (4 bytes: "send me everything") `--rate` times a second for `--seconds`, and
    reconnect whenever they are closed, as an attacker would. Printed: the /healthz median
    and p90 meanwhile (against the same server idle, in the same run), the bytes pulled and
-   the connections the flooders needed.
+   the connections the flooders needed. With `--watched`, another reader stays in the room
+   throughout (else the room empties whenever all flooders are closed, and is loaded again).
 """
 
 from __future__ import annotations
@@ -148,6 +149,7 @@ async def flooder(url: str, token: str, rate: float, seconds: float, pulled: lis
                         pulled[0] += len(data)
 
                 reader = asyncio.create_task(read())
+                reader.add_done_callback(lambda task: task.cancelled() or task.exception())
                 while time.perf_counter() < end and not reader.done():
                     await ws.send(STEP1_EMPTY)
                     await asyncio.sleep(1 / rate)
@@ -163,12 +165,15 @@ def report(name: str, samples: list[float]) -> str:
     return f"{name}: /healthz median {median:.1f} ms, p90 {p90:.1f} ms ({len(ordered)} samples)"
 
 
-def on_a_server(seconds: float, flooders: int, rate: float) -> None:
+def on_a_server(seconds: float, flooders: int, rate: float, watched: bool) -> None:
     data = Path(tempfile.mkdtemp(prefix="amplification-"))
     run(data, "orgs", "add", "Bench Trust")
     run(data, "users", "add", "reader", "--role", "clinician", "--org", "Bench Trust", "--password-stdin",
         stdin="bench-password-not-secret\n")  # fmt: skip
     token = run(data, "users", "token", "reader")
+    run(data, "users", "add", "watcher", "--role", "clinician", "--org", "Bench Trust", "--password-stdin",
+        stdin="bench-password-not-secret\n")  # fmt: skip
+    watcher_token = run(data, "users", "token", "watcher")
     run(data, "cases", "add", "BENCH-1", "--org", "Bench Trust")
     update = discussion(18_000)
     with sqlite3.connect(data / "collab.sqlite3") as db:
@@ -191,14 +196,23 @@ def on_a_server(seconds: float, flooders: int, rate: float) -> None:
 
         async def scenario() -> None:
             idle = await sample_health(url, min(seconds, 5))
-            pulled = [0, 0]
             ws_url = f"ws://127.0.0.1:{port}/ws/cases/{case_id}"
+            headers = {"Authorization": f"Bearer {watcher_token}"}
+            # Someone else in the room all along keeps it loaded (as in a meeting).
+            watcher = (
+                await websockets.connect(ws_url, additional_headers=headers, max_size=None)
+                if watched
+                else None
+            )
+            pulled = [0, 0]
             flood = [
                 asyncio.create_task(flooder(ws_url, token, rate, seconds, pulled)) for _ in range(flooders)
             ]
             await asyncio.sleep(1)
             busy = await sample_health(url, seconds - 1)
             await asyncio.gather(*flood)
+            if watcher is not None:
+                await watcher.close()
             print(f"case document: {len(update) / 2**20:.1f} MiB")
             print(report("idle", idle))
             print(report(f"{flooders} sockets x {rate:g} step 1/s", busy))
@@ -221,10 +235,11 @@ def main() -> None:
     parser.add_argument("--flooders", type=int, default=8)
     parser.add_argument("--rate", type=float, default=20)
     parser.add_argument("--skip-room", action="store_true", help="only the server part")
+    parser.add_argument("--watched", action="store_true", help="another reader stays in the room throughout")
     options = parser.parse_args()
     if not options.skip_room:
         in_process()
-    on_a_server(options.seconds, options.flooders, options.rate)
+    on_a_server(options.seconds, options.flooders, options.rate, options.watched)
 
 
 if __name__ == "__main__":

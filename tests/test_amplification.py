@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from pycrdt import Array, Doc, Map, YMessageType, YSyncMessageType, write_var_uint
 
-from collab.sync.catchup import SYNC_REQUEST_BURST
+from collab.sync.catchup import PULL_BURST_BYTES, SYNC_REQUEST_BURST
 from collab.sync.protocol import Frame, parse
 from collab.sync.room import MAX_ROOT_BYTES, Rejected, Room
 from tests.conftest import Server, add_user, api_token
@@ -202,6 +202,34 @@ def test_newcomers_at_the_same_time_are_answered_from_one_encoding() -> None:
     check: Doc[Any] = Doc()
     check.apply_update(parse(late.sent[-1]).payload)
     assert len(check.get("discussion", type=Array)) == 501
+
+
+def test_one_person_reconnecting_to_ask_again_is_bounded_in_bytes() -> None:
+    """A new connection may always ask once: what one person's connections pull together is
+    bounded. Reconnecting after every close, a flood pulled 4.6 GiB in 10 s from a 5 MiB case."""
+    room = Room("case", [_discussion(4000, [1])], lambda case_id, update: None)
+    step1 = Frame(YMessageType.SYNC, YSyncMessageType.SYNC_STEP1, b"\x00")
+    pulled, connections, refused = 0, 0, None
+    while refused is None and connections < 400:
+        connections += 1
+        peer = _Peer(5, contribute=False)
+        room.join(peer)
+        try:
+            room.receive(peer, step1)
+            pulled += len(peer.sent[-1])
+        except Rejected as exc:
+            refused = exc
+        room.leave(peer)
+    whole = len(room.doc.get_update())
+    print(f"one person, {connections} connections: {pulled >> 20} MiB pulled of a {whole >> 10} KiB document")
+    assert refused is not None and refused.code == 4429, f"{pulled >> 20} MiB over {connections} connections"
+    # The burst and one document more, and what trickled in meanwhile (a second's worth per
+    # second: generous, without timing anything).
+    assert pulled <= 2 * PULL_BURST_BYTES, pulled
+    other = _Peer(6, contribute=False)  # someone else is not held up by it
+    room.join(other)
+    room.receive(other, step1)
+    assert len(other.sent[-1]) > whole
 
 
 # ---------------------------------------------------------------------------------------------

@@ -22,7 +22,17 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pycrdt import Array, Doc, Map, Text, YSyncMessageType, write_var_uint
+from pycrdt import (
+    Array,
+    Doc,
+    Map,
+    Text,
+    XmlElement,
+    XmlFragment,
+    XmlText,
+    YSyncMessageType,
+    write_var_uint,
+)
 
 from collab.sync.nesting import Nesting
 from collab.sync.protocol import parse_state_vector
@@ -292,6 +302,26 @@ def test_a_room_loaded_from_disk_knows_how_deep_its_types_are() -> None:
     nesting.check(update([(5, 0, [_map_under((C, MAX_TYPE_DEPTH - 2))])]))
     with pytest.raises(UpdateRefused):
         nesting.check(update([(5, 0, [_map_under((C, MAX_TYPE_DEPTH - 1))])]))
+
+
+def test_a_document_stored_before_these_limits_still_loads() -> None:
+    """What is stored is read, whatever it holds, so that the case still opens."""
+    doc: Doc[Any] = Doc()
+    doc.get("annotations", type=Map)["a1"] = point_annotation(7, "before")
+    meta = doc.get("meta", type=Map)
+    meta["xml"] = XmlFragment([XmlElement("p", contents=[XmlText("text")])])
+    meta["long"] = "x" * (MAX_VALUE_BYTES + 1)
+    doc.apply_update(_in_meta(ANY, uint(1) + nested_any(MAX_VALUE_DEPTH + 5), key="deep"))
+    # Legacy JSON content, as yrs reads it (one more text than the count says) and writes it.
+    doc.apply_update(
+        update([(C, 0, [item(JSON, uint(1) + string("[1]") + string('"a"'), parent="discussion")])])
+    )
+    stored = doc.get_update()
+    annotation = read_update(stored, limits=False).items[0]
+    assert annotation.parent == "annotations"
+    nesting = Nesting(stored)
+    field = update([(11, 0, [_map_under((annotation.client, annotation.clock), "label")])])
+    nesting.check(field)  # its place is known: the annotation's map is 1 deep
 
 
 def test_a_type_whose_place_is_unknown_counts_as_deepest() -> None:

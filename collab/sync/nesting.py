@@ -3,9 +3,13 @@ MAX_TYPE_DEPTH is refused, whether it builds the depth at once or one level per 
 
 from __future__ import annotations
 
+import logging
 from bisect import bisect_left, bisect_right
 
+from collab.sync.protocol import ProtocolError
 from collab.sync.yupdate import MAX_TYPE_DEPTH, Shape, Struct, UpdateRefused, read_update
+
+log = logging.getLogger("collab.sync")
 
 # Depths while placing an update's items; a GC struct's is _GONE.
 _UNPLACED, _PLACING, _GONE = -2, -1, 0
@@ -25,9 +29,14 @@ class Nesting:
     """
 
     def __init__(self, state: bytes) -> None:
-        """From the document as a whole (``Doc.get_update()``)."""
+        """From the document as a whole (``Doc.get_update()``). Should it hold what this reader
+        cannot read (a weak link, stored before such parts were refused), every item counts as
+        unknown: new annotations and messages still come in, nothing nests in what is there."""
         self._runs: dict[int, _Runs] = {}
-        self.record(self._place(read_update(state, limits=False), refuse=False))
+        try:
+            self.record(self._place(read_update(state, limits=False), refuse=False))
+        except ProtocolError as exc:
+            log.warning("the depth of shared types in a stored document is unknown: %s", exc)
 
     def check(self, update: bytes) -> Placed:
         """Read and place an update; raises UpdateRefused (or MalformedUpdate). Pass what it

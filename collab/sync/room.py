@@ -192,7 +192,7 @@ class Room:
     def _missing(self, peer: Peer, state_vector: bytes) -> bytes:
         """The sync step 2 answering ``peer``'s state vector, within what it may ask for."""
         try:
-            return self._catchup.answer(peer, state_vector)
+            return self._catchup.answer(peer, peer.user_id, state_vector)
         except TooManyRequests as exc:
             raise Rejected(TOO_MANY_REQUESTS, str(exc)) from exc
         except Exception as exc:  # pycrdt raises its own errors on a malformed vector

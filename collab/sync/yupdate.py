@@ -41,6 +41,7 @@ _GC, _DELETED, _JSON, _BINARY, _STRING, _EMBED, _FORMAT, _TYPE, _ANY, _DOC, _SKI
 # Shared types with a place in our documents: Y.Array, Y.Map, Y.Text (ContentType.js typeRefs).
 # XML types, weak links and subdocuments have none.
 _TYPES = frozenset({0, 1, 2})
+_XML_ELEMENT, _WEAK_LINK = 3, 7
 # lib0 readAny tags.
 _UNDEFINED, _NULL, _INT, _F32, _F64, _BIGINT, _FALSE, _TRUE, _STR, _OBJECT, _ARRAY, _BYTES = range(
     127, 115, -1
@@ -89,8 +90,14 @@ class _Reader:
         self.data = data
         self.size = len(data)
         self.pos = 0
+        self.limits = limits
         self.max_depth = MAX_VALUE_DEPTH if limits else sys.maxsize
         self.max_bytes = MAX_VALUE_BYTES if limits else sys.maxsize
+
+    def refuse(self, reason: str) -> None:
+        """Refuse what a peer may not send; what is already stored is read on regardless."""
+        if self.limits:
+            raise UpdateRefused(reason)
 
     def u8(self) -> int:
         pos = self.pos
@@ -245,11 +252,21 @@ class _Reader:
         elif kind == _TYPE:
             type_ref = self.u8()  # yrs reads one byte where Yjs reads a number: equal below 128
             if type_ref not in _TYPES:
-                raise UpdateRefused(f"shared type kind {type_ref} has no place in our documents")
+                self.refuse(f"shared type kind {type_ref} has no place in our documents")
+                if type_ref == _XML_ELEMENT:  # stored, so as yrs writes it: a hook has no name
+                    self.text()
+                elif type_ref == _WEAK_LINK:
+                    raise MalformedUpdate("a weak link: not read here")
         elif kind == _JSON:
-            raise UpdateRefused("legacy JSON content (yrs and Yjs read it differently)")
+            self.refuse("legacy JSON content (yrs and Yjs read it differently)")
+            count = self.uint()  # as yrs writes it: one text a value
+            for _ in range(count):
+                self.text()
+            return count
         elif kind == _DOC:
-            raise UpdateRefused("subdocuments have no place in our documents")
+            self.refuse("subdocuments have no place in our documents")
+            self.text()
+            self.value()
         return 1
 
     def id(self) -> ID:
@@ -265,7 +282,7 @@ def read_update(update: bytes, *, limits: bool = True) -> Shape:
     for _ in range(reader.uint()):
         count, client, clock = reader.uint(), reader.uint(), reader.uint()
         if client in shape.clocks:
-            raise UpdateRefused("a client listed twice (yrs and Yjs read it differently)")
+            reader.refuse("a client listed twice (yrs and Yjs read it differently)")
         for _ in range(count):
             info = reader.u8()
             kind = info & 0x1F
@@ -284,19 +301,20 @@ def read_update(update: bytes, *, limits: bool = True) -> Shape:
                     if info & 0x20:
                         reader.text()  # the key in a map
                 length = reader.content(kind)
-                if not length:
-                    raise UpdateRefused("an empty item")
-                items.append(Struct(client, clock, length, origin, right, parent))
+                if length:
+                    items.append(Struct(client, clock, length, origin, right, parent))
+                else:
+                    reader.refuse("an empty item")
             clock += length
             if clock > MAX_CLOCK:
-                raise UpdateRefused("clocks past 32 bits")
+                reader.refuse("clocks past 32 bits")
         shape.clocks[client] = clock
     for _ in range(reader.uint()):  # the delete set
         reader.uint()
         for _ in range(reader.uint()):
             clock, length = reader.uint(), reader.uint()
             if clock + length > MAX_CLOCK:
-                raise UpdateRefused("a deletion past 32-bit clocks")
+                reader.refuse("a deletion past 32-bit clocks")
     if reader.pos != len(update):
         raise MalformedUpdate("bytes after the update")
     return shape
