@@ -252,8 +252,9 @@ async def run_load(
     conns: list[tuple[int, websockets.ClientConnection]] = []
     for room in range(rooms):
         for _ in range(per_room):
+            headers, _ = target.person(len(conns))  # the server caps connections per person
             ws = await websockets.connect(
-                target.urls[room], additional_headers=target.headers, max_queue=None, compression=None
+                target.urls[room], additional_headers=headers, max_queue=None, compression=None
             )
             conns.append((room, ws))
     senders = {room: ws for room, ws in reversed(conns)}  # the first connection of each room

@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +36,7 @@ import websockets
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from collab.sync.presence import presence_user  # noqa: E402
 from collab.sync.protocol import AwarenessEntry, encode_awareness, parse, parse_awareness  # noqa: E402
 
 COLLAB = [sys.executable, "-m", "collab"]
@@ -74,6 +76,15 @@ class Target:
     urls: list[str]
     headers: dict[str, str] = field(default_factory=dict)
     data_dir: Path | None = None
+    # Connection i speaks for people[i % len(people)] (headers, awareness ``user``): the server
+    # caps live connections per person, and names every state's sender itself, so each client
+    # sends its own identity as the viewer does. Empty: everyone uses ``headers``, no ``user``.
+    people: list[tuple[dict[str, str], dict[str, object]]] = field(default_factory=list)
+
+    def person(self, i: int) -> tuple[dict[str, str], dict[str, object] | None]:
+        if not self.people:
+            return self.headers, None
+        return self.people[i % len(self.people)]
 
     def stop(self) -> None:
         self.process.terminate()
@@ -87,8 +98,14 @@ def start_ours(tmp: Path, rooms: int) -> Target:
     return serve_ours(*setup_ours(tmp, rooms))
 
 
+# Bench people: each may hold 20 live connections (collab.web.live), and the largest scenario
+# has 250 clients.
+PEOPLE = 16
+
+
 def setup_ours(tmp: Path, rooms: int) -> tuple[Path, str]:
-    """A fresh data directory with one pathologist and ``rooms`` cases; returns it and their API token."""
+    """A fresh data directory with PEOPLE pathologists and ``rooms`` cases; returns it and the
+    first one's API token (the others' are in ``bench-people.json`` there)."""
     data = Path(tempfile.mkdtemp(prefix="ours-", dir=tmp))
 
     run = lambda *a, stdin=None: subprocess.run(  # noqa: E731
@@ -107,6 +124,17 @@ def setup_ours(tmp: Path, rooms: int) -> tuple[Path, str]:
         stdin="bench-password-not-secret\n",
     )
     token = run("users", "token", "bench")
+
+    def person(n: int) -> str:
+        run(
+            "users", "add", f"bench{n}", "--role", "pathologist", "--org", "Bench Trust",
+            "--name", f"Bench {n}", "--password-stdin", stdin="bench-password-not-secret\n",
+        )  # fmt: skip
+        return run("users", "token", f"bench{n}")
+
+    with ThreadPoolExecutor(4) as pool:
+        tokens = [token, *pool.map(person, range(2, PEOPLE + 1))]
+    (data / "bench-people.json").write_text(json.dumps(tokens))
     for i in range(rooms):
         run("cases", "add", f"BENCH-{i}", "--org", "Bench Trust")
     return data, token
@@ -116,6 +144,16 @@ def serve_ours(data: Path, token: str) -> Target:
     """``collab serve`` on a data directory made by ``setup_ours``: one room per case."""
     with sqlite3.connect(data / "collab.sqlite3") as db:
         case_ids = [r[0] for r in db.execute("SELECT id FROM cases ORDER BY accession")]
+        org = db.execute("SELECT name FROM organisations").fetchone()[0]
+        users = {
+            r[0]: (r[1], r[2], r[3]) for r in db.execute("SELECT username, id, display_name, role FROM users")
+        }
+    people: list[tuple[dict[str, str], dict[str, object]]] = []
+    tokens_file = data / "bench-people.json"
+    tokens = json.loads(tokens_file.read_text()) if tokens_file.exists() else [token]
+    for n, person_token in enumerate(tokens, 1):
+        user_id, name, role = users["bench" if n == 1 else f"bench{n}"]
+        people.append(({"Authorization": f"Bearer {person_token}"}, presence_user(user_id, name, role, org)))
     port = free_port()
     process = subprocess.Popen(
         [*COLLAB, "serve", "--data-dir", str(data), "--port", str(port)],
@@ -124,7 +162,7 @@ def serve_ours(data: Path, token: str) -> Target:
     )
     wait_http(f"http://127.0.0.1:{port}/healthz", process)
     urls = [f"ws://127.0.0.1:{port}/ws/cases/{c}" for c in case_ids]
-    return Target("ours", process, urls, {"Authorization": f"Bearer {token}"}, data)
+    return Target("ours", process, urls, {"Authorization": f"Bearer {token}"}, data, people)
 
 
 def start_reference(rooms: int) -> Target:
@@ -151,16 +189,15 @@ async def fan_out(target: Target, rooms: int, per_room: int, seconds: float, rat
     latencies: list[float] = []
     received: list[int] = [0]
     conns = []
+    user_of: dict[websockets.ClientConnection, dict[str, object] | None] = {}
     for room in range(rooms):
         for _ in range(per_room):
-            conns.append(
-                (
-                    room,
-                    await websockets.connect(
-                        target.urls[room], additional_headers=target.headers, max_queue=None, compression=None
-                    ),
-                )
+            headers, user = target.person(len(conns))
+            ws = await websockets.connect(
+                target.urls[room], additional_headers=headers, max_queue=None, compression=None
             )
+            user_of[ws] = user
+            conns.append((room, ws))
     senders = {room: ws for room, ws in reversed(conns)}  # the first connection of each room
 
     async def receive(ws: websockets.ClientConnection, is_sender: bool) -> None:
@@ -195,7 +232,7 @@ async def fan_out(target: Target, rooms: int, per_room: int, seconds: float, rat
             due = start + clock / rate
             await asyncio.sleep(max(0.0, due - time.perf_counter()))
             state = {
-                "user": {"name": f"presenter {room}"},
+                "user": user_of[ws] or {"name": f"presenter {room}"},
                 "pointer": {"slide": "s1", "x": clock, "y": clock},
                 "t": time.perf_counter_ns(),
             }
