@@ -380,3 +380,28 @@ def test_cli_creates_a_session_and_refuses_what_the_rules_refuse(data_dir: Path)
     assert "Only pathologists and administrators" in clinician.stderr
     unknown = collab("teaching", "add", "X", "--educator", "north.path", "--case", "S99", data_dir=data_dir)
     assert "no case with accession 'S99'" in unknown.stderr
+
+
+def test_a_guests_json_posts_are_bounded_before_they_are_read(classroom: Classroom) -> None:
+    """A guest's quiz answer of megabytes is refused from its length (or as it streams), not
+    read into memory; a normal answer still goes through the same door."""
+    ann = join(classroom, "Ann")
+    answer = f"{ann.client.base_url}/teach/{classroom.session_id}/quiz/answer"
+    headers = {"X-CSRF-Token": ann.csrf, "Content-Type": "application/json"}
+    padding = " " * (4 << 20)
+    big = ann.client.post(answer, content=f'{{"question": 1, "x": 5, "y": 5}}{padding}', headers=headers)
+    assert big.status_code == 413, big.text
+    assert "too large" in big.json()["error"]
+
+    def streamed() -> Iterator[bytes]:
+        yield b'{"question": 1, "x": 5, "y": 5}'
+        for _ in range(64):
+            yield b" " * 4096
+
+    chunked = ann.client.post(answer, content=streamed(), headers=headers)
+    assert chunked.status_code == 413, chunked.text
+    # No question is open: the ordinary refusal, so small bodies are read as before.
+    assert (
+        ann.post(f"/teach/{classroom.session_id}/quiz/answer", {"question": 1, "x": 5, "y": 5}).status_code
+        == 409
+    )

@@ -23,6 +23,9 @@ MAX_PUBLIC_FORM_BYTES = 16 * 1024
 # Forms of signed-in people: the longest field (meeting notes, an opinion: 20,000 characters)
 # takes up to 240,000 bytes percent-encoded.
 MAX_FORM_BYTES = 256 * 1024
+# JSON posts of a teaching session (a quiz question, an answer's point, the pen): a question
+# of 2,000 characters is some 12 KB even with every character escaped.
+MAX_JSON_BYTES = 64 * 1024
 
 
 class _TooLarge(Exception):
@@ -51,6 +54,22 @@ async def read_form(request: Request, max_bytes: int) -> FormData | Response:
         return _refused(400, "The form did not arrive whole.")
 
 
+async def read_body(request: Request, max_bytes: int) -> bytes | Response:
+    """The posted body, or a 413 before more than ``max_bytes`` of it is read."""
+    length = request.headers.get("content-length")
+    if length is not None and (not length.isdigit() or int(length) > max_bytes):
+        return _refused(413, f"This request is too large: at most {max_bytes // 1024} KiB.", api=True)
+    chunks = []
+    try:
+        async for chunk in _bounded(request.stream(), max_bytes):
+            chunks.append(chunk)
+    except _TooLarge:
+        return _refused(413, f"This request is too large: at most {max_bytes // 1024} KiB.", api=True)
+    except ClientDisconnect:
+        return _refused(400, "The request did not arrive whole.", api=True)
+    return b"".join(chunks)
+
+
 async def _bounded(stream: AsyncIterator[bytes], max_bytes: int) -> AsyncGenerator[bytes, None]:
     received = 0
     async for chunk in stream:
@@ -60,8 +79,8 @@ async def _bounded(stream: AsyncIterator[bytes], max_bytes: int) -> AsyncGenerat
         yield chunk
 
 
-def _refused(status: int, message: str) -> Response:
+def _refused(status: int, message: str, *, api: bool = False) -> Response:
     """The rest of the body is not read, so the connection cannot carry another request."""
-    response = error(status, message)
+    response = error(status, message, api=api)
     response.headers["Connection"] = "close"
     return response

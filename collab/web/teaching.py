@@ -28,6 +28,7 @@ from collab.teaching import MAX_CASES, TeachingRefused, clean_question, create_s
 from collab.web.auth import checked_form, client_address, current_user
 from collab.web.classroom import Attendee, Classroom, attendee, checked_json_csrf
 from collab.web.errors import error
+from collab.web.forms import MAX_JSON_BYTES, read_body
 from collab.web.render import render
 from collab.web.sync import Connection
 
@@ -140,8 +141,11 @@ async def _json(request: Request) -> tuple[Attendee, dict[str, Any]] | Response:
         return error(403, "The page expired. Reload it and try again.", api=True)
     if not who.session.open:
         return error(409, "This teaching session has ended.", api=True)
+    raw = await read_body(request, MAX_JSON_BYTES)
+    if isinstance(raw, Response):
+        return raw
     try:
-        body = json.loads(await request.body() or b"{}")
+        body = json.loads(raw or b"{}")
     except ValueError:
         return error(400, "The body must be JSON.", api=True)
     if not isinstance(body, dict):
