@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -164,6 +165,23 @@ def seed_case(data_dir: Path) -> str:
     result = collab("cases", "add", "S26-1", "--org", "North Trust", data_dir=data_dir)
     assert result.returncode == 0, result.stderr
     return "S26-1"
+
+
+def room_people(
+    data_dir: Path, *, clinician: bool = True, also: tuple[str, ...] = ()
+) -> tuple[str, dict[str, str], dict[str, int]]:
+    """On a data directory made by ``seed_case``: adds the trainee ``north.trainee`` (contributes)
+    and, unless told not to, the clinician ``north.onc`` (reads). Returns case S26-1's id, API
+    tokens of ``north.path``, those two and the users named in ``also``, and every user's id."""
+    add_user(data_dir, "north.trainee", "trainee", "North Trust")
+    if clinician:
+        add_user(data_dir, "north.onc", "clinician", "North Trust", "--specialty", "oncology")
+    names = ("north.path", "north.trainee", *(("north.onc",) if clinician else ()), *also)
+    tokens = {name: api_token(data_dir, name) for name in names}
+    with sqlite3.connect(data_dir / "collab.sqlite3") as db:
+        case_id = db.execute("SELECT id FROM cases WHERE accession = 'S26-1'").fetchone()[0]
+        ids = dict(db.execute("SELECT username, id FROM users").fetchall())
+    return case_id, tokens, ids
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from pycrdt import Array, Doc, Map, YMessageType, YSyncMessageType, write_var_ui
 from collab.sync.catchup import PULL_BURST_BYTES, SYNC_REQUEST_BURST
 from collab.sync.protocol import Frame, parse
 from collab.sync.room import MAX_ROOT_BYTES, Rejected, Room
-from tests.conftest import Server, add_user, api_token
+from tests.conftest import Server, room_people
 from tests.yclient import YClient
 
 # Sync step 1 with an empty state vector: "send me everything" (4 bytes).
@@ -54,12 +54,7 @@ def _message(author: int, text: str, message_id: str) -> Map[Any]:
 def people(server: Server) -> Iterator[tuple[Server, str, dict[str, str], dict[str, int]]]:
     """Case S26-1 with a pathologist (moderates), a trainee (contributes) and a clinician (reads)."""
     data_dir = server.data_dir
-    add_user(data_dir, "north.trainee", "trainee", "North Trust")
-    add_user(data_dir, "north.onc", "clinician", "North Trust", "--specialty", "oncology")
-    tokens = {name: api_token(data_dir, name) for name in ("north.path", "north.trainee", "north.onc")}
-    with sqlite3.connect(data_dir / "collab.sqlite3") as db:
-        case_id = db.execute("SELECT id FROM cases WHERE accession = 'S26-1'").fetchone()[0]
-        ids = dict(db.execute("SELECT username, id FROM users").fetchall())
+    case_id, tokens, ids = room_people(data_dir)
     yield server, case_id, tokens, ids
 
 

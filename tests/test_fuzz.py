@@ -35,6 +35,7 @@ from tests.conftest import (
     add_user,
     api_token,
     collab,
+    room_people,
     seed_case,
     start_server,
     stop_server,
@@ -124,12 +125,7 @@ class Room:
 def room(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Room]:
     data_dir = tmp_path_factory.mktemp("fuzz-ws")
     seed_case(data_dir)
-    add_user(data_dir, "north.trainee", "trainee", "North Trust")
-    add_user(data_dir, "north.onc", "clinician", "North Trust", "--specialty", "oncology")
-    tokens = {name: api_token(data_dir, name) for name in ("north.path", "north.trainee", "north.onc")}
-    with sqlite3.connect(data_dir / "collab.sqlite3") as db:
-        case_id = db.execute("SELECT id FROM cases WHERE accession = 'S26-1'").fetchone()[0]
-        ids = dict(db.execute("SELECT username, id FROM users").fetchall())
+    case_id, tokens, ids = room_people(data_dir)
     server = start_server(data_dir)
     loop = asyncio.new_event_loop()
     try:

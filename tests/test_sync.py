@@ -14,7 +14,7 @@ import websockets
 from pycrdt import Array, Doc, Map
 
 from collab.sync.protocol import AwarenessEntry, encode_awareness
-from tests.conftest import Server, add_user, api_token, collab, start_server, stop_server
+from tests.conftest import Server, add_user, api_token, collab, room_people, start_server, stop_server
 from tests.yclient import YClient, point_annotation
 
 
@@ -22,16 +22,9 @@ from tests.yclient import YClient, point_annotation
 def room(server: Server) -> Iterator[tuple[Server, str, dict[str, str], dict[str, int]]]:
     """Case S26-1 and people with different rights on it; yields the server, the case id, tokens, user ids."""
     data_dir = server.data_dir
-    add_user(data_dir, "north.trainee", "trainee", "North Trust")
-    add_user(data_dir, "north.onc", "clinician", "North Trust", "--specialty", "oncology")
     collab("orgs", "add", "South Trust", data_dir=data_dir)
     add_user(data_dir, "south.path", "pathologist", "South Trust")
-    tokens = {
-        name: api_token(data_dir, name) for name in ("north.path", "north.trainee", "north.onc", "south.path")
-    }
-    with sqlite3.connect(data_dir / "collab.sqlite3") as db:
-        case_id = db.execute("SELECT id FROM cases WHERE accession = 'S26-1'").fetchone()[0]
-        ids = dict(db.execute("SELECT username, id FROM users").fetchall())
+    case_id, tokens, ids = room_people(data_dir, also=("south.path",))
     yield server, case_id, tokens, ids
 
 

@@ -12,7 +12,6 @@ import base64
 import contextlib
 import json
 import shutil
-import sqlite3
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -44,7 +43,7 @@ from collab.sync.yupdate import (
     UpdateRefused,
     read_update,
 )
-from tests.conftest import REPO, Server, add_user, api_token, seed_case, start_server, stop_server
+from tests.conftest import REPO, Server, room_people, seed_case, start_server, stop_server
 from tests.test_teaching import Classroom, _educator_json, classroom, join  # noqa: F401 (fixture)
 from tests.yclient import YClient, point_annotation
 from tests.yencode import (
@@ -358,11 +357,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     """A case with its pathologist (who watches) and a trainee (who contributes)."""
     data_dir = tmp_path_factory.mktemp("shape")
     seed_case(data_dir)
-    add_user(data_dir, "north.trainee", "trainee", "North Trust")
-    tokens = {name: api_token(data_dir, name) for name in ("north.path", "north.trainee")}
-    with sqlite3.connect(data_dir / "collab.sqlite3") as db:
-        case_id = db.execute("SELECT id FROM cases WHERE accession = 'S26-1'").fetchone()[0]
-        ids = dict(db.execute("SELECT username, id FROM users").fetchall())
+    case_id, tokens, ids = room_people(data_dir, clinician=False)
     server = start_server(data_dir)
     loop = asyncio.new_event_loop()
     try:
