@@ -9,7 +9,6 @@ and the last position of a burst is always kept, so a replay ends where they sto
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,18 +41,9 @@ class PathSample:
         return (self.case_id, self.at, self.user_id, self.slide, self.x, self.y, self.width, self.rotation)
 
 
-def presenting_view(state_json: str) -> dict[str, object] | None:
-    """The view in an awareness state if its owner is presenting, else None.
-
-    Most awareness frames are pointer moves of people who are not presenting: a substring
-    test spares parsing them.
-    """
-    if '"presenting":true' not in state_json and '"presenting": true' not in state_json:
-        return None
-    try:
-        state = json.loads(state_json)
-    except ValueError:
-        return None
+def presenting_view(state: object) -> dict[str, object] | None:
+    """The view in an awareness state (as parsed, once, by collab.sync.protocol) if its owner is
+    presenting and the view is one the path can store, else None."""
     view = state.get("view") if isinstance(state, dict) and state.get("presenting") is True else None
     if not isinstance(view, dict) or not isinstance(view.get("slide"), str):
         return None

@@ -228,8 +228,7 @@ class Room:
             accepted.append(entry)
             as_sent = as_sent and entry is sent
             # Only now, named and checked, may a view enter the presenter's path.
-            presenting = entry.state is not None and entry.state.get("presenting") is True
-            if self.path is not None and presenting and (view := presenting_view(entry.state_json)):
+            if self.path is not None and (view := presenting_view(entry.state)):
                 self.path.observe(peer.user_id, view)
         # Everyone, the sender included, gets it: y-websocket clients count renewals.
         if accepted and as_sent:  # the usual case: the frame is passed on as it came
