@@ -6,8 +6,10 @@ One sender per room moves its pointer (awareness) `--rate` times a second for
 `--seconds`; every other client in the room receives it. Scenarios: one room of
 N = 10, 50, 200 clients, and 50 rooms of 5. Each runs against `collab serve` and
 against `@y/websocket-server` 0.1.1 (npm, the reference), with the same client
-code. Printed: send-to-receive latency p50/p99, share of messages delivered, server
-CPU (percent of one core), and the ratios ours / reference. Then the same one-room
+code and the same states. Both servers are up at once; after a warm-up, each is run
+`--repeat` times, alternating which goes first. Printed per run and as medians over
+the runs: send-to-receive latency p50/p99, share of messages delivered, server CPU
+(percent of one core), and the ratios ours / reference. Then the same one-room
 fan-out on our server while 8 other clients pull tiles at full speed.
 """
 
@@ -27,6 +29,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -165,12 +168,17 @@ def serve_ours(data: Path, token: str) -> Target:
     return Target("ours", process, urls, {"Authorization": f"Bearer {token}"}, data, people)
 
 
-def start_reference(rooms: int) -> Target:
+def start_reference(
+    rooms: int, people: list[tuple[dict[str, str], dict[str, object]]] | None = None
+) -> Target:
+    """The reference server; its clients send the same states as ours did (``people``'s ``user``s),
+    so both servers relay, and the one bench process parses, messages of the same size."""
     port = free_port()
     env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port)}
     process = subprocess.Popen(REFERENCE, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_http(f"http://127.0.0.1:{port}/", process)
-    return Target("reference", process, [f"ws://127.0.0.1:{port}/bench-{i}" for i in range(rooms)])
+    urls = [f"ws://127.0.0.1:{port}/bench-{i}" for i in range(rooms)]
+    return Target("reference", process, urls, people=[({}, user) for _, user in people or []])
 
 
 @dataclass
@@ -183,9 +191,19 @@ class Result:
         ordered = sorted(self.latencies_ms)
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
+    def summary(self) -> str:
+        return (
+            f"p50 {self.pct(0.5):.1f} ms, p99 {self.pct(0.99):.1f} ms, "
+            f"delivered {100 * self.delivered:.1f}%, CPU {self.cpu_percent:.1f}%"
+        )
 
-async def fan_out(target: Target, rooms: int, per_room: int, seconds: float, rate: float) -> Result:
-    """Connect everyone, let each room's first client move its pointer, measure the others."""
+
+async def fan_out(
+    target: Target, rooms: int, per_room: int, seconds: float, rate: float, run: int = 0
+) -> Result:
+    """Connect everyone, let each room's first client move its pointer, measure the others.
+    Each ``run`` on one server moves a pointer of its own (a new client id, clocks from 1):
+    the reference keeps a left client's clock and would ignore a rerun's."""
     latencies: list[float] = []
     received: list[int] = [0]
     conns = []
@@ -227,7 +245,7 @@ async def fan_out(target: Target, rooms: int, per_room: int, seconds: float, rat
     messages = int(seconds * rate)
 
     async def send(room: int, ws: websockets.ClientConnection) -> None:
-        client_id = 1_000_000 + room
+        client_id = 1_000_000 + 1_000 * run + room
         for clock in range(1, messages + 1):
             due = start + clock / rate
             await asyncio.sleep(max(0.0, due - time.perf_counter()))
@@ -250,12 +268,44 @@ async def fan_out(target: Target, rooms: int, per_room: int, seconds: float, rat
     return Result(latencies, received[0] / expected if expected else 0.0, 100 * cpu / elapsed)
 
 
-def row(label: str, ours: Result, ref: Result) -> str:
+def compare(tmp: Path, label: str, rooms: int, per_room: int, args: argparse.Namespace) -> str:
+    """Both servers up at once; a short warm-up run on each, not counted; then ``--repeat``
+    measured runs each, alternating which goes first. One run's p99 is the worst couple of
+    fan-outs, and the one bench process that receives them all is as busy as the server, so
+    single runs wander by a third on a small machine: the row gives medians over the runs."""
+    ours = start_ours(tmp, rooms)
+    try:
+        reference = start_reference(rooms, ours.people)
+        try:
+            runs: dict[str, list[Result]] = {"ours": [], "reference": []}
+            for n in range(args.repeat + 1):
+                pair = (ours, reference) if n % 2 else (reference, ours)
+                for target in pair:
+                    seconds = args.seconds if n else min(2.0, args.seconds)  # run 0 warms up
+                    result = asyncio.run(fan_out(target, rooms, per_room, seconds, args.rate, run=n))
+                    if n:
+                        runs[target.name].append(result)
+                        print(f"  {label}, run {n}, {target.name}: {result.summary()}", flush=True)
+        finally:
+            reference.stop()
+    finally:
+        ours.stop()
+    return row(label, runs["ours"], runs["reference"])
+
+
+def row(label: str, ours: list[Result], ref: list[Result]) -> str:
+    """One table row: each figure the median over the runs."""
+
+    def med(results: list[Result], figure: Callable[[Result], float]) -> float:
+        return statistics.median(figure(r) for r in results)
+
+    p50, p99 = (lambda r: r.pct(0.5)), (lambda r: r.pct(0.99))
+    delivered, cpu = (lambda r: 100 * r.delivered), (lambda r: r.cpu_percent)
     return (
-        f"| {label} | {ours.pct(0.5):.1f} / {ours.pct(0.99):.1f} | {ref.pct(0.5):.1f} / {ref.pct(0.99):.1f} "
-        f"| {ours.pct(0.99) / ref.pct(0.99):.2f}x | {100 * ours.delivered:.1f}% / {100 * ref.delivered:.1f}% "
-        f"| {ours.cpu_percent:.1f}% / {ref.cpu_percent:.1f}% "
-        f"| {ours.cpu_percent / max(ref.cpu_percent, 0.01):.2f}x |"
+        f"| {label} | {med(ours, p50):.1f} / {med(ours, p99):.1f} "
+        f"| {med(ref, p50):.1f} / {med(ref, p99):.1f} "
+        f"| {med(ours, p99) / med(ref, p99):.2f}x | {med(ours, delivered):.1f}% / {med(ref, delivered):.1f}% "
+        f"| {med(ours, cpu):.1f}% / {med(ref, cpu):.1f}% | {med(ours, cpu) / max(med(ref, cpu), 0.01):.2f}x |"
     )
 
 
@@ -275,13 +325,13 @@ def with_tile_load(tmp: Path, args: argparse.Namespace) -> None:
         grid = [str(v) for v in full_resolution_grid(port, slide_id, token)]
         runs = []
         for _ in range(args.tile_load_repeat):  # alternated, since one run's p99 is noisy
-            idle = asyncio.run(fan_out(target, 1, 50, args.seconds, args.rate))
+            idle = asyncio.run(fan_out(target, 1, 50, args.seconds, args.rate, run=2 * len(runs)))
             puller = subprocess.Popen(
                 [sys.executable, "-c", PULLER, port, slide_id, token, str(args.seconds + 3), *grid],
                 stdout=subprocess.PIPE,
                 text=True,
             )
-            loaded = asyncio.run(fan_out(target, 1, 50, args.seconds, args.rate))
+            loaded = asyncio.run(fan_out(target, 1, 50, args.seconds, args.rate, run=2 * len(runs) + 1))
             tiles = puller.communicate(timeout=120)[0].strip()
             runs.append((idle, loaded, tiles))
     finally:
@@ -368,6 +418,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--rate", type=float, default=30.0, help="pointer updates per second per sender")
     parser.add_argument("--sizes", default="10,50,200", help="clients in the one-room scenarios")
+    parser.add_argument("--repeat", type=int, default=3, help="measured runs per server and scenario")
     parser.add_argument("--no-tile-load", action="store_true")
     parser.add_argument("--tile-load-only", action="store_true", help="only the pointer-under-tile-load run")
     parser.add_argument("--tile-load-repeat", type=int, default=3, help="idle / loaded pairs to run")
@@ -382,17 +433,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="collab-bench-sync-") as name:
         tmp = Path(name)
         for rooms, per_room in scenarios:
-            results = {}
-            for starter in (start_ours, start_reference):
-                target = starter(tmp, rooms) if starter is start_ours else start_reference(rooms)
-                try:
-                    results[target.name] = asyncio.run(
-                        fan_out(target, rooms, per_room, args.seconds, args.rate)
-                    )
-                finally:
-                    target.stop()
             label = f"1 room x {per_room}" if rooms == 1 else f"{rooms} rooms x {per_room}"
-            lines.append(row(label, results["ours"], results["reference"]))
+            lines.append(compare(tmp, label, rooms, per_room, args))
             print(lines[-1], flush=True)
         print(f"\n{args.rate:g} Hz for {args.seconds:g} s per sender; latency send -> receive, ms\n")
         print(
