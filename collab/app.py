@@ -22,6 +22,7 @@ from collab.sync.rooms import Rooms
 from collab.sync.teaching import TeachingRoom
 from collab.throttle import JoinThrottle
 from collab.web import (
+    api,
     audit,
     auth,
     classroom,
@@ -91,6 +92,7 @@ def create_app(settings: Settings) -> Starlette:
     routes = [
         Route("/healthz", healthz),
         *auth.routes,
+        *api.routes,
         *pages.routes,
         *opinions.routes,
         *meetings.routes,

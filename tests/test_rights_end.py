@@ -338,7 +338,7 @@ def test_an_ended_teaching_session_answers_410_everywhere(world: World) -> None:
     closed = world.north.post(f"/teach/{lesson.session_id}/close")
     assert closed.status_code == 303
     assert lesson.statuses() == GONE
-    assert lesson.guest.get(lesson.urls()["state"]).json() == {"error": "This teaching session has ended."}
+    assert lesson.guest.get(lesson.urls()["state"]).json()["detail"] == "This teaching session has ended."
     url = world.ws(f"/ws/teaching/{lesson.session_id}")
     assert asyncio.run(_refused(url, _cookies(lesson.guest))) == 410
     lesson.guest.close()

@@ -238,10 +238,12 @@ def test_traversal_attempts_get_4xx(shared: Server, path: str) -> None:
     assert b"SQLite format" not in response.content
 
 
-def test_api_errors_are_json(shared: Server) -> None:
+def test_api_errors_are_problem_json(shared: Server) -> None:
     response = shared.get("/api/slides/0000000000000000")
     assert response.status_code == 404
-    assert response.json() == {"error": "No such slide."}
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["status"] == 404
+    assert response.json()["detail"] == "No such slide."
 
 
 def test_slide_that_goes_bad_answers_503_and_others_keep_working(server: Server, tmp_path: Path) -> None:

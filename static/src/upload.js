@@ -1,0 +1,2 @@
+// The slide upload page (resumable upload with progress).
+export {};

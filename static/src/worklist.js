@@ -1,0 +1,2 @@
+// Filled in with its page: see static/src/pages.js.
+export {};
