@@ -11,14 +11,18 @@ from typing import Any
 
 from pycrdt import Doc
 
+from collab.cases import CaseFields, CaseRefused, create_case
 from collab.config import Settings
-from collab.domain import Patient, User
+from collab.domain import User
+from collab.meeting_plans import utc_from_uk
 from collab.meetings import MeetingRefused, create_meeting
 from collab.security import MIN_PASSWORD_LENGTH, hash_password, new_token, token_hash
 from collab.sharing import share_case
 from collab.slides import SlideError, open_slide
 from collab.slides.cache import SizedLRU
 from collab.store import Database
+from collab.store.accounts import token_expiry
+from collab.store.database import StoreError
 from collab.teaching import TeachingRefused, create_session
 
 
@@ -38,7 +42,7 @@ async def run_admin(args: argparse.Namespace) -> int:
         elif command == ("users", "token") and args.revoke is not None:
             await _users_token_revoke(db, args.username, args.revoke)
         elif command == ("users", "token"):
-            await _users_token(db, args.username)
+            await _users_token(db, args.username, args.scope, args.expires_days)
         elif command == ("users", "tokens"):
             await _users_tokens(db, args.username)
         elif command == ("cases", "add"):
@@ -78,10 +82,14 @@ async def _users_add(db: Database, args: argparse.Namespace) -> None:
     print(user.username)
 
 
-async def _users_token(db: Database, username: str) -> None:
+async def _users_token(db: Database, username: str, scope: str | None, days: int | None) -> None:
     user = await _user(db, username)
     token = new_token()
-    token_id = await db.people.add_token(user.id, token_hash(token))
+    try:
+        expires = token_expiry(days)
+    except StoreError as exc:
+        raise CommandError(str(exc)) from None
+    token_id = await db.people.add_token(user.id, token_hash(token), scope=scope, expires=expires)
     await db.audit.record("token created", user=user, client="command line", detail=f"token {token_id}")
     print(token)
 
@@ -89,10 +97,10 @@ async def _users_token(db: Database, username: str) -> None:
 async def _users_tokens(db: Database, username: str) -> None:
     """One line per token, tab-separated under a header; never the token itself."""
     user = await _user(db, username)
-    print("id\tcreated\tlast used\tstatus")
+    print("id\tcreated\tlast used\tstatus\tscope")
     for token in await db.people.tokens(user.id):
         status = f"revoked {token.revoked}" if token.revoked else "active"
-        print(f"{token.id}\t{token.created}\t{token.last_used or 'never'}\t{status}")
+        print(f"{token.id}\t{token.created}\t{token.last_used or 'never'}\t{status}\t{token.scope or 'full'}")
 
 
 async def _users_token_revoke(db: Database, username: str, token_id: int) -> None:
@@ -114,15 +122,23 @@ async def _cases_add(db: Database, args: argparse.Namespace) -> None:
         if assignee is None:
             raise CommandError(f"no user named {args.assign!r}")
         assigned_to = assignee.id
-    case = await db.catalog.add_case(
-        args.accession,
-        await _org(db, args.org),
+    org = await db.catalog.org(await _org(db, args.org))
+    assert org is not None
+    # The same checks and audit as a case made in the browser (collab.cases).
+    fields = CaseFields(
         args.priority,
-        patient=Patient(args.patient_name, args.nhs_number, args.date_of_birth),
-        specimen=args.specimen,
-        clinical_details=args.clinical_details,
-        assigned_to=assigned_to,
+        args.patient_name or "",
+        args.nhs_number or "",
+        args.date_of_birth or "",
+        args.specimen or "",
+        args.clinical_details or "",
     )
+    try:
+        case = await create_case(
+            db, args.accession, org, fields, assigned_to=assigned_to, by=None, client="command line"
+        )
+    except CaseRefused as exc:
+        raise CommandError(str(exc)) from None
     print(case.id)
 
 
@@ -170,7 +186,7 @@ async def _meetings_add(db: Database, args: argparse.Namespace) -> None:
             db,
             args.name,
             org=org,
-            starts=args.starts,
+            starts=utc_from_uk(args.starts),  # given in UK local time, as in the browser
             chair=await _user(db, args.chair),
             coordinator=await _user(db, args.coordinator),
             attendees=[await _user(db, username) for username in args.attendee],

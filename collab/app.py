@@ -22,21 +22,32 @@ from collab.sync.rooms import Rooms
 from collab.sync.teaching import TeachingRoom
 from collab.throttle import JoinThrottle
 from collab.web import (
+    account,
+    admin_users,
+    admin_users_api,
+    agenda,
     api,
     audit,
     auth,
+    cases,
+    cases_api,
     classroom,
     exports,
+    meeting_admin,
     meeting_room,
     meetings,
     opinions,
     pages,
+    people,
     slides,
     sync,
     teaching,
     timeline,
+    unassigned,
+    uploads,
 )
 from collab.web.access import AccessControl
+from collab.web.error_pages import ErrorPages
 from collab.web.headers import SecurityHeaders
 from collab.web.live import LiveLinks
 
@@ -93,8 +104,13 @@ def create_app(settings: Settings) -> Starlette:
         Route("/healthz", healthz),
         *auth.routes,
         *api.routes,
+        *cases.routes,  # before pages: /cases/new is not a case id
+        *cases_api.routes,
         *pages.routes,
         *opinions.routes,
+        *people.routes,
+        *meeting_admin.routes,  # before meetings: /meetings/new is not a meeting id
+        *agenda.routes,
         *meetings.routes,
         *meeting_room.routes,
         *exports.routes,
@@ -102,10 +118,16 @@ def create_app(settings: Settings) -> Starlette:
         *classroom.routes,
         *timeline.routes,
         *audit.routes,
+        *admin_users.routes,
+        *admin_users_api.routes,
+        *account.routes,
+        # Before the slide routes: /api/slides/unassigned is not a slide id.
+        *uploads.routes,
+        *unassigned.routes,
         *slides.routes,
         *sync.routes,
         Mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static"),
     ]
     # Outermost first: every answer, the sign-in redirect included, carries the security headers.
-    middleware = [Middleware(SecurityHeaders), Middleware(auth.AuthMiddleware)]
+    middleware = [Middleware(SecurityHeaders), Middleware(ErrorPages), Middleware(auth.AuthMiddleware)]
     return Starlette(routes=routes, lifespan=lifespan, middleware=middleware)

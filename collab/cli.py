@@ -75,6 +75,12 @@ def _parser(environ: dict[str, str]) -> argparse.ArgumentParser:
         help="a reverse proxy (IP address or network) whose X-Forwarded-For and X-Forwarded-Proto are"
         " believed; repeatable (default: $COLLAB_TRUSTED_PROXIES, comma-separated, else none)",
     )
+    server.add_argument(
+        "--import-dir", type=Path, help="a scanner's drop folder of new slides (default: DATA_DIR/import)"
+    )
+    server.add_argument(
+        "--import-org", help="the organisation whose slides the import folder holds (default: the only one)"
+    )
     server.set_defaults(trusted_proxies_env=environ.get("COLLAB_TRUSTED_PROXIES", ""))
     commands.add_parser("serve", parents=[common, server], help="run the server")
     commands.add_parser("demo", parents=[common, server], help="seed demo data if there is none, then serve")
@@ -121,6 +127,8 @@ def _parser(environ: dict[str, str]) -> argparse.ArgumentParser:
         "token", parents=[common], help="print a new API token for a user (shown once), or revoke one"
     )
     users_token.add_argument("username")
+    users_token.add_argument("--scope", choices=("read", "write"), help="read: may not change anything")
+    users_token.add_argument("--expires-days", type=int, metavar="N", help="the token ends after N days")
     users_token.add_argument(
         "--revoke", type=int, metavar="ID", help="revoke their token of that id (see: collab users tokens)"
     )
@@ -136,7 +144,9 @@ def _parser(environ: dict[str, str]) -> argparse.ArgumentParser:
     )
     meetings_add.add_argument("name")
     meetings_add.add_argument("--org", required=True, help="the organisation holding the meeting")
-    meetings_add.add_argument("--starts", required=True, help="date and time, e.g. 2026-12-01T13:00")
+    meetings_add.add_argument(
+        "--starts", required=True, help="date and time in UK local time, e.g. 2026-12-01T13:00"
+    )
     meetings_add.add_argument("--chair", required=True, metavar="USERNAME")
     meetings_add.add_argument("--coordinator", required=True, metavar="USERNAME")
     meetings_add.add_argument("--attendee", action="append", default=[], metavar="USERNAME")
@@ -195,6 +205,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 pixel_cache_mb=args.pixel_cache_mb,
                 max_connections=args.max_connections,
                 trusted_proxies=_trusted_proxies(args),
+                import_dir=args.import_dir,
+                import_org=args.import_org,
             )
 
             if args.command == "demo":

@@ -35,7 +35,17 @@ class Settings:
     # Addresses or networks of the reverse proxies whose X-Forwarded-For and X-Forwarded-Proto
     # are believed; none by default, so no client can claim another address or https.
     trusted_proxies: tuple[str, ...] = ()
+    # Slides uploaded from a browser: the largest accepted file (20 GiB holds a 40x SVS).
+    max_upload_bytes: int = 20 << 30
+    # A scanner's drop folder (default: the data dir's ``import``), and the organisation whose
+    # slides land there (None: the only organisation, when there is exactly one).
+    import_dir: Path | None = None
+    import_org: str | None = None
 
     @property
     def database_path(self) -> Path:
         return self.data_dir / "collab.sqlite3"
+
+    @property
+    def import_path(self) -> Path:
+        return self.import_dir or self.data_dir / "import"

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 PRIORITIES = ("urgent", "2ww", "routine")
-STATUSES = ("new", "in review", "reported")
+# The workflow of a case, in order (collab.cases.change_status moves one step at a time).
+STATUSES = ("new", "in review", "ready for MDT", "reported")
 ROLES = ("admin", "pathologist", "trainee", "clinician", "student")
 SPECIALTIES = ("oncology", "surgery", "radiology", "nursing/MDT coordination")
 
@@ -105,7 +106,24 @@ class OpinionRequest:
 
 
 MEETING_SOURCE = "meeting:"
+# The decisions an MDT outcome chooses from (several per case); it keeps the older ones
+# (LEGACY_DECISIONS, which the outcomes table's CHECK allows) so that older outcomes still read.
 DECISIONS = (
+    "surgery",
+    "chemotherapy",
+    "radiotherapy",
+    "endocrine therapy",
+    "surveillance",
+    "further imaging",
+    "further pathology",
+    "further investigation",
+    "discuss at another MDT",
+    "best supportive care",
+    "oncology",
+    "discharge",
+    "other",
+)
+LEGACY_DECISIONS = (
     "surgery",
     "oncology",
     "radiotherapy",
@@ -114,6 +132,7 @@ DECISIONS = (
     "discharge",
     "other",
 )
+MEETING_STATUSES = ("scheduled", "cancelled")
 
 
 def meeting_source(meeting_id: str) -> str:
@@ -132,6 +151,8 @@ class Meeting:
     chair: int
     coordinator: int
     created: str
+    status: str = "scheduled"  # or "cancelled"; closed is a separate record (meeting_closures)
+    series_id: str | None = None  # weekly meetings made together share it
 
 
 @dataclass(frozen=True)
@@ -147,6 +168,9 @@ class AgendaItem:
     recorded: str | None = None
     signed_off_by: int | None = None
     signed_off: str | None = None
+    question: str = ""
+    presenter: int | None = None
+    decisions: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -238,6 +262,21 @@ def may_read_audit(user: User) -> bool:
 def may_share(user: User, case: Case) -> bool:
     """Pathologists and admins of the owning organisation share its cases."""
     return may_moderate(user, case)
+
+
+def may_manage_cases(user: User, org_id: int) -> bool:
+    """Pathologists and admins of an organisation create its cases and edit them, their status
+    and their patient details (there is no coordinator role: coordinators are clinicians)."""
+    return user.org_id == org_id and user.role in ("admin", "pathologist")
+
+
+def status_steps(status: str) -> tuple[str, ...]:
+    """The statuses a case may move to from ``status``: the next step, or back one step to
+    correct a mistake; a reported case is signed off and stays so."""
+    if status not in STATUSES or status == "reported":
+        return ()
+    at = STATUSES.index(status)
+    return tuple(STATUSES[i] for i in (at + 1, at - 1) if 0 <= i < len(STATUSES))
 
 
 def may_moderate(user: User, case: Case) -> bool:

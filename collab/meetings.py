@@ -95,8 +95,10 @@ async def create_meeting(
     cases: list[Case],
     by: User | None,
     client: str,
+    series_id: str | None = None,
 ) -> Meeting:
-    """A new meeting with its participants and agenda; agenda cases are shared with outsiders."""
+    """A new meeting with its participants and agenda; agenda cases are shared with outsiders.
+    ``starts`` is the UTC minute (collab.meeting_plans.utc_from_uk converts UK local time)."""
     name = name.strip()
     if not name:
         raise Invalid("a meeting needs a name")
@@ -121,6 +123,7 @@ async def create_meeting(
         attendees=[p.id for p in attendees],
         case_ids=[c.id for c in cases],
         shares=shares,
+        series_id=series_id,
     )
     await db.audit.record(
         "meeting created",
@@ -133,26 +136,34 @@ async def create_meeting(
 
 
 async def record_outcome(
-    db: Database, meeting: Meeting, case_id: str, *, by: User, decision: str, notes: str, client: str
+    db: Database,
+    meeting: Meeting,
+    case_id: str,
+    *,
+    by: User,
+    decisions: list[str],
+    notes: str,
+    client: str,
 ) -> None:
-    """Record the decision on an agenda case, and audit it."""
+    """Record the decisions (one or more, none chosen for the recorder) on an agenda case, and audit it."""
     if not may_record(by, meeting):
         raise NotAllowed("Only the meeting's coordinator or chair records outcomes.")
     if await db.meetings.closed(meeting.id):
         raise WrongState("This meeting is closed: its outcomes can no longer be changed.")
-    if decision not in DECISIONS:
-        raise Invalid(f"Choose a decision: {', '.join(DECISIONS)}.")
+    chosen = list(dict.fromkeys(d.strip() for d in decisions if d.strip()))
+    if not chosen or any(d not in DECISIONS for d in chosen):
+        raise Invalid(f"Choose one or more decisions: {', '.join(DECISIONS)}.")
     notes = notes.strip()
     if len(notes) > MAX_NOTES:
         raise Invalid(f"Notes are at most {MAX_NOTES:,} characters.")
-    if not await db.meetings.record_outcome(meeting.id, case_id, decision=decision, notes=notes, by=by.id):
+    if not await db.meetings.record_outcome(meeting.id, case_id, decisions=chosen, notes=notes, by=by.id):
         raise WrongState("This outcome has been signed off and can no longer be changed.")
     await db.audit.record(
         "meeting outcome recorded",
         user=by,
         client=client,
         case_id=case_id,
-        detail=f"meeting {meeting.id}: {decision}",
+        detail=f"meeting {meeting.id}: {', '.join(chosen)}",
     )
 
 

@@ -160,7 +160,7 @@ def test_an_mdt_meeting_in_the_live_room(session: E2ESession, slide_files: list[
 
         # The coordinator records the outcome; everyone sees it at once; the chair signs it off.
         form = coordinator.locator("#outcome-form")
-        form.locator("select[name=decision]").select_option(decision)
+        form.get_by_role("checkbox", name=decision, exact=True).check()
         form.locator("textarea[name=notes]").fill(notes)
         form.get_by_role("button", name="Record outcome").click()
         for page in people:

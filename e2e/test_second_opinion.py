@@ -53,6 +53,7 @@ def test_second_opinion_from_another_trust(session: E2ESession) -> None:
 
     answer = south.locator("form.answer-form")
     answer.locator("textarea[name=opinion]").fill(OPINION)
+    south.once("dialog", lambda dialog: dialog.accept())  # "Send this opinion?" (data-confirm)
     with south.expect_navigation():
         answer.get_by_role("button", name="Answer").click()
     expect(south.locator(".opinion-requests")).to_have_count(0)  # nothing left to answer

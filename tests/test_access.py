@@ -233,7 +233,7 @@ def test_worklist_order_counts_and_filters(tmp_path: Path) -> None:
         assert data["counts"] == {
             "total": 5,
             "by_priority": {"urgent": 2, "2ww": 1, "routine": 2},
-            "by_status": {"new": 5, "in review": 0, "reported": 0},
+            "by_status": {"new": 5, "in review": 0, "ready for MDT": 0, "reported": 0},
         }
         mine = server.client.get("/api/worklist", params={"assignee": "me"}, headers=headers).json()
         assert [c["accession"] for c in mine["cases"]] == ["W-1", "R-2"]

@@ -231,7 +231,7 @@ def test_api_tokens_are_listed_with_last_use_and_revoked_at_once(world: World) -
     data_dir = world.server.data_dir
     first, second = api_token(data_dir, "clinic.onc"), api_token(data_dir, "clinic.onc")
     header, *rows = _tokens(world, "clinic.onc")
-    assert header == ["id", "created", "last used", "status"]
+    assert header == ["id", "created", "last used", "status", "scope"]
     assert [(r[2], r[3]) for r in rows] == [("never", "active"), ("never", "active")]
     first_id, second_id = rows[0][0], rows[1][0]
 

@@ -487,3 +487,23 @@ async def _with_close(running):  # type: ignore[no-untyped-def]
     client = await running
     await client.close()
     return client
+
+
+def test_a_read_only_token_reads_the_room_but_cannot_write_to_it(room) -> None:  # type: ignore[no-untyped-def]
+    server, case_id, tokens, ids = room
+    made = collab("users", "token", "north.path", "--scope", "read", data_dir=server.data_dir)
+    assert made.returncode == 0, made.stderr
+    read_token = made.stdout.strip()
+
+    async def scenario() -> None:
+        writer = await YClient(_url(server, case_id), tokens["north.path"]).connect()
+        writer.annotations()["first"] = point_annotation(ids["north.path"], "by the pathologist")
+        tool = await YClient(_url(server, case_id), read_token).connect()
+        await tool.wait_for(lambda: "first" in tool.annotations())  # it reads
+        tool.annotations()["x"] = point_annotation(ids["north.path"], "through a read token")
+        await _closed(tool)
+        assert tool.close_code == 4403
+        assert "x" not in writer.annotations()
+        await writer.close()
+
+    asyncio.run(scenario())

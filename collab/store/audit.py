@@ -30,6 +30,12 @@ EVENTS = (
     "meeting outcome recorded",
     "meeting outcome signed off",
     "meeting closed",
+    "meeting changed",
+    "meeting cancelled",
+    "meeting reopened",
+    "meeting agenda changed",
+    "meeting attendee added",
+    "meeting attendee removed",
     "teaching session created",
     "teaching session joined",
     "teaching join failed",  # a join code that opens no session (bounded by collab.throttle)
@@ -43,6 +49,27 @@ EVENTS = (
     "timeline viewed",
     "meeting viewed",
     "meeting exported",
+    # Accounts (collab.web.admin_users, collab.web.account): the person acted on is named in
+    # ``detail`` as "user {id}"; the actor is the entry's user.
+    "user created",
+    "user changed",
+    "user deactivated",
+    "user reactivated",
+    "user unlocked",
+    "invite issued",
+    "invite accepted",
+    "password reset",
+    "password changed",
+    # Slides from a browser upload or a scanner's import folder (collab.web.uploads, .unassigned).
+    "slide uploaded",
+    "slide upload refused",
+    "slide imported",
+    "slide attached",
+    # Cases created and worked in the browser or the API (collab.cases).
+    "case created",
+    "case changed",
+    "case status changed",
+    "case note added",
 )
 
 

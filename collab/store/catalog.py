@@ -103,6 +103,38 @@ class Catalog:
         row = await self.db.one("SELECT * FROM cases WHERE id = ?", (case_id,))
         return _case(row) if row else None
 
+    async def update_case(
+        self,
+        case_id: str,
+        *,
+        priority: str,
+        patient: Patient,
+        specimen: str | None,
+        clinical_details: str | None,
+    ) -> None:
+        """Change what the case page's edit form changes (checked by collab.cases)."""
+        await self.db.write(
+            "UPDATE cases SET priority = ?, patient_name = ?, nhs_number = ?, date_of_birth = ?,"
+            " specimen = ?, clinical_details = ? WHERE id = ?",
+            (
+                priority,
+                patient.name,
+                patient.nhs_number,
+                patient.date_of_birth,
+                specimen,
+                clinical_details,
+                case_id,
+            ),
+        )
+
+    async def set_status(self, case_id: str, status: str, *, was: str) -> bool:
+        """Move a case from status ``was`` to ``status``; False if it was no longer ``was``."""
+        cursor = await self.db.conn.execute(
+            "UPDATE cases SET status = ? WHERE id = ? AND status = ?", (status, case_id, was)
+        )
+        await self.db.conn.commit()
+        return cursor.rowcount == 1
+
     async def case_by_accession(self, accession: str) -> Case | None:
         row = await self.db.one("SELECT * FROM cases WHERE accession = ?", (accession,))
         return _case(row) if row else None

@@ -39,22 +39,26 @@ class Database:
 
     def __init__(self, path: Path) -> None:
         from collab.store.audit import AuditLog
+        from collab.store.case_notes import CaseNotes
         from collab.store.catalog import Catalog
         from collab.store.documents import Documents
         from collab.store.meetings import Meetings
         from collab.store.opinions import Opinions
         from collab.store.people import People
         from collab.store.teaching import Teaching
+        from collab.store.uploads import Uploads
 
         self.path = path
         self._conn: aiosqlite.Connection | None = None
         self.catalog = Catalog(self)
+        self.case_notes = CaseNotes(self)
         self.people = People(self)
         self.audit = AuditLog(self)
         self.documents = Documents(self)
         self.opinions = Opinions(self)
         self.meetings = Meetings(self)
         self.teaching = Teaching(self)
+        self.uploads = Uploads(self)
 
     async def __aenter__(self) -> Self:
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from typing import TYPE_CHECKING
 
-from collab.domain import AgendaItem, Meeting, Presentation, meeting_source
+from collab.domain import LEGACY_DECISIONS, AgendaItem, Meeting, Presentation, meeting_source
 from collab.store.database import new_id, now_iso
 
 if TYPE_CHECKING:
@@ -29,15 +30,20 @@ class Meetings:
         attendees: list[int],
         case_ids: list[str],
         shares: list[tuple[str, int, bool]],
+        series_id: str | None = None,
+        commit: bool = True,
     ) -> Meeting:
-        """Record a meeting, its participants and agenda, and its shares ((case, user, contributing))."""
-        meeting = Meeting(new_id(), name, starts, org_id, chair, coordinator, now_iso())
+        """Record a meeting, its participants and agenda, and its shares ((case, user, contributing));
+        ``commit=False`` leaves the transaction open for the caller (a series is made in one)."""
+        meeting = Meeting(
+            new_id(), name, starts, org_id, chair, coordinator, now_iso(), "scheduled", series_id
+        )
         conn = self.db.conn
         # One transaction: a meeting without its shares would show cases nobody can open.
         await conn.execute(
-            "INSERT INTO meetings (id, name, starts, org_id, chair, coordinator, created)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (meeting.id, name, starts, org_id, chair, coordinator, meeting.created),
+            "INSERT INTO meetings (id, name, starts, org_id, chair, coordinator, created, series_id)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (meeting.id, name, starts, org_id, chair, coordinator, meeting.created, series_id),
         )
         for user_id in dict.fromkeys([chair, coordinator, *attendees]):
             await conn.execute(
@@ -54,7 +60,8 @@ class Meetings:
                 " VALUES (?, ?, NULL, ?, ?, ?)",
                 (case_id, user_id, int(contributing), meeting.created, meeting_source(meeting.id)),
             )
-        await conn.commit()
+        if commit:
+            await conn.commit()
         return meeting
 
     async def get(self, meeting_id: str) -> Meeting | None:
@@ -93,23 +100,47 @@ class Meetings:
         """The agenda in order, each case with its outcome, if one is recorded."""
         rows = await self.db.all(
             "SELECT c.case_id, c.position, c.planned_minutes, o.decision, o.notes, o.recorded_by,"
-            " o.recorded, o.signed_off_by, o.signed_off FROM meeting_cases c LEFT JOIN meeting_outcomes o"
+            " o.recorded, o.signed_off_by, o.signed_off, c.question, c.presenter, o.decisions"
+            " FROM meeting_cases c LEFT JOIN meeting_outcomes o"
             " ON o.meeting_id = c.meeting_id AND o.case_id = c.case_id"
             " WHERE c.meeting_id = ? ORDER BY c.position",
             (meeting_id,),
         )
-        return [AgendaItem(*tuple(r)) for r in rows]
+        items = []
+        for r in rows:
+            decisions = tuple(json.loads(r["decisions"])) if r["decisions"] else ()
+            if not decisions and r["decision"]:
+                decisions = (r["decision"],)  # recorded before several decisions were kept
+            items.append(
+                AgendaItem(
+                    r["case_id"],
+                    r["position"],
+                    r["planned_minutes"],
+                    r["decision"],
+                    r["notes"],
+                    r["recorded_by"],
+                    r["recorded"],
+                    r["signed_off_by"],
+                    r["signed_off"],
+                    question=r["question"],
+                    presenter=r["presenter"],
+                    decisions=decisions,
+                )
+            )
+        return items
 
     async def record_outcome(
-        self, meeting_id: str, case_id: str, *, decision: str, notes: str, by: int
+        self, meeting_id: str, case_id: str, *, decisions: list[str], notes: str, by: int
     ) -> bool:
         """Record (or change) a case's outcome; False if it has already been signed off."""
+        legacy = next((d for d in decisions if d in LEGACY_DECISIONS), "other")
         cursor = await self.db.conn.execute(
-            "INSERT INTO meeting_outcomes (meeting_id, case_id, decision, notes, recorded_by, recorded)"
-            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (meeting_id, case_id) DO UPDATE SET"
-            " decision = excluded.decision, notes = excluded.notes, recorded_by = excluded.recorded_by,"
-            " recorded = excluded.recorded WHERE signed_off IS NULL",
-            (meeting_id, case_id, decision, notes, by, now_iso()),
+            "INSERT INTO meeting_outcomes"
+            " (meeting_id, case_id, decision, decisions, notes, recorded_by, recorded)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (meeting_id, case_id) DO UPDATE SET"
+            " decision = excluded.decision, decisions = excluded.decisions, notes = excluded.notes,"
+            " recorded_by = excluded.recorded_by, recorded = excluded.recorded WHERE signed_off IS NULL",
+            (meeting_id, case_id, legacy, json.dumps(decisions), notes, by, now_iso()),
         )
         await self.db.conn.commit()
         return cursor.rowcount == 1
@@ -186,5 +217,13 @@ class Meetings:
 
 def _meeting(row: sqlite3.Row) -> Meeting:
     return Meeting(
-        row["id"], row["name"], row["starts"], row["org_id"], row["chair"], row["coordinator"], row["created"]
+        row["id"],
+        row["name"],
+        row["starts"],
+        row["org_id"],
+        row["chair"],
+        row["coordinator"],
+        row["created"],
+        row["status"],
+        row["series_id"],
     )

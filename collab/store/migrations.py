@@ -298,4 +298,110 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE api_tokens ADD COLUMN revoked TEXT;
     CREATE INDEX api_tokens_by_user ON api_tokens(user_id);
     """,
+    # Meetings planned in the browser: cancelled or not, weekly series, each agenda case's MDT
+    # question and presenting pathologist, and several decisions per outcome (a JSON list; the
+    # old one-decision column keeps its CHECK, so it holds the first known decision or 'other').
+    """
+    ALTER TABLE meetings ADD COLUMN status TEXT NOT NULL DEFAULT 'scheduled';
+    ALTER TABLE meetings ADD COLUMN series_id TEXT;
+    ALTER TABLE meeting_cases ADD COLUMN question TEXT NOT NULL DEFAULT '';
+    ALTER TABLE meeting_cases ADD COLUMN presenter INTEGER REFERENCES users(id);
+    ALTER TABLE meeting_outcomes ADD COLUMN decisions TEXT;
+    """,
+    # Accounts administered in the browser: deactivation (signs nobody in while set), one-time
+    # invitations (only a hash of the link's token; single use, with an expiry), and API tokens
+    # with a scope ("read" or "write"; NULL: full rights, as every token made before) and an expiry.
+    """
+    ALTER TABLE users ADD COLUMN deactivated TEXT;
+    CREATE TABLE invites (
+        id INTEGER PRIMARY KEY,
+        user_id INTEGER NOT NULL REFERENCES users(id),
+        token_hash TEXT NOT NULL UNIQUE,
+        created TEXT NOT NULL,
+        expires TEXT NOT NULL,
+        used TEXT,
+        created_by INTEGER REFERENCES users(id)
+    );
+    CREATE INDEX invites_by_user ON invites(user_id);
+    ALTER TABLE api_tokens ADD COLUMN scope TEXT;
+    ALTER TABLE api_tokens ADD COLUMN expires TEXT;
+    """,
+    # Slides arriving from a browser or a scanner's import folder: resumable (tus) uploads in
+    # progress, and slides that belong to no case yet (an organisation's, until attached).
+    """
+    CREATE TABLE uploads (
+        id TEXT PRIMARY KEY,
+        user_id INTEGER NOT NULL REFERENCES users(id),
+        case_id TEXT REFERENCES cases(id),
+        filename TEXT NOT NULL,
+        length INTEGER NOT NULL,
+        state TEXT NOT NULL DEFAULT 'receiving',
+        slide_id TEXT,
+        refusal TEXT,
+        created TEXT NOT NULL,
+        expires TEXT NOT NULL
+    );
+    CREATE INDEX uploads_by_expiry ON uploads(state, expires);
+    CREATE TABLE unassigned_slides (
+        id TEXT PRIMARY KEY,
+        org_id INTEGER NOT NULL REFERENCES organisations(id),
+        path TEXT NOT NULL,
+        source TEXT NOT NULL,
+        file_size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        filename TEXT NOT NULL,
+        width INTEGER,
+        height INTEGER,
+        vendor TEXT,
+        barcode TEXT,
+        has_label INTEGER NOT NULL DEFAULT 0,
+        refusal TEXT,
+        added TEXT NOT NULL,
+        attached_slide TEXT,
+        UNIQUE (path, file_size, mtime_ns)
+    );
+    CREATE INDEX unassigned_by_org ON unassigned_slides(org_id, attached_slide);
+    """,
+    # Cases worked in the browser: the status 'ready for MDT' (between 'in review' and 'reported'),
+    # dated notes on a case, and indexes for the worklist's one query per page.
+    # SQLite cannot alter a CHECK, so the cases table is rebuilt (CREATE, copy, DROP, RENAME: the
+    # documented procedure). A rebuild rather than dropping the CHECK: the database keeps refusing
+    # a status the code does not know, whoever writes. Safe here because migrations run before
+    # collab.store.database turns foreign keys on: dropping the old table leaves the references of
+    # slides, shares and meetings alone, and they name the rebuilt table once it is renamed. The
+    # columns are listed by name, so that a column added by an earlier entry must be listed here.
+    """
+    CREATE TABLE cases_rebuilt (
+        id TEXT PRIMARY KEY,
+        accession TEXT NOT NULL UNIQUE,
+        org_id INTEGER NOT NULL REFERENCES organisations(id),
+        priority TEXT NOT NULL CHECK (priority IN ('urgent', '2ww', 'routine')),
+        status TEXT NOT NULL DEFAULT 'new'
+            CHECK (status IN ('new', 'in review', 'ready for MDT', 'reported')),
+        created TEXT NOT NULL,
+        patient_name TEXT,
+        nhs_number TEXT,
+        date_of_birth TEXT,
+        specimen TEXT,
+        clinical_details TEXT,
+        assigned_to INTEGER REFERENCES users(id)
+    );
+    INSERT INTO cases_rebuilt (id, accession, org_id, priority, status, created, patient_name,
+        nhs_number, date_of_birth, specimen, clinical_details, assigned_to)
+        SELECT id, accession, org_id, priority, status, created, patient_name,
+        nhs_number, date_of_birth, specimen, clinical_details, assigned_to FROM cases;
+    DROP TABLE cases;
+    ALTER TABLE cases_rebuilt RENAME TO cases;
+    CREATE INDEX cases_by_org ON cases(org_id);
+    CREATE INDEX shares_by_user ON case_shares(user_id) WHERE revoked IS NULL;
+    CREATE INDEX shares_by_org ON case_shares(org_id) WHERE revoked IS NULL;
+    CREATE TABLE case_notes (
+        id INTEGER PRIMARY KEY,
+        case_id TEXT NOT NULL REFERENCES cases(id),
+        author INTEGER NOT NULL REFERENCES users(id),
+        body TEXT NOT NULL,
+        created TEXT NOT NULL
+    );
+    CREATE INDEX case_notes_by_case ON case_notes(case_id, id);
+    """,
 )

@@ -34,7 +34,20 @@ FAILURE_WINDOW_S = 15 * 60
 IDENTITY_CACHE_S = 30.0
 # Teaching sessions answer their educator and their participants (guests with a cookie of
 # their own, no account): collab.web.classroom decides who those are, and refuses everyone else.
-PUBLIC_PREFIXES = ("/login", "/healthz", "/static/", "/join", "/teach/", "/ws/teaching/")
+# The API's description is public: the code it describes is.
+# An invitation's link is its own credential (collab.web.account).
+PUBLIC_PREFIXES = (
+    "/login",
+    "/healthz",
+    "/static/",
+    "/join",
+    "/teach/",
+    "/ws/teaching/",
+    "/api/openapi.json",
+    "/invite/",
+)
+# What an API token of the "read" scope may send.
+READ_METHODS = ("GET", "HEAD", "OPTIONS")
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")  # what new_token() makes
 
 
@@ -60,6 +73,14 @@ class LoginThrottle:
     def succeeded(self, username: str) -> None:
         self._users.forget(username.lower())
 
+    def locked_for(self, username: str) -> int:
+        """Seconds until this username may try again from anywhere (0: not locked)."""
+        return self._users.wait(username.lower())
+
+    def unlock(self, username: str) -> None:
+        """An administrator lets the person try again now (their addresses stay counted)."""
+        self._users.forget(username.lower())
+
 
 class Identities:
     """Resolves cookies and tokens to users, remembering answers briefly."""
@@ -69,22 +90,24 @@ class Identities:
         self.secret = secret
         self._cache: dict[str, tuple[float, User | None, str | None]] = {}
 
-    async def resolve(self, headers: Headers) -> tuple[User | None, str | None, str | None]:
-        """(user, csrf token, session id hash) for a request's headers."""
+    async def resolve(self, headers: Headers) -> tuple[User | None, str | None, str | None, str | None]:
+        """(user, csrf token, session id hash, token scope) for a request's headers; the scope is
+        an API token's ("read", "write", or None for full rights)."""
         auth = headers.get("authorization", "")
         if auth[:7].lower() == "bearer ":
             # Not cached: a token revoked on the command line, another process, stops working
             # at once. One read by a unique index per request; the last use is written at most
             # once a minute (collab.store.people.LAST_USE_RESOLUTION).
-            return *(await self._token_user(auth[7:].strip())), None
+            grant = await self.db.people.token_grant(token_hash(auth[7:].strip()))
+            return (grant[0], None, None, grant[1]) if grant else (None, None, None, None)
         cookie = _cookie(headers, SESSION_COOKIE)
 
         session_id = unsign(self.secret, cookie) if cookie else None
         if session_id is None:
-            return None, None, None
+            return None, None, None, None
         id_hash = token_hash(session_id)
         user, csrf = await self._cached("session:" + id_hash, self._session_user)
-        return user, csrf, id_hash
+        return user, csrf, id_hash, None
 
     async def _cached(self, key: str, load: Any) -> tuple[User | None, str | None]:
         now = time.monotonic()
@@ -97,15 +120,18 @@ class Identities:
         self._cache[key] = (now + IDENTITY_CACHE_S, user, csrf)
         return user, csrf
 
-    async def _token_user(self, token: str) -> tuple[User | None, None]:
-        return await self.db.people.user_for_token(token_hash(token)), None
-
     async def _session_user(self, id_hash: str) -> tuple[User | None, str | None]:
         found = await self.db.people.session(id_hash)
         return (found[0], found[1]) if found else (None, None)
 
     def forget_session(self, id_hash: str) -> None:
         self._cache.pop("session:" + id_hash, None)
+
+    def forget_user(self, user_id: int) -> None:
+        """Drop every cached session of a person (deactivated: their next request is refused)."""
+        for key, (_, user, _csrf) in list(self._cache.items()):
+            if user is not None and user.id == user_id:
+                self._cache.pop(key, None)
 
 
 def _cookie(headers: Headers, name: str) -> str | None:
@@ -138,9 +164,14 @@ class AuthMiddleware:
             return
         # Made by the app's lifespan, which has run before any request arrives.
         identities: Identities = scope["app"].state.identities
-        user, csrf, session = await identities.resolve(Headers(scope=scope))
+        user, csrf, session, token_scope = await identities.resolve(Headers(scope=scope))
         scope["user"], scope["csrf"], scope["session"] = user, csrf, session
+        scope["token_scope"] = token_scope
         path: str = scope["path"]
+        if token_scope == "read" and scope["type"] == "http" and scope["method"] not in READ_METHODS:
+            refused = error(403, "This API token may only read: make one with the 'write' scope.", api=True)
+            await refused(scope, receive, send)
+            return
         if user is None and not (path == "/login" or path.startswith(PUBLIC_PREFIXES)):
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 4401, "reason": "sign in first"})

@@ -8,6 +8,7 @@ from starlette.routing import Route
 
 from collab.store import Database
 from collab.sync.export import annotations_geojson
+from collab.web.api import describe
 from collab.web.auth import client_address, current_user
 
 
@@ -33,5 +34,17 @@ async def annotations_export(request: Request) -> Response:
     )
     return JSONResponse(collection, media_type="application/geo+json")
 
+
+describe(
+    "/api/cases/{case_id}/annotations.geojson",
+    "get",
+    "A case's annotations as a GeoJSON FeatureCollection (slide pixel coordinates)",
+    response={
+        "type": "object",
+        "required": ["type", "features"],
+        "properties": {"type": {"const": "FeatureCollection"}},
+    },
+    tag="cases",
+)
 
 routes = [Route("/api/cases/{case_id}/annotations.geojson", annotations_export)]

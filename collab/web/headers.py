@@ -47,7 +47,13 @@ HEADERS = {
 }
 
 # Pages and API answers carry patient details: never kept by a browser or a proxy.
-NO_STORE_TYPES = ("text/html", "application/json", "text/csv", "application/geo+json")
+NO_STORE_TYPES = (
+    "text/html",
+    "application/json",
+    "application/problem+json",
+    "text/csv",
+    "application/geo+json",
+)
 # Two years, the usual preload value; sent only over https, where it means something.
 HSTS = "max-age=63072000; includeSubDomains"
 

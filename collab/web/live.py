@@ -273,8 +273,10 @@ class LiveLinks:
             found = await self.db.people.session_until(credential.key)
             return _Holder(*found) if found else None
         if credential.kind == "token":
-            user = await self.db.people.user_for_token(credential.key)
-            return _Holder(user, None) if user else None
+            grant = await self.db.people.token_grant(credential.key)
+            if grant is None:
+                return None
+            return _Holder(grant[0], datetime.fromisoformat(grant[2]) if grant[2] else None)
         joined = await self.db.teaching.joined(int(credential.key))
         return _Holder(None, guest_expires(joined)) if joined else None
 

@@ -22,6 +22,7 @@ from collab.meeting_channels import MeetingChannels
 from collab.meetings import MeetingRefused, may_record, may_sign_off, may_step, present_case, presents
 from collab.store import Database
 from collab.web.access import AccessControl, anonymised
+from collab.web.api import describe
 from collab.web.auth import client_address, current_user
 from collab.web.errors import error
 from collab.web.live import STREAM, Link, LiveLinks, LiveStream, credential
@@ -179,6 +180,13 @@ async def current_form(request: Request) -> Response:
         return refused(exc)
     return JSONResponse(state)
 
+
+describe(
+    "/api/meetings/{meeting_id}/room",
+    "get",
+    "The meeting room's state: agenda, current case, outcomes so far",
+    tag="meetings",
+)
 
 routes = [
     Route("/meetings/{meeting_id}/room", room_page),

@@ -48,8 +48,15 @@ async def room_state(db: Database, meeting: Meeting) -> dict[str, Any]:
                 "outcome": await outcome_view(item, name),
             }
         )
+    # "Next" goes on from the case last on screen, even after "Pause" (no case on screen):
+    # pages that counted from the current case alone started again at case 1.
+    order = [item["case_id"] for item in agenda]
+    last = presentations[-1].case_id if presentations else None
+    index = order.index(last) if last in order else -1
     return {
         "closed": await db.meetings.closed(meeting.id),
+        "last": last,
+        "next": order[index + 1] if index + 1 < len(order) else None,
         "current": current.case_id if current else None,
         "current_since": current.started if current else None,
         "agenda": agenda,
@@ -66,7 +73,9 @@ async def outcome_view(
     if item.decision is None:
         return None
     return {
-        "decision": item.decision,
+        # One line for lists and older pages; "decisions" has each one.
+        "decision": ", ".join(item.decisions),
+        "decisions": list(item.decisions),
         "notes": item.notes or "",
         "recorded_by": await name(item.recorded_by),
         "recorded": item.recorded,

@@ -10,7 +10,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from collab.domain import DECISIONS, Meeting, User, case_title
+from collab.domain import DECISIONS, Case, Meeting, User, case_title
+from collab.meeting_plans import UK, may_edit, uk_from_utc
 from collab.meetings import (
     Invalid,
     MeetingRefused,
@@ -41,10 +42,33 @@ CSV_COLUMNS = (
     "decision",
     "notes",
     "recorded_by",
-    "recorded",
+    "recorded_uk_time",
     "signed_off_by",
-    "signed_off",
+    "signed_off_uk_time",
+    "question",
+    # Filled only for those who may see patient identifiers.
+    "patient_name",
+    "nhs_number",
+    "date_of_birth",
 )
+
+
+def patient_of(case: Case) -> dict[str, str | None]:
+    return {
+        "name": case.patient.name,
+        "nhs_number": case.patient.nhs_number,
+        "date_of_birth": case.patient.date_of_birth,
+    }
+
+
+def uk_time(stored: str | None) -> str:
+    """A stored UTC time as UK local time to the minute ('' for none)."""
+    if not stored:
+        return ""
+    moment = datetime.fromisoformat(stored)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UK).strftime("%Y-%m-%d %H:%M")
 
 
 def clock(seconds: int) -> str:
@@ -98,10 +122,17 @@ async def _describe(
         seen = await access_control.case(request, item.case_id)
         # Named as the worklist names it; a case closed to this person is not linked.
         title = case_title(*seen) if seen else f"Case {item.case_id[:6]}"
+        case_org = await db.catalog.org(seen[0].org_id) if seen else None
         agenda.append(
             {
                 "case_id": item.case_id,
                 "title": title,
+                "question": item.question,
+                "presenter": await name(item.presenter),
+                "presenter_id": item.presenter,
+                "case_organisation": case_org.name if case_org else None,
+                # Identifiers only for those who may see them (collab.domain.case_access).
+                "patient": patient_of(seen[0]) if seen and seen[1].identified else None,
                 "can_open_case": seen is not None,
                 "position": item.position,
                 "planned_minutes": item.planned_minutes,
@@ -127,13 +158,19 @@ async def _describe(
         "id": meeting.id,
         "name": meeting.name,
         "starts": meeting.starts,
+        "starts_uk": uk_from_utc(meeting.starts),
+        "status": "closed" if closed else meeting.status,
+        "may_edit": may_edit(user, meeting),
         "timeline": timeline,
         "organisation": org.name if org else None,
         "chair": await name(meeting.chair),
         "coordinator": await name(meeting.coordinator),
-        "attendees": [{"name": await name(user_id), "attended": attended} for user_id, attended in attendees],
+        "attendees": [
+            {"id": user_id, "name": await name(user_id), "attended": attended}
+            for user_id, attended in attendees
+        ],
         "agenda": agenda,
-        "may_record": may_record(user, meeting) and not closed,
+        "may_record": may_record(user, meeting) and not closed and meeting.status == "scheduled",
         "may_sign_off": may_sign_off(user, meeting) and not closed,
         "may_close": may_record(user, meeting) and not closed,
         "closed": closed,
@@ -199,7 +236,7 @@ async def meeting_page(request: Request) -> Response:
         return error(404, "No such meeting.")
     attendees = await db.meetings.attendees(meeting.id)
     data = await _describe(request, meeting, attendees)
-    return render(request, "meeting.html", meeting=data, decisions=DECISIONS)
+    return render(request, "meeting.html", meeting=data, decisions=DECISIONS, uk_time=uk_time)
 
 
 async def summary_page(request: Request) -> Response:
@@ -208,7 +245,7 @@ async def summary_page(request: Request) -> Response:
     if found is None:
         return error(404, "No such meeting.")
     await audit_view(request, found[0])
-    return render(request, "meeting_summary.html", meeting=await _describe(request, *found))
+    return render(request, "meeting_summary.html", meeting=await _describe(request, *found), uk_time=uk_time)
 
 
 async def outcomes_csv(request: Request) -> Response:
@@ -217,11 +254,17 @@ async def outcomes_csv(request: Request) -> Response:
     if found is None:
         return error(404, "No such meeting.")
     data = await _describe(request, *found)
-    rows = [
-        [item["position"], item["title"], item["planned_minutes"], f"{item['seconds_spent'] / 60:.1f}"]
-        + [(item["outcome"] or {}).get(column) or "" for column in CSV_COLUMNS[4:]]
-        for item in data["agenda"]
-    ]
+    rows = []
+    for item in data["agenda"]:
+        outcome = item["outcome"] or {}
+        patient = item["patient"] or {}
+        rows.append(
+            [item["position"], item["title"], item["planned_minutes"], f"{item['seconds_spent'] / 60:.1f}"]
+            + [outcome.get("decision") or "", outcome.get("notes") or "", outcome.get("recorded_by") or ""]
+            + [uk_time(outcome.get("recorded")), outcome.get("signed_off_by") or ""]
+            + [uk_time(outcome.get("signed_off")), item["question"]]
+            + [patient.get("name") or "", patient.get("nhs_number") or "", patient.get("date_of_birth") or ""]
+        )
     await audit_view(request, found[0], "meeting exported")
     return Response(
         csv_text(CSV_COLUMNS, rows),
@@ -270,7 +313,7 @@ async def _step(request: Request, action: str) -> Response:
                 meeting,
                 case_id,
                 by=user,
-                decision=str(form.get("decision", "")),
+                decisions=[str(d) for d in form.getlist("decision")],
                 notes=str(form.get("notes", "")),
                 client=client_address(request),
             )

@@ -21,6 +21,7 @@ from collab.opinions import (
 )
 from collab.store import Database
 from collab.web.access import AccessControl
+from collab.web.api import describe
 from collab.web.auth import checked_form, client_address, current_user
 from collab.web.errors import error
 from collab.web.sync import drop_lost_peers
@@ -213,6 +214,18 @@ async def opinions_json(request: Request) -> Response:
         }
     )
 
+
+describe(
+    "/api/opinions",
+    "get",
+    "Second-opinion requests the caller asked or was asked",
+    response={
+        "type": "object",
+        "required": ["to_me", "by_me"],
+        "properties": {"to_me": {"type": "array"}, "by_me": {"type": "array"}},
+    },
+    tag="opinions",
+)
 
 routes = [
     Route("/cases/{case_id}/opinions", ask, methods=["POST"]),

@@ -22,11 +22,13 @@ from collab.sharing import share_case
 from collab.store import Database
 from collab.web.access import AccessControl
 from collab.web.auth import checked_form, client_address, current_user
+from collab.web.cases import SORT_LABELS, case_work
 from collab.web.errors import error
-from collab.web.meetings import meeting_mode, my_meetings
-from collab.web.opinions import asked_of_me, of_case
+from collab.web.meetings import meeting_mode
+from collab.web.opinions import of_case
 from collab.web.render import render
 from collab.web.sync import chairs_meeting_on, drop_lost_peers
+from collab.web.worklist import worklist_data
 
 
 def case_summary(case: Case, access: Access, slide_ids: list[str], names: dict[int, str]) -> dict[str, Any]:
@@ -63,64 +65,20 @@ async def display_names(db: Database) -> dict[int, str]:
     return users | orgs
 
 
-async def worklist_data(request: Request) -> dict[str, Any]:
-    db: Database = request.app.state.db
-    access_control: AccessControl = request.app.state.access
-    user = current_user(request)
-    status = request.query_params.get("status") or None
-    priority = request.query_params.get("priority") or None
-    assignee = request.query_params.get("assignee") or None
-    names = await display_names(db)
-    cases = await db.catalog.visible_cases(user.org_id, user.id, own_org=user.role != "student")
-    rows = []
-    for case in cases:
-        found = await access_control.case(request, case.id)
-        if found is None:
-            continue
-        _, access = found
-        slides = [s.id for s in await db.catalog.slides_of_case(case.id)]
-        rows.append(case_summary(case, access, slides, names) | {"assigned_user_id": case.assigned_to})
-    counts = {
-        "total": len(rows),
-        "by_priority": {p: sum(r["priority"] == p for r in rows) for p in PRIORITIES},
-        "by_status": {s: sum(r["status"] == s for r in rows) for s in STATUSES},
-    }
-
-    def wanted(row: dict[str, Any]) -> bool:
-        if status and row["status"] != status:
-            return False
-        if priority and row["priority"] != priority:
-            return False
-        if assignee == "me":
-            return bool(row["assigned_user_id"] == user.id)
-        if assignee == "none":
-            return row["assigned_user_id"] is None
-        return not assignee or row["assigned_to"] == assignee
-
-    shown = [r for r in rows if wanted(r)]
-    for row in shown:
-        del row["assigned_user_id"]
-    return {
-        "user": {"username": user.username, "name": user.display_name, "role": user.role},
-        # Second opinions asked of this person come first, whatever the filters.
-        "opinions": await asked_of_me(request),
-        "meetings": await my_meetings(request),
-        "filters": {"status": status, "priority": priority, "assignee": assignee},
-        "counts": counts,
-        "shown": len(shown),
-        "cases": shown,
-    }
-
-
 async def worklist(request: Request) -> Response:
     """``GET /``: the cases this person may see, urgent first, oldest first within a priority."""
     data = await worklist_data(request)
-    return render(request, "index.html", data=data, priorities=PRIORITIES, statuses=STATUSES)
+    if isinstance(data, Response):
+        return data
+    return render(
+        request, "index.html", data=data, priorities=PRIORITIES, statuses=STATUSES, sorts=SORT_LABELS
+    )
 
 
 async def worklist_json(request: Request) -> Response:
     """``GET /api/worklist``: the worklist's JSON twin (same filters)."""
-    return JSONResponse(await worklist_data(request))
+    data = await worklist_data(request)
+    return data if isinstance(data, Response) else JSONResponse(data)
 
 
 async def _case_data(request: Request) -> tuple[dict[str, Any], Case, Access] | None:
@@ -150,6 +108,7 @@ async def _case_data(request: Request) -> tuple[dict[str, Any], Case, Access] | 
             for s in await db.catalog.shares(case.id)
         ]
     data |= await of_case(request, case, access)
+    data |= await case_work(request, case, access)  # notes, status steps, edit rights
     # Whether the live room lets them present (collab.sync.presence); the viewer says why not.
     data["may_present"] = access.contribute or await chairs_meeting_on(db, user.id, case.id)
     await db.audit.record("case opened", user=user, client=client_address(request), case_id=case.id)

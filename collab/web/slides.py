@@ -13,6 +13,7 @@ from collab.slides.deepzoom import DeepZoomSlide
 from collab.slides.library import SlideLibrary, SlideNotFound
 from collab.slides.reader import SlideError
 from collab.web.access import AccessControl
+from collab.web.api import describe
 from collab.web.auth import client_address, current_user
 from collab.web.errors import error
 
@@ -165,6 +166,27 @@ async def associated(request: Request) -> Response:
         (slide.slide_id, slide.etag_base, "associated", name),
     )
 
+
+describe(
+    "/api/slides/{slide_id}",
+    "get",
+    "A slide's size, resolution, levels and associated images",
+    response={
+        "type": "object",
+        "required": ["id", "width", "height", "levels", "tile_size"],
+        "properties": {
+            "id": {"type": "string"},
+            "width": {"type": "integer"},
+            "height": {"type": "integer"},
+            "mpp_x": {"type": ["number", "null"]},
+            "mpp_y": {"type": ["number", "null"]},
+            "levels": {"type": "array", "items": {"type": "object"}},
+            "associated": {"type": "array", "items": {"type": "string"}},
+            "tile_size": {"type": "integer"},
+        },
+    },
+    tag="slides",
+)
 
 routes = [
     Route("/api/slides/{slide_id}", metadata),

@@ -148,11 +148,13 @@ async def case_socket(websocket: WebSocket) -> None:
         return
     link = Link(f"user:{user.id}", SOCKET, credential(websocket), case_id=case_id)
     org = await app.state.db.catalog.org(user.org_id)
+    # A read-only API token reads the room, whatever its holder may do in the browser.
+    contribute = access.contribute and websocket.scope.get("token_scope") != "read"
     peer = Connection(
         websocket,
         user,
-        access.contribute,
-        access.contribute and may_moderate(user, case),
+        contribute,
+        contribute and may_moderate(user, case),
         identity=presence_user(user.id, user.display_name, user.role, org.name if org else None),
         chairs=await chairs_meeting_on(app.state.db, user.id, case_id),
     )

@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from collab.store import Database
+from collab.web.api import describe
 from collab.web.auth import client_address, current_user
 
 
@@ -57,5 +58,17 @@ def _annotations(doc: Any) -> list[dict[str, Any]]:
         )
     return sorted(made, key=lambda a: a["created"])
 
+
+describe(
+    "/api/cases/{case_id}/timeline",
+    "get",
+    "The presenter's path through a case's slides, and its annotations, for replay",
+    response={
+        "type": "object",
+        "required": ["path", "annotations"],
+        "properties": {"path": {"type": "array"}, "annotations": {"type": "array"}},
+    },
+    tag="cases",
+)
 
 routes = [Route("/api/cases/{case_id}/timeline", timeline)]

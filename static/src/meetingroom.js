@@ -122,7 +122,9 @@ function renderOutcome(item, closed) {
     const typing = form.contains(document.activeElement);
     // Filled when the case changes, or when someone else records, unless one is typing.
     if (item && (formFor.caseId !== item.case_id || (formFor.recorded !== recorded && !typing))) {
-      form.elements.decision.value = outcome ? outcome.decision : data.decisions[0];
+      // Nothing chosen until the recorder chooses: a preselected decision gets recorded by mistake.
+      const chosen = new Set(outcome ? outcome.decisions || [outcome.decision] : []);
+      for (const box of form.querySelectorAll("input[name=decision]")) box.checked = chosen.has(box.value);
       form.elements.notes.value = outcome ? outcome.notes : "";
       formFor = { caseId: item.case_id, recorded };
     }
@@ -136,9 +138,10 @@ function renderSteps(current, closed) {
   if (!steps) return;
   steps.hidden = closed;
   const order = state.agenda.map((a) => a.case_id);
-  const index = order.indexOf(current);
+  // After "Pause" the meeting goes on from the case last on screen (the server says which is next).
+  const index = order.indexOf(current || state.last);
   $("#previous").disabled = index <= 0;
-  $("#next").disabled = index === order.length - 1 || !order.length;
+  $("#next").disabled = !state.next;
   $("#pause").disabled = !current;
   for (const button of document.querySelectorAll("#room-agenda button.go")) button.disabled = closed;
 }
@@ -188,13 +191,19 @@ function showError(message) {
   alert.hidden = !message;
 }
 
+function fieldsWithCsrf(fields) {
+  const body = new URLSearchParams(fields instanceof URLSearchParams ? fields : Object.entries(fields));
+  body.set("csrf", csrf);
+  return body;
+}
+
 // Posts a form as the room's buttons do; the answer's text is the message shown on refusal.
 async function post(path, fields) {
   let response;
   try {
     response = await fetch(path, {
       method: "POST",
-      body: new URLSearchParams({ csrf, ...fields }),
+      body: fieldsWithCsrf(fields),
       headers: { Accept: "application/json" },
     });
   } catch {
@@ -218,11 +227,11 @@ function bindControls() {
   const order = () => state.agenda.map((a) => a.case_id);
   const at = (offset) => {
     const list = order();
-    const index = list.indexOf(state.current);
+    const index = list.indexOf(state.current || state.last);
     return list[index === -1 ? 0 : index + offset];
   };
   $("#previous")?.addEventListener("click", () => step(at(-1)));
-  $("#next")?.addEventListener("click", () => step(state.current ? at(1) : at(0)));
+  $("#next")?.addEventListener("click", () => state.next && step(state.next));
   $("#pause")?.addEventListener("click", () => step(null));
   for (const button of document.querySelectorAll("#room-agenda button.go")) {
     button.addEventListener("click", () => step(button.closest("li").dataset.caseId));
@@ -232,7 +241,7 @@ function bindControls() {
     event.preventDefault();
     const caseId = formFor.caseId;
     if (!caseId) return;
-    const fields = { decision: form.elements.decision.value, notes: form.elements.notes.value };
+    const fields = new URLSearchParams(new FormData(form));
     const saved = await post(`/meetings/${data.id}/cases/${caseId}/outcome`, fields);
     if (saved) form.querySelector("button[type=submit]").blur(); // the pushed state fills the rest
   });
