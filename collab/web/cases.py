@@ -59,7 +59,7 @@ async def case_work(request: Request, case: Case, access: Access) -> dict[str, A
     return work
 
 
-def _fields_from_form(form: Any, case: Case | None = None) -> CaseFields:
+def _fields_from_form(form: Any) -> CaseFields:
     return CaseFields(*(str(form.get(name, "")) for name in _FIELDS))
 
 
