@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from collab.admin import CommandError, run_admin
-from collab.config import DEFAULT_MAX_CONNECTIONS, Settings, default_data_dir
-from collab.domain import PRIORITIES, ROLES, SPECIALTIES
+from collab.config import DEFAULT_MAX_CONNECTIONS, Settings, default_data_dir, read_decisions
+from collab.domain import DECISIONS, PRIORITIES, ROLES, SPECIALTIES
 from collab.slides import SlideError
 from collab.store import StoreError
 
@@ -37,6 +37,18 @@ def _trusted_proxies(args: argparse.Namespace) -> tuple[str, ...]:
         return tuple(_proxy_address(v) for v in args.trusted_proxies_env.replace(",", " ").split())
     except argparse.ArgumentTypeError as exc:
         raise CommandError(f"COLLAB_TRUSTED_PROXIES: {exc}") from None
+
+
+def _decisions(path: Path | None) -> tuple[str, ...]:
+    """The ``--decisions`` file's list, or the built-in one."""
+    if path is None:
+        return DECISIONS
+    try:
+        return read_decisions(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise CommandError(f"cannot read the decisions file {path}: {exc.strerror}") from exc
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CommandError(f"{path}: {exc}") from exc
 
 
 def _parser(environ: dict[str, str]) -> argparse.ArgumentParser:
@@ -80,6 +92,12 @@ def _parser(environ: dict[str, str]) -> argparse.ArgumentParser:
     )
     server.add_argument(
         "--import-org", help="the organisation whose slides the import folder holds (default: the only one)"
+    )
+    server.add_argument(
+        "--decisions",
+        type=Path,
+        metavar="FILE",
+        help="the decisions an MDT outcome chooses from, one per line (default: the built-in list)",
     )
     server.set_defaults(trusted_proxies_env=environ.get("COLLAB_TRUSTED_PROXIES", ""))
     commands.add_parser("serve", parents=[common, server], help="run the server")
@@ -207,6 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 trusted_proxies=_trusted_proxies(args),
                 import_dir=args.import_dir,
                 import_org=args.import_org,
+                decisions=_decisions(args.decisions),
             )
 
             if args.command == "demo":

@@ -7,10 +7,35 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from collab.domain import DECISIONS
+
 DEFAULT_DATA_DIR = "collab-data"
 # A 200-person meeting holds 200 websockets, and each browser opens up to 6 connections for
 # tiles: 1,400 at its peak. 4,096 leaves room for a second meeting or a class at the same time.
 DEFAULT_MAX_CONNECTIONS = 4096
+
+
+# A site's own list of MDT decisions: a short line each, a list one can still read on screen.
+MAX_DECISIONS = 40
+MAX_DECISION_CHARS = 60
+
+
+def read_decisions(text: str) -> tuple[str, ...]:
+    """The decisions of a ``--decisions`` file: one per line; blank lines and lines starting
+    with ``#`` are skipped. ValueError with a one-line reason for a list that cannot be used."""
+    found = [line.strip() for line in text.splitlines()]
+    decisions = [line for line in found if line and not line.startswith("#")]
+    if not decisions:
+        raise ValueError("the decisions file lists no decision (one per line)")
+    if len(decisions) > MAX_DECISIONS:
+        raise ValueError(f"the decisions file lists {len(decisions)} decisions; at most {MAX_DECISIONS}")
+    long = [d for d in decisions if len(d) > MAX_DECISION_CHARS]
+    if long:
+        raise ValueError(f"a decision is at most {MAX_DECISION_CHARS} characters: {long[0][:80]!r}")
+    doubled = sorted({d for d in decisions if decisions.count(d) > 1})
+    if doubled:
+        raise ValueError(f"the decisions file lists {doubled[0]!r} twice")
+    return tuple(decisions)
 
 
 def default_data_dir(environ: Mapping[str, str]) -> Path:
@@ -41,6 +66,8 @@ class Settings:
     # slides land there (None: the only organisation, when there is exactly one).
     import_dir: Path | None = None
     import_org: str | None = None
+    # The decisions an MDT outcome chooses from (``collab serve --decisions FILE``).
+    decisions: tuple[str, ...] = DECISIONS
 
     @property
     def database_path(self) -> Path:

@@ -8,6 +8,7 @@ or the chair records each case's outcome; the chair signs it off, after which it
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from collab.domain import DECISIONS, Case, Meeting, Organisation, Presentation, User
@@ -144,6 +145,7 @@ async def record_outcome(
     decisions: list[str],
     notes: str,
     client: str,
+    allowed: Sequence[str] = DECISIONS,
 ) -> None:
     """Record the decisions (one or more, none chosen for the recorder) on an agenda case, and audit it."""
     if not may_record(by, meeting):
@@ -151,8 +153,8 @@ async def record_outcome(
     if await db.meetings.closed(meeting.id):
         raise WrongState("This meeting is closed: its outcomes can no longer be changed.")
     chosen = list(dict.fromkeys(d.strip() for d in decisions if d.strip()))
-    if not chosen or any(d not in DECISIONS for d in chosen):
-        raise Invalid(f"Choose one or more decisions: {', '.join(DECISIONS)}.")
+    if not chosen or any(d not in allowed for d in chosen):
+        raise Invalid(f"Choose one or more decisions: {', '.join(allowed)}.")
     notes = notes.strip()
     if len(notes) > MAX_NOTES:
         raise Invalid(f"Notes are at most {MAX_NOTES:,} characters.")

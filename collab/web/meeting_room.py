@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from collab.domain import DECISIONS, Meeting
+from collab.domain import Meeting
 from collab.meeting_channels import MeetingChannels
 from collab.meetings import MeetingRefused, may_record, may_sign_off, may_step, present_case, presents
 from collab.store import Database
@@ -82,7 +82,7 @@ async def room_data(request: Request, meeting: Meeting) -> dict[str, Any]:
             "may_sign_off": may_sign_off(user, meeting),
             "presents": presents(user, meeting),
         },
-        "decisions": list(DECISIONS),
+        "decisions": list(request.app.state.settings.decisions),
         "cases": cases,
         "state": await room_state(db, meeting),
     }

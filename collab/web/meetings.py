@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from collab.domain import DECISIONS, Case, Meeting, User, case_title
+from collab.domain import Case, Meeting, User, case_title
 from collab.meeting_plans import UK, may_edit, uk_from_utc
 from collab.meetings import (
     Invalid,
@@ -236,7 +236,8 @@ async def meeting_page(request: Request) -> Response:
         return error(404, "No such meeting.")
     attendees = await db.meetings.attendees(meeting.id)
     data = await _describe(request, meeting, attendees)
-    return render(request, "meeting.html", meeting=data, decisions=DECISIONS, uk_time=uk_time)
+    decisions = request.app.state.settings.decisions
+    return render(request, "meeting.html", meeting=data, decisions=decisions, uk_time=uk_time)
 
 
 async def summary_page(request: Request) -> Response:
@@ -316,6 +317,7 @@ async def _step(request: Request, action: str) -> Response:
                 decisions=[str(d) for d in form.getlist("decision")],
                 notes=str(form.get("notes", "")),
                 client=client_address(request),
+                allowed=request.app.state.settings.decisions,
             )
         else:
             await sign_off(db, meeting, case_id, by=user, client=client_address(request))
