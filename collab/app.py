@@ -37,6 +37,7 @@ from collab.web import (
     meeting_room,
     meetings,
     opinions,
+    organisations,
     pages,
     people,
     slides,
@@ -120,6 +121,7 @@ def create_app(settings: Settings) -> Starlette:
         *audit.routes,
         *admin_users.routes,
         *admin_users_api.routes,
+        *organisations.routes,
         *account.routes,
         # Before the slide routes: /api/slides/unassigned is not a slide id.
         *uploads.routes,

@@ -51,6 +51,8 @@ EVENTS = (
     "meeting exported",
     # Accounts (collab.web.admin_users, collab.web.account): the person acted on is named in
     # ``detail`` as "user {id}"; the actor is the entry's user.
+    "organisation added",
+    "organisation changed",
     "user created",
     "user changed",
     "user deactivated",

@@ -44,6 +44,7 @@ class Database:
         from collab.store.documents import Documents
         from collab.store.meetings import Meetings
         from collab.store.opinions import Opinions
+        from collab.store.organisations import Organisations
         from collab.store.people import People
         from collab.store.teaching import Teaching
         from collab.store.uploads import Uploads
@@ -59,6 +60,7 @@ class Database:
         self.meetings = Meetings(self)
         self.teaching = Teaching(self)
         self.uploads = Uploads(self)
+        self.organisations = Organisations(self)
 
     async def __aenter__(self) -> Self:
         self.path.parent.mkdir(parents=True, exist_ok=True)
