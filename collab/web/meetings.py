@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from collab.domain import Case, Meeting, User, case_title
-from collab.meeting_plans import UK, may_edit, uk_from_utc
+from collab.meeting_plans import may_edit, uk_from_utc
 from collab.meetings import (
     Invalid,
     MeetingRefused,
@@ -31,7 +31,7 @@ from collab.web.auth import checked_form, client_address, current_user
 from collab.web.csvsafe import csv_text
 from collab.web.errors import error
 from collab.web.meeting_state import outcome_view, publish
-from collab.web.render import render
+from collab.web.render import render, uk_time
 from collab.web.sync import drop_lost_peers
 
 CSV_COLUMNS = (
@@ -59,16 +59,6 @@ def patient_of(case: Case) -> dict[str, str | None]:
         "nhs_number": case.patient.nhs_number,
         "date_of_birth": case.patient.date_of_birth,
     }
-
-
-def uk_time(stored: str | None) -> str:
-    """A stored UTC time as UK local time to the minute ('' for none)."""
-    if not stored:
-        return ""
-    moment = datetime.fromisoformat(stored)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UK).strftime("%Y-%m-%d %H:%M")
 
 
 def clock(seconds: int) -> str:

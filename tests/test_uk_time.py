@@ -1,0 +1,22 @@
+"""Times on screen are UK local time, summer time included (stored times are UTC)."""
+
+from __future__ import annotations
+
+from collab.web.render import TEMPLATES, uk_time
+
+
+def test_stored_utc_times_read_as_uk_local_time() -> None:
+    assert uk_time("2026-07-01T12:00:00+00:00") == "2026-07-01 13:00"  # BST
+    assert uk_time("2026-12-01T12:00:00+00:00") == "2026-12-01 12:00"  # GMT
+    assert uk_time("2026-03-29T00:59:59") == "2026-03-29 00:59"  # naive: read as UTC
+    assert uk_time(None) == "" and uk_time("") == ""
+
+
+def test_case_notes_are_dated_in_uk_time() -> None:
+    page = TEMPLATES.get_template("_case_work.html").render(
+        case={
+            "notes": [{"author": "Dr North", "created": "2026-07-01T12:00:00+00:00", "body": "x"}],
+            "slides": [],
+        }
+    )
+    assert "Dr North, 2026-07-01 13:00" in page and "Times are UK local time." in page
