@@ -350,3 +350,35 @@ def test_the_pages_create_invite_and_show_names_in_the_audit(world: tuple[Server
     assert "Ada Admin" in audit.text and "Dr Paged" in audit.text
     assert admin.get("/api/audit").status_code == 200
     assert Path(server.data_dir).exists()
+
+
+def test_the_page_changes_a_persons_role_trust_and_specialty(world: tuple[Server, Person]) -> None:
+    server, admin = world
+    assert collab("orgs", "add", "West Trust", data_dir=server.data_dir).returncode == 0
+    person = _create(admin, "moving.doc", password=NEW_PASSWORD)
+    with _db(server) as db:
+        west = db.execute("SELECT id FROM organisations WHERE name = 'West Trust'").fetchone()[0]
+    page = admin.get("/admin/users").text
+    assert f'action="/admin/users/{person["id"]}/change"' in page
+    changed = admin.post(
+        f"/admin/users/{person['id']}/change",
+        name="Dr Moving",
+        role="clinician",
+        org=str(west),
+        specialty="oncology",
+    )
+    assert changed.status_code == 303
+    listed = {p["username"]: p for p in _api(admin, "GET", "/api/admin/users").json()["users"]}
+    assert (listed["moving.doc"]["name"], listed["moving.doc"]["role"]) == ("Dr Moving", "clinician")
+    assert (listed["moving.doc"]["organisation"], listed["moving.doc"]["specialty"]) == (
+        "West Trust",
+        "oncology",
+    )
+    for bad in ({"role": "wizard", "org": str(west)}, {"role": "clinician", "org": "99999"}):
+        refused = admin.post(f"/admin/users/{person['id']}/change", name="Dr Moving", specialty="", **bad)
+        assert refused.status_code == 422, bad
+    again = {p["username"]: p for p in _api(admin, "GET", "/api/admin/users").json()["users"]}["moving.doc"]
+    assert (again["role"], again["organisation"]) == ("clinician", "West Trust")
+    with _db(server) as db:
+        events = [r[0] for r in db.execute("SELECT detail FROM audit WHERE event = 'user changed'")]
+    assert events and "role" in events[-1]

@@ -246,8 +246,19 @@ async def users_create(request: Request) -> Response:
     return await _page(request, created=account, invitation=invitation)
 
 
+async def _details(request: Request, form: Any) -> dict[str, Any]:
+    """Name, role, trust and specialty from the person's row of the page (StoreError if the
+    trust is not one)."""
+    fields: dict[str, Any] = {k: str(form.get(k, "")).strip() for k in ("name", "role", "specialty")}
+    raw = str(form.get("org", ""))
+    org = await request.app.state.db.catalog.org(int(raw)) if raw.isdigit() and len(raw) < 12 else None
+    if org is None:
+        raise StoreError("Choose the person's trust.")
+    return fields | {"org_id": org.id}
+
+
 async def user_act(request: Request) -> Response:
-    """``POST /admin/users/{user_id}/{act}``: deactivate, reactivate, reset, unlock."""
+    """``POST /admin/users/{user_id}/{act}``: change, deactivate, reactivate, reset, unlock."""
     if not is_admin(current_user(request)):
         return error(403, NOT_ADMIN, request)
     form = await checked_form(request)
@@ -257,7 +268,9 @@ async def user_act(request: Request) -> Response:
     act = request.path_params["act"]
     try:
         invitation = None
-        if act == "deactivate":
+        if act == "change":
+            await change(request, user_id, await _details(request, form))
+        elif act == "deactivate":
             await deactivate(request, user_id)
         elif act == "reactivate":
             await reactivate(request, user_id)
