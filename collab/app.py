@@ -34,6 +34,7 @@ from collab.web import (
     classroom,
     exports,
     meeting_admin,
+    meeting_api,
     meeting_room,
     meetings,
     opinions,
@@ -113,6 +114,7 @@ def create_app(settings: Settings) -> Starlette:
         *meeting_admin.routes,  # before meetings: /meetings/new is not a meeting id
         *agenda.routes,
         *meetings.routes,
+        *meeting_api.routes,
         *meeting_room.routes,
         *exports.routes,
         *teaching.routes,

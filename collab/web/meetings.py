@@ -287,6 +287,41 @@ async def off_agenda(db: Database, meeting: Meeting, case_id: str) -> Response |
     return error(404, "That case is not on this meeting's agenda.")
 
 
+async def outcome_act(
+    request: Request, meeting: Meeting, case_id: str, decisions: list[str], notes: str
+) -> None:
+    """Record a case's outcome (the page's form and the API's twin); MeetingRefused says why not."""
+    await record_outcome(
+        request.app.state.db,
+        meeting,
+        case_id,
+        by=current_user(request),
+        decisions=decisions,
+        notes=notes,
+        client=client_address(request),
+        allowed=request.app.state.settings.decisions,
+    )
+    await publish(request.app, meeting)
+
+
+async def sign_off_act(request: Request, meeting: Meeting, case_id: str) -> None:
+    await sign_off(
+        request.app.state.db, meeting, case_id, by=current_user(request), client=client_address(request)
+    )
+    await publish(request.app, meeting)
+
+
+async def close_act(request: Request, meeting: Meeting) -> None:
+    """Close the meeting: the shares it made end, so outside participants no longer see its
+    cases, and live links to them close."""
+    db: Database = request.app.state.db
+    await close_meeting(db, meeting, by=current_user(request), client=client_address(request))
+    for item in await db.meetings.agenda(meeting.id):
+        request.app.state.access.forget(item.case_id)
+        await drop_lost_peers(request.app, item.case_id)
+    await publish(request.app, meeting)
+
+
 async def _step(request: Request, action: str) -> Response:
     db: Database = request.app.state.db
     posted = await meeting_form(request)
@@ -296,24 +331,14 @@ async def _step(request: Request, action: str) -> Response:
     case_id = request.path_params["case_id"]
     if (refusal := await off_agenda(db, meeting, case_id)) is not None:
         return refusal
-    user = current_user(request)
     try:
         if action == "outcome":
-            await record_outcome(
-                db,
-                meeting,
-                case_id,
-                by=user,
-                decisions=[str(d) for d in form.getlist("decision")],
-                notes=str(form.get("notes", "")),
-                client=client_address(request),
-                allowed=request.app.state.settings.decisions,
-            )
+            decisions = [str(d) for d in form.getlist("decision")]
+            await outcome_act(request, meeting, case_id, decisions, str(form.get("notes", "")))
         else:
-            await sign_off(db, meeting, case_id, by=user, client=client_address(request))
+            await sign_off_act(request, meeting, case_id)
     except MeetingRefused as exc:
         return refused(exc)
-    await publish(request.app, meeting)
     if wants_json(request):
         return JSONResponse({"ok": True})
     return RedirectResponse(f"/meetings/{meeting.id}#case-{case_id}", status_code=303)
@@ -322,19 +347,14 @@ async def _step(request: Request, action: str) -> Response:
 async def close_form(request: Request) -> Response:
     """``POST /meetings/{id}/close``: the chair or coordinator closes the meeting; the shares it
     made end, so outside participants no longer see its cases, and live links to them close."""
-    db: Database = request.app.state.db
     posted = await meeting_form(request)
     if isinstance(posted, Response):
         return posted
     meeting, _ = posted
     try:
-        await close_meeting(db, meeting, by=current_user(request), client=client_address(request))
+        await close_act(request, meeting)
     except MeetingRefused as exc:
         return refused(exc)
-    for item in await db.meetings.agenda(meeting.id):
-        request.app.state.access.forget(item.case_id)
-        await drop_lost_peers(request.app, item.case_id)
-    await publish(request.app, meeting)
     return RedirectResponse(f"/meetings/{meeting.id}", status_code=303)
 
 
