@@ -81,3 +81,27 @@ def test_outcome_sign_off_and_close_through_the_api(meeting: dict[str, Any]) -> 
             )
         ]
     assert {"meeting outcome recorded", "meeting outcome signed off", "meeting closed"} <= set(events)
+
+
+def test_the_documented_bodies_are_accepted(meeting: dict[str, Any]) -> None:
+    """docs/api.md's examples: a case from a laboratory system, onto the agenda, its outcome."""
+    coord = meeting["clients"]["north.coord"]
+    made = coord.post(
+        "/api/cases",
+        json={
+            "accession": "S26-4812",
+            "organisation": "North Trust",
+            "priority": "2ww",
+            "patient": {"name": "Ada Lovelace", "nhs_number": "9434765919", "date_of_birth": "1961-12-10"},
+        },
+    )
+    assert made.status_code == 201, made.text
+    case_id = made.json()["id"]
+    base = f"/api/meetings/{meeting['meeting']}"
+    item = {"case_id": case_id, "question": "Margins clear? Adjuvant RT?", "planned_minutes": 5}
+    added = coord.post(f"{base}/agenda", json=item)
+    assert added.status_code in (200, 201), added.text
+    outcome = {"decisions": ["surgery", "radiotherapy"], "notes": "WLE, then RT."}
+    assert coord.post(f"{base}/cases/{case_id}/outcome", json=outcome).status_code == 200
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "api.md").read_text()
+    assert '"planned_minutes": 5' in docs and '"patient": {"name": "Ada Lovelace"' in docs
