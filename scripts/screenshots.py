@@ -8,7 +8,8 @@ saves what the presenter sees (live-session.png) and the worklist (worklist.png)
 oncologist who missed it replays it (timeline.png); a second opinion is asked of the
 south (second-opinion.png); three students join the demo's teaching session and answer a
 quiz (teaching.png); then the demo's Breast MDT runs in its meeting room and the chair's
-screen is saved (mdt-meeting.png). `--only NAME` takes one alone.
+screen is saved (mdt-meeting.png); the coordinator's agenda builder and the People page, at
+1366 x 768 (mdt-agenda.png, people.png). `--only NAME` takes one alone.
 """
 
 from __future__ import annotations
@@ -211,7 +212,7 @@ def mdt_meeting(browser: Browser, url: str, db_path: Path, out: Path) -> None:
     expect(frame.locator("#viewer")).to_have_attribute("data-first-tile", "drawn", timeout=30_000)
     frame.locator("#regions button").first.click()
     form = coordinator.locator("#outcome-form")
-    form.locator("select[name=decision]").select_option("surgery")
+    form.get_by_role("checkbox", name="surgery", exact=True).check()
     form.locator("textarea[name=notes]").fill(
         "Wide local excision and sentinel node biopsy; ER/PR/HER2 to follow."
     )
@@ -229,12 +230,32 @@ def mdt_meeting(browser: Browser, url: str, db_path: Path, out: Path) -> None:
     chair.screenshot(path=out / "mdt-meeting.png")
 
 
+def coordinator(browser: Browser, url: str, db_path: Path, out: Path) -> None:
+    """What the MDT coordinator prepares with a browser only, at a laptop's 1366 x 768: the
+    Breast MDT's page with its agenda builder, a case search under way; and the People page."""
+    with sqlite3.connect(db_path) as db:
+        (meeting_id,) = db.execute("SELECT id FROM meetings WHERE name = 'Breast MDT'").fetchone()
+    page = browser.new_context(viewport={"width": 1366, "height": 768}, device_scale_factor=1).new_page()
+    sign_in(page, url, "admin")
+    page.goto(f"{url}/meetings/{meeting_id}")
+    adder = page.locator("form[data-agenda-add]")
+    adder.scroll_into_view_if_needed()
+    adder.locator("[data-case-search]").fill("DEMO")
+    expect(adder.locator("[data-case-results] li").first).to_be_visible(timeout=30_000)
+    adder.locator("textarea[name=question]").fill("Suitable for breast-conserving surgery?")
+    page.screenshot(path=out / "mdt-agenda.png")
+    page.goto(f"{url}/admin/users")
+    expect(page.locator("table.people")).to_be_visible()
+    page.screenshot(path=out / "people.png")
+    page.context.close()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "images")
     parser.add_argument(
         "--only",
-        choices=["live-session", "timeline", "second-opinion", "teaching", "mdt-meeting"],
+        choices=["live-session", "timeline", "second-opinion", "teaching", "mdt-meeting", "coordinator"],
         help="take only this one (timeline needs live-session first)",
     )
     args = parser.parse_args()
@@ -267,6 +288,7 @@ def main() -> int:
                     "second-opinion": lambda: second_opinion(browser, url, db_path, args.out),
                     "teaching": lambda: teaching(browser, url, db_path, args.out),
                     "mdt-meeting": lambda: mdt_meeting(browser, url, db_path, args.out),
+                    "coordinator": lambda: coordinator(browser, url, db_path, args.out),
                 }
                 for name, take in shots.items():
                     if args.only in (None, name):
