@@ -190,13 +190,16 @@ def test_deactivation_ends_sessions_tokens_and_websockets_at_once(world: tuple[S
         assert csrf
         refused = client.post("/login", data={"username": "leaver", "password": PASSWORD, "csrf": csrf[1]})
         assert refused.status_code == 401
-    # Back again: the password and the token work again, the old session does not.
+    # Back again: the password works again; the old session and the old token do not (a token
+    # someone kept while the account was stopped must not come back with it).
     assert (
         _api(admin, "PATCH", f"/api/admin/users/{made['id']}", {"active": True}).json()["status"] == "active"
     )
     again = sign_in_with_form(server, "leaver")
     assert again.get("/api/me").status_code == 200
     assert leaver.get("/").status_code == 303
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"}) as client:
+        assert client.get("/api/me").status_code == 401
     again.client.close()
     leaver.client.close()
     with _db(server) as db:

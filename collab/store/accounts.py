@@ -149,18 +149,25 @@ class Accounts:
 
     async def deactivate(self, user_id: int) -> list[str] | None:
         """Stop the account: its sessions are deleted (returned, as id hashes, for their open
-        connections to be closed), its tokens and invitations refused while it stays so.
-        None if it was deactivated already."""
+        connections to be closed), its API tokens revoked and its invitations voided, so that a
+        later reactivation does not bring back a token someone may have kept. None if it was
+        deactivated already."""
+        at = now_iso()
         cursor = await self.db.conn.execute(
-            "UPDATE users SET deactivated = ? WHERE id = ? AND deactivated IS NULL", (now_iso(), user_id)
+            "UPDATE users SET deactivated = ? WHERE id = ? AND deactivated IS NULL", (at, user_id)
         )
         if cursor.rowcount != 1:
             await self.db.conn.commit()
             return None
+        await self.db.conn.execute(
+            "UPDATE api_tokens SET revoked = ? WHERE user_id = ? AND revoked IS NULL", (at, user_id)
+        )
+        await self.db.conn.execute("DELETE FROM invites WHERE user_id = ? AND used IS NULL", (user_id,))
         return await self._end_sessions(user_id, keep=None)
 
     async def reactivate(self, user_id: int) -> bool:
-        """Let the account sign in again (its tokens still in force work again); False if it was active."""
+        """Let the account sign in again (with its password; tokens made before are revoked);
+        False if it was active."""
         cursor = await self.db.conn.execute(
             "UPDATE users SET deactivated = NULL WHERE id = ? AND deactivated IS NOT NULL", (user_id,)
         )
