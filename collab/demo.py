@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 from pycrdt import Doc
 
 from collab.config import Settings
 from collab.domain import Patient
+from collab.meeting_plans import UK, utc_from_uk
 from collab.meetings import create_meeting
 from collab.security import hash_password
 from collab.sharing import share_case
@@ -91,6 +93,14 @@ def _progress(label: str) -> Callable[[int, int], None]:
     return report
 
 
+def _next_tuesday_lunchtime() -> str:
+    """The demo's MDT: next Tuesday at 13:00 UK time (a week on if today is Tuesday), so that
+    it is always upcoming on the worklist."""
+    today = datetime.now(UK).date()
+    tuesday = today + timedelta(days=(1 - today.weekday()) % 7 or 7)
+    return f"{tuesday.isoformat()}T13:00"
+
+
 async def seed_demo(settings: Settings) -> None:
     """Fill an empty data dir with demo data; a data dir that has cases is left alone."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -156,7 +166,7 @@ async def seed_demo(settings: Settings) -> None:
             db,
             "Breast MDT",
             org=orgs[0],
-            starts="2026-12-01T13:00",
+            starts=utc_from_uk(_next_tuesday_lunchtime()),
             chair=people["north.path"],
             coordinator=people["admin"],
             attendees=[people["north.onc"], people["south.path"]],

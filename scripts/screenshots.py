@@ -20,6 +20,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from playwright.sync_api import Browser, Page, expect, sync_playwright
@@ -41,6 +42,17 @@ def sign_in(page: Page, url: str, username: str) -> None:
         page.locator("form.login button[type=submit]").click()
 
 
+def until(page: Page, predicate: str, timeout_s: float = 30) -> None:
+    """Wait until ``predicate`` (a JS function) is true in the page. Playwright's
+    ``wait_for_function`` evaluates a string inside the page, which our CSP forbids (no
+    ``unsafe-eval``); ``evaluate`` goes through the debugger protocol instead."""
+    deadline = time.monotonic() + timeout_s
+    while not page.evaluate(predicate):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not true after {timeout_s} s: {predicate}")
+        page.wait_for_timeout(50)
+
+
 def open_case(page: Page, url: str, case_id: str) -> None:
     page.goto(f"{url}/cases/{case_id}")
     expect(page.locator("#viewer")).to_have_attribute("data-first-tile", "drawn", timeout=30_000)
@@ -59,7 +71,7 @@ def live_session(browser: Browser, url: str, case_id: str, out: Path) -> None:
     north = browser.new_context(viewport=size, device_scale_factor=1).new_page()
     south = browser.new_context(viewport=size, device_scale_factor=1).new_page()
     sign_in(north, url, "north.path")
-    north.wait_for_function("[...document.images].every((i) => i.complete && i.naturalWidth > 0)")
+    until(north, "() => [...document.images].every((i) => i.complete && i.naturalWidth > 0)")
     north.screenshot(path=out / "worklist.png")
     sign_in(south, url, "south.path")
     open_case(north, url, case_id)
@@ -132,7 +144,7 @@ def second_opinion(browser: Browser, url: str, db_path: Path, out: Path) -> None
     south = browser.new_context(viewport=size, device_scale_factor=1).new_page()
     sign_in(south, url, "south.path")
     expect(south.locator(".opinion-requests tr[data-opinion-id]")).to_have_count(1)
-    south.wait_for_function("[...document.images].every((i) => i.complete && i.naturalWidth > 0)")
+    until(south, "() => [...document.images].every((i) => i.complete && i.naturalWidth > 0)")
     south.screenshot(path=out / "second-opinion.png")
     for page in (north, south):
         page.context.close()
@@ -221,10 +233,11 @@ def mdt_meeting(browser: Browser, url: str, db_path: Path, out: Path) -> None:
     expect(oncologist.frame_locator("#case-frame").locator("#viewer")).to_have_attribute(
         "data-first-tile", "drawn", timeout=30_000
     )
-    chair.wait_for_function(
+    until(
+        chair,
         "() => { const f = document.querySelector('#case-frame').contentWindow;"
         " const vp = f.collab && f.collab.viewer.viewport;"
-        " return vp && Math.abs(vp.getZoom(true) - vp.getZoom(false)) < 1e-6; }"
+        " return vp && Math.abs(vp.getZoom(true) - vp.getZoom(false)) < 1e-6; }",
     )
     chair.mouse.move(5, 995)
     chair.screenshot(path=out / "mdt-meeting.png")

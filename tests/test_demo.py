@@ -6,12 +6,16 @@ import re
 import subprocess
 import sys
 import threading
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 
 from collab.demo import DEMO_PASSWORD
 from tests.conftest import free_port
+
+UK = ZoneInfo("Europe/London")
 
 
 def test_demo_seeds_and_serves(tmp_path: Path) -> None:
@@ -58,7 +62,15 @@ def test_demo_seeds_and_serves(tmp_path: Path) -> None:
             ]
             # One MDT meeting, chaired by north.path, with two cases on its agenda.
             [meeting] = worklist["meetings"]
-            assert (meeting["name"], meeting["starts"]) == ("Breast MDT", "2026-12-01T13:00")
+            # Upcoming whenever the demo is made: next Tuesday, 13:00 UK time (stored in UTC).
+            starts = datetime.fromisoformat(meeting["starts"]).replace(tzinfo=UTC).astimezone(UK)
+            today = datetime.now(UK).date()
+            assert meeting["name"] == "Breast MDT" and (starts.weekday(), starts.hour, starts.minute) == (
+                1,
+                13,
+                0,
+            )
+            assert today < starts.date() <= today + timedelta(days=7)
             page = client.get(f"/meetings/{meeting['id']}").text
             assert page.index("DEMO-24-0101") < page.index("DEMO-24-0102")
             slide = worklist["cases"][0]["slides"][0]["id"]

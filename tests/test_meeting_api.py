@@ -105,3 +105,18 @@ def test_the_documented_bodies_are_accepted(meeting: dict[str, Any]) -> None:
     assert coord.post(f"{base}/cases/{case_id}/outcome", json=outcome).status_code == 200
     docs = (Path(__file__).resolve().parent.parent / "docs" / "api.md").read_text()
     assert '"planned_minutes": 5' in docs and '"patient": {"name": "Ada Lovelace"' in docs
+
+
+def test_the_agenda_case_search_offers_what_is_not_on_it_yet(meeting: dict[str, Any]) -> None:
+    coord = meeting["clients"]["north.coord"]
+    made = coord.post(
+        "/api/cases",
+        json={"accession": "S26-2", "patient": {"name": "Grace Hopper", "nhs_number": "9434765870"}},
+    )
+    assert made.status_code == 201, made.text
+    search = f"/api/meetings/{meeting['meeting']}/cases"
+    assert [c["title"] for c in coord.get(search, params={"q": "S26"}).json()] == ["S26-2"]  # S26-1 is on it
+    by_number = coord.get(search, params={"q": "943 476 5870"}).json()
+    assert [(c["title"], c["patient"]["name"]) for c in by_number] == [("S26-2", "Grace Hopper")]
+    assert coord.get(search, params={"q": "no such case"}).json() == []
+    assert coord.get(search, params={"q": "x" * 101}).status_code == 400

@@ -147,15 +147,22 @@ async def case_search(request: Request) -> Response:
         return problem(400, "The search is at most 100 characters.")
     results: list[dict[str, Any]] = []
     orgs: dict[int, str] = {}
+    # Cases already on the agenda are not offered again (the agenda holds a case once).
+    listed = {item.case_id for item in await db.meetings.agenda(found[0].id)}
     for case in await db.catalog.visible_cases(user.org_id, user.id, own_org=user.role != "student"):
-        seen = await request.app.state.access.case(request, case.id)
-        if seen is None or not await may_put_on_agenda(db, user, case):
+        if case.id in listed:
+            continue
+        seen = await request.app.state.access.case(request, case.id)  # remembered per case
+        if seen is None:
             continue
         _, access = seen
         words = [case.accession.lower()]
         if access.identified:
             words += [(case.patient.name or "").lower(), (case.patient.nhs_number or "").replace(" ", "")]
         if text and not any(text.replace(" ", "") in w.replace(" ", "") for w in words if w):
+            continue
+        # Last, as it reads the case's shares: only for the cases that match.
+        if not await may_put_on_agenda(db, user, case):
             continue
         if case.org_id not in orgs:
             org = await db.catalog.org(case.org_id)
