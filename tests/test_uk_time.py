@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collab.web.render import TEMPLATES, uk_time
+from tests.conftest import Server, collab, sign_in_with_form
 
 
 def test_stored_utc_times_read_as_uk_local_time() -> None:
@@ -20,3 +21,16 @@ def test_case_notes_are_dated_in_uk_time() -> None:
         }
     )
     assert "Dr North, 2026-07-01 13:00" in page and "Times are UK local time." in page
+
+
+def test_meeting_times_on_the_worklist_and_in_the_room_are_uk_time(server: Server) -> None:
+    """A meeting at 13:00 UK time in June is stored as 12:00 UTC, and shown as 13:00."""
+    made = collab(
+        "meetings", "add", "Breast MDT", "--org", "North Trust", "--starts", "2030-06-04T13:00",
+        "--chair", "north.path", "--coordinator", "north.path", "--case", "S26-1", data_dir=server.data_dir,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    person = sign_in_with_form(server, "north.path")
+    assert "2030-06-04 13:00 (UK local time)" in person.get("/").text
+    assert "2030-06-04 13:00 (UK local time)" in person.get(f"/meetings/{made.stdout.strip()}/room").text
+    person.client.close()
