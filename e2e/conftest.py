@@ -105,10 +105,11 @@ class E2ESession:
     def url(self) -> str:
         return self.server.url
 
-    def new_context(self, who: str) -> BrowserContext:
+    def new_context(self, who: str, **options: Any) -> BrowserContext:
         """A fresh browser (own cookies) whose console is kept, and whose every breach of our
-        Content Security Policy is recorded: a test with one fails (see the fixture)."""
-        context = self.browser.new_context(base_url=self.server.url)
+        Content Security Policy is recorded: a test with one fails (see the fixture).
+        ``options`` go to Playwright (a locale, a time zone)."""
+        context = self.browser.new_context(base_url=self.server.url, **options)
         self.contexts.append(context)
         context.add_init_script(
             "document.addEventListener('securitypolicyviolation', (e) =>"
@@ -118,9 +119,9 @@ class E2ESession:
         context.on("weberror", lambda error: self.console.append(f"{who} pageerror: {error.error}"))
         return context
 
-    def person(self, username: str, password: str = PASSWORD) -> Page:
+    def person(self, username: str, password: str = PASSWORD, **options: Any) -> Page:
         """A new browser context for ``username``, signed in through the login form."""
-        page = self.new_context(username).new_page()
+        page = self.new_context(username, **options).new_page()
         self.pages.setdefault(username, []).append(page)
         page.goto("/login")
         page.locator("input[name=username]").fill(username)

@@ -2,6 +2,7 @@
 // of Y.Map), each with its author and time, optionally about one annotation.
 import * as Y from "yjs";
 import { newId } from "./annotations.js";
+import { ukDateTime } from "./ukclock.js";
 
 export class Discussion {
   constructor({ doc, me, rights, list, form, panel }) {
@@ -56,7 +57,7 @@ export class Discussion {
       who.textContent = message.authorName || "Someone";
       const when = document.createElement("time");
       when.dateTime = message.created || "";
-      when.textContent = message.created ? new Date(message.created).toLocaleString("en-GB") : "";
+      when.textContent = message.created ? ukDateTime(message.created) : "";
       head.append(who, " ", when);
       const body = document.createElement("p");
       body.textContent = message.text || "";

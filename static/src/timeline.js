@@ -3,12 +3,13 @@
 // the case after a meeting. The server keeps the path (GET /api/cases/{id}/timeline).
 // Replaying is local: it leaves any follow, and "Back to live" returns to the live view.
 
+import { ukTime } from "./ukclock.js";
+
 const PLAY_SPEED = 8; // replay runs this many times faster than the meeting did
 const TICK_MS = 100;
 const MAX_IDLE_MS = 5000; // longer stretches with nothing happening are jumped over
 
-const clock = (ms) =>
-  new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+const clock = ukTime;
 
 export class Timeline extends EventTarget {
   constructor({ caseId, slides, slideView, presence, panel, overlay, root, toggle }) {
