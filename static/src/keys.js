@@ -40,6 +40,13 @@ export function bindShortcuts({ slideView, tools, annotations, panel, pointers, 
   document.addEventListener("keydown", (event) => {
     const target = event.target;
     if (target.closest && target.closest("input, textarea, select, [contenteditable]")) return;
+    // In a meeting room the case page is embedded: a presentation clicker's PageDown / PageUp
+    // steps the agenda, whichever frame has the focus (the room decides who may step).
+    if (document.body.classList.contains("embedded") && (event.key === "PageDown" || event.key === "PageUp")) {
+      window.parent.postMessage({ collab: "step", key: event.key }, location.origin);
+      event.preventDefault();
+      return;
+    }
     if (event.key === "Escape" && !help.hidden) {
       toggleHelp(false);
       return;

@@ -233,6 +233,27 @@ function bindControls() {
   $("#previous")?.addEventListener("click", () => step(at(-1)));
   $("#next")?.addEventListener("click", () => state.next && step(state.next));
   $("#pause")?.addEventListener("click", () => step(null));
+  // Keys for whoever steps (the buttons exist only for them): N / P, the arrows, and the
+  // PageDown / PageUp that presentation clickers send. A disabled button ignores the click.
+  const byKey = (key) => {
+    if (["n", "N", "PageDown", "ArrowRight"].includes(key)) $("#next")?.click();
+    else if (["p", "P", "PageUp", "ArrowLeft"].includes(key)) $("#previous")?.click();
+    else return false;
+    return true;
+  };
+  document.addEventListener("keydown", (event) => {
+    if (event.ctrlKey || event.metaKey || event.altKey) return;
+    if (event.target.closest && event.target.closest("input, textarea, select, [contenteditable]")) return;
+    if (byKey(event.key)) event.preventDefault();
+  });
+  // With the slide in focus the case page has the keys; it passes the clicker's on.
+  const frame = $("#case-frame");
+  window.addEventListener("message", (event) => {
+    if (event.origin !== location.origin || !frame || event.source !== frame.contentWindow) return;
+    if (event.data && event.data.collab === "step" && ["PageDown", "PageUp"].includes(event.data.key)) {
+      byKey(event.data.key);
+    }
+  });
   for (const button of document.querySelectorAll("#room-agenda button.go")) {
     button.addEventListener("click", () => step(button.closest("li").dataset.caseId));
   }
