@@ -136,6 +136,9 @@ export class AnnotationPanel {
     const form = this.editor;
     form.dataset.annotationId = annotation.id;
     const label = form.querySelector("[name=label]");
+    // Another annotation was selected while a label was being typed: that label goes to the
+    // annotation it was typed for (blur commits it, see bindEditor), never to this one.
+    if (document.activeElement === label && label.dataset.editing !== annotation.id) label.blur();
     if (document.activeElement !== label) label.value = annotation.label || "";
     label.disabled = !editable;
     form.querySelector("[name=color]").value = annotation.color || "#e6194b";
@@ -184,8 +187,22 @@ export class AnnotationPanel {
 export function bindEditor(panel) {
   const form = panel.editor;
   form.addEventListener("submit", (event) => event.preventDefault());
-  form.querySelector("[name=label]").addEventListener("change", (event) => {
-    panel.annotations.update(form.dataset.annotationId, { label: event.target.value.slice(0, 500) });
+  const label = form.querySelector("[name=label]");
+  // A label belongs to the annotation selected when typing began.
+  label.addEventListener("focus", () => {
+    label.dataset.editing = form.dataset.annotationId;
+  });
+  label.addEventListener("change", () => {
+    panel.annotations.update(label.dataset.editing || form.dataset.annotationId, { label: label.value.slice(0, 500) });
+  });
+  // Enter commits the label and gives the keys back to the slide, so that the next shortcut
+  // (a tool, a rotation) is not typed into the label.
+  label.addEventListener("keydown", (event) => {
+    if (event.key !== "Enter") return;
+    event.preventDefault();
+    label.blur();
+    const canvas = document.querySelector("#viewer .openseadragon-canvas");
+    if (canvas) canvas.focus({ preventScroll: true });
   });
   form.querySelector("[name=color]").addEventListener("change", (event) => {
     panel.annotations.update(form.dataset.annotationId, { color: event.target.value });
