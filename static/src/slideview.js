@@ -4,6 +4,9 @@ import OpenSeadragon from "openseadragon";
 
 const MAGNIFICATIONS = [1.25, 2.5, 5, 10, 20, 40, 80];
 
+// At 40× a 0.25 µm pixel: the usual scanner relation between objective and resolution.
+const EQUIVALENT_UM = 10;
+
 export class SlideView extends EventTarget {
   constructor(element, slides) {
     super();
@@ -105,8 +108,17 @@ export class SlideView extends EventTarget {
     this.viewer.setFullScreen(!this.viewer.isFullPage());
   }
 
+  // The scan's objective power; when the file does not say but gives its resolution, the
+  // equivalent one (10 µm / mpp: 0.25 µm/px ≈ 40×, 0.5 ≈ 20×), so that presets and the
+  // readout still work. ``powerIsEquivalent`` tells the two apart for the labels.
   objectivePower() {
-    return this.info && this.info.objective_power ? Number(this.info.objective_power) : null;
+    if (this.info && this.info.objective_power) return Number(this.info.objective_power);
+    const mpp = this.mpp();
+    return mpp ? Math.round((EQUIVALENT_UM / mpp) * 10) / 10 : null;
+  }
+
+  powerIsEquivalent() {
+    return !(this.info && this.info.objective_power) && this.mpp() !== null;
   }
 
   // Presets up to the scan's own objective (and one step of digital zoom beyond it).

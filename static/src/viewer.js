@@ -95,15 +95,18 @@ function bindToolbar({ slideView, tools, annotations, pointers, rights }) {
   $("#fullscreen").addEventListener("click", () => slideView.fullScreen());
   $("#laser").addEventListener("click", (e) => e.currentTarget.setAttribute("aria-pressed", String(pointers.toggleLaser())));
 
-  // Magnification presets from the scan's objective power; hidden when the file does not say.
+  // Magnification presets from the scan's objective power (or its equivalent from the
+  // resolution, marked ≈); hidden when the file gives neither.
   const presets = $("#magnifications");
+  const approx = () => (slideView.powerIsEquivalent() ? "≈" : "");
   slideView.addEventListener("info", () => {
     presets.replaceChildren(
       ...slideView.magnifications().map((m) => {
         const b = document.createElement("button");
         b.type = "button";
         b.dataset.magnification = m;
-        b.textContent = `${m}×`;
+        b.textContent = `${approx()}${m}×`;
+        if (approx()) b.title = `Equivalent to ${m}× (the file gives its resolution, not its objective)`;
         b.addEventListener("click", () => slideView.magnify(m));
         return b;
       }),
@@ -127,7 +130,8 @@ function bindToolbar({ slideView, tools, annotations, pointers, rights }) {
       bar_.querySelector(".label").textContent = label;
     }
     const m = slideView.magnification();
-    readout.textContent = m ? `${m < 10 ? m.toFixed(1) : Math.round(m)}×` : "";
+    readout.textContent = m ? `${approx()}${m < 10 ? m.toFixed(1) : Math.round(m)}×` : "";
+    readout.title = m && approx() ? "Equivalent magnification, from the slide's resolution" : "";
   });
 }
 
