@@ -138,8 +138,10 @@ class Annotator:
 
     async def stop(self) -> None:
         """No more annotations; returns once it has made its last."""
+        said = len(self.said)
         await self.tell("stop")
-        await self.wait_for(lambda: "stopped" in self.said[-1], "stop")
+        # Any event since the command, not the last one: a peer may join right after it.
+        await self.wait_for(lambda: any("stopped" in event for event in self.said[said:]), "stop")
 
     async def converge(self, ids: set[str], timeout: float = 30) -> set[str]:
         """Its document once it holds every one of ``ids``."""
