@@ -3,6 +3,8 @@
 // meeting's state and pushes every change (Server-Sent Events); this page shows it and asks
 // for steps, outcomes and sign-offs, which the server checks.
 
+import { bindPanelToggle } from "./toolbar.js";
+
 const $ = (selector) => document.querySelector(selector);
 
 const data = JSON.parse($("#room-data").textContent);
@@ -296,3 +298,5 @@ listen();
 setInterval(renderTimes, 1000);
 // For tests and integrations running in the page.
 window.meetingRoom = { data, state: () => state };
+
+bindPanelToggle({ button: $("#room-side-toggle"), panel: $("#room-side"), container: $(".room"), key: "collab.panel.room" });

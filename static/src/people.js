@@ -14,6 +14,7 @@ export function bindPeople({ presence, list, banner, presenting }) {
       const name = document.createElement("span");
       name.className = "name";
       name.textContent = person.user.name + (person.clientId === me ? " (you)" : "");
+      name.title = name.textContent; // one line, cut short when the panel is narrow
       const about = document.createElement("span");
       about.className = "about";
       about.textContent = [person.user.role, person.user.organisation].filter(Boolean).join(" · ");

@@ -104,8 +104,12 @@ export class SlideView extends EventTarget {
     this.viewer.viewport.goHome();
   }
 
+  // Full screen takes the whole stage (tools, region buttons, scale bar), not the bare
+  // canvas that OpenSeadragon's own full screen shows.
   fullScreen() {
-    this.viewer.setFullScreen(!this.viewer.isFullPage());
+    const stage = this.element.closest(".stage") || this.element;
+    if (document.fullscreenElement) document.exitFullscreen();
+    else stage.requestFullscreen?.();
   }
 
   // The scan's objective power; when the file does not say but gives its resolution, the

@@ -8,7 +8,10 @@ import { AnnotationPanel, bindEditor } from "./panel.js";
 import { Pointers } from "./pointers.js";
 import { Presence } from "./presence.js";
 import { openSession } from "./session.js";
+import { toolIcon } from "./icons.js";
+import { bindScaleBar } from "./scalebar.js";
 import { SlideView } from "./slideview.js";
+import { bindPanelToggle, fitToolbar } from "./toolbar.js";
 
 const $ = (selector) => document.querySelector(selector);
 const QUIZ_POLL_MS = 1000;
@@ -43,6 +46,10 @@ function start(data) {
     });
 
   bindTools({ tools, rights, educator });
+  bindScaleBar(slideView, $("#scale-bar"));
+  $("#fullscreen").addEventListener("click", () => slideView.fullScreen());
+  fitToolbar($(".toolbar"));
+  bindPanelToggle({ button: $("#side-toggle"), panel: $(".session > .side"), container: $(".session"), key: "collab.panel.teaching" });
   bindPen({ session, rights, tools, educator, data });
   if (educator) {
     bindSlideStrip(slideView);
@@ -106,7 +113,9 @@ function bindTools({ tools, rights, educator }) {
       const button = document.createElement("button");
       button.type = "button";
       button.dataset.tool = name;
-      button.textContent = tool.label;
+      button.append(toolIcon(name));
+      button.setAttribute("aria-label", tool.label);
+      button.title = tool.label;
       button.setAttribute("aria-pressed", String(tools.tool === name));
       button.addEventListener("click", () => tools.use(name));
       bar.append(button);

@@ -3,6 +3,7 @@
 import { Annotations } from "./annotations.js";
 import { Discussion } from "./discussion.js";
 import { DrawingTools, TOOLS } from "./draw.js";
+import { toolIcon } from "./icons.js";
 import { joinMeeting } from "./inmeeting.js";
 import { bindShortcuts } from "./keys.js";
 import { Overlay } from "./overlay.js";
@@ -12,8 +13,10 @@ import { Pointers } from "./pointers.js";
 import { Presence } from "./presence.js";
 import { bindRegions } from "./regions.js";
 import { openSession } from "./session.js";
-import { SlideView, scaleBar } from "./slideview.js";
+import { bindScaleBar } from "./scalebar.js";
+import { SlideView } from "./slideview.js";
 import { Timeline } from "./timeline.js";
+import { bindPanelToggle, fitToolbar } from "./toolbar.js";
 
 const $ = (selector) => document.querySelector(selector);
 
@@ -66,7 +69,8 @@ function bindToolbar({ slideView, tools, annotations, pointers, rights }) {
     const button = document.createElement("button");
     button.type = "button";
     button.dataset.tool = name;
-    button.textContent = tool.label;
+    button.append(toolIcon(name));
+    button.setAttribute("aria-label", tool.label);
     button.title = `${tool.label} (${tool.key.toUpperCase()})`;
     button.addEventListener("click", () => tools.use(name));
     bar.append(button);
@@ -114,24 +118,13 @@ function bindToolbar({ slideView, tools, annotations, pointers, rights }) {
     presets.hidden = !presets.children.length;
   });
 
-  // Scale bar and current magnification, redrawn as the view changes.
-  const bar_ = $("#scale-bar");
-  const readout = $("#magnification");
-  slideView.addEventListener("view", () => {
-    const mpp = slideView.mpp();
-    const image = slideView.image();
-    if (!mpp || !image) {
-      bar_.hidden = true;
-    } else {
-      const screenPerImage = image.viewportToImageZoom(slideView.viewer.viewport.getZoom(true));
-      const { pixels, label } = scaleBar(mpp / screenPerImage);
-      bar_.hidden = false;
-      bar_.querySelector(".bar").style.width = `${pixels}px`;
-      bar_.querySelector(".label").textContent = label;
-    }
-    const m = slideView.magnification();
-    readout.textContent = m ? `${approx()}${m < 10 ? m.toFixed(1) : Math.round(m)}×` : "";
-    readout.title = m && approx() ? "Equivalent magnification, from the slide's resolution" : "";
+  bindScaleBar(slideView, $("#scale-bar"), $("#magnification"));
+  fitToolbar($(".toolbar"));
+  bindPanelToggle({
+    button: $("#side-toggle"),
+    panel: $(".session > .side"),
+    container: $(".session"),
+    key: `collab.panel.${document.body.classList.contains("embedded") ? "room-case" : "case"}`,
   });
 }
 
