@@ -90,22 +90,50 @@ function round(value) {
   return Math.round(value * 10) / 10;
 }
 
-// Length of a line in level-0 pixels, area of a shape in square level-0 pixels.
+// Length of a line in level-0 pixels; area (square level-0 pixels) and perimeter (level-0
+// pixels) of a closed shape.
 export function measure(annotation) {
   const p = annotation.points || [];
   switch (annotation.kind) {
     case "line":
       return p.length === 2 ? { length: Math.hypot(p[1][0] - p[0][0], p[1][1] - p[0][1]) } : {};
-    case "rect":
-      return p.length === 2 ? { area: Math.abs((p[1][0] - p[0][0]) * (p[1][1] - p[0][1])) } : {};
-    case "ellipse":
-      return p.length === 2 ? { area: (Math.PI / 4) * Math.abs((p[1][0] - p[0][0]) * (p[1][1] - p[0][1])) } : {};
+    case "rect": {
+      if (p.length !== 2) return {};
+      const w = Math.abs(p[1][0] - p[0][0]);
+      const h = Math.abs(p[1][1] - p[0][1]);
+      return { area: w * h, perimeter: 2 * (w + h) };
+    }
+    case "ellipse": {
+      if (p.length !== 2) return {};
+      const a = Math.abs(p[1][0] - p[0][0]) / 2;
+      const b = Math.abs(p[1][1] - p[0][1]) / 2;
+      // Ramanujan's approximation: within 0.4% even for the thinnest ellipse.
+      const perimeter = Math.PI * (3 * (a + b) - Math.sqrt((3 * a + b) * (a + 3 * b)));
+      return { area: Math.PI * a * b, perimeter };
+    }
     case "polygon":
     case "freehand":
-      return p.length >= 3 ? { area: shoelace(p) } : {};
+      if (annotation.closed === false) return p.length >= 2 ? { length: ringLength(p) - closingEdge(p) } : {};
+      return p.length >= 3 ? { area: shoelace(p), perimeter: ringLength(p) } : {};
     default:
       return {};
   }
+}
+
+function closingEdge(points) {
+  const [x0, y0] = points[0];
+  const [x1, y1] = points[points.length - 1];
+  return Math.hypot(x1 - x0, y1 - y0);
+}
+
+function ringLength(points) {
+  let total = 0;
+  for (let i = 0; i < points.length; i++) {
+    const [x0, y0] = points[i];
+    const [x1, y1] = points[(i + 1) % points.length];
+    total += Math.hypot(x1 - x0, y1 - y0);
+  }
+  return total;
 }
 
 function shoelace(points) {

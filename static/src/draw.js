@@ -50,6 +50,7 @@ export class DrawingTools extends EventTarget {
   cancel() {
     this.points = [];
     this.dragging = false;
+    document.documentElement.classList.remove("stroke-in-progress");
     this.paintPreview();
   }
 
@@ -76,6 +77,8 @@ export class DrawingTools extends EventTarget {
       default: // line, rect, ellipse, freehand: press, drag, release
         this.overlay.svg.setPointerCapture(event.pointerId);
         this.dragging = true;
+        // A stroke that runs over the side panel must not select its text.
+        document.documentElement.classList.add("stroke-in-progress");
         this.points = [point, point];
     }
     this.paintPreview();
@@ -102,6 +105,7 @@ export class DrawingTools extends EventTarget {
   up(event) {
     if (!this.dragging) return;
     this.dragging = false;
+    document.documentElement.classList.remove("stroke-in-progress");
     const [first, second] = this.points;
     const tiny = distanceOnScreen(this.overlay, first, second || first) < 3 && this.tool !== "freehand";
     if (this.tool === "freehand" ? this.points.length >= 3 : !tiny) {

@@ -57,9 +57,13 @@ export class AnnotationPanel {
 
   describe(annotation) {
     const mpp = this.slideView.mpp();
-    const { length, area } = measure(annotation);
+    const { length, area, perimeter } = measure(annotation);
     if (length !== undefined) return mpp ? formatLength(length * mpp) : `${Math.round(length)} px`;
-    if (area !== undefined) return mpp ? formatArea(area * mpp * mpp) : `${Math.round(area)} px²`;
+    if (area !== undefined) {
+      const size = mpp ? formatArea(area * mpp * mpp) : `${Math.round(area)} px²`;
+      const around = mpp ? formatLength(perimeter * mpp) : `${Math.round(perimeter)} px`;
+      return `${size}, perimeter ${around}`;
+    }
     return "";
   }
 
@@ -173,7 +177,8 @@ export class AnnotationPanel {
         .filter(Boolean)
         .join(" · ");
       if (caption) {
-        const [x, y] = this.overlay.toScreen(...annotation.points[0]);
+        // A ruler is captioned at its middle, a shape at its first point.
+        const [x, y] = this.overlay.toScreen(...captionAnchor(annotation));
         const text = svgElement("text", { x: x + 9, y: y - 9, class: "caption" });
         text.textContent = caption;
         group.append(text);
@@ -181,6 +186,7 @@ export class AnnotationPanel {
       shapes.push(group);
     }
     this.shapes.replaceChildren(...shapes);
+    separateCaptions([...this.shapes.querySelectorAll("text.caption")]);
   }
 }
 
@@ -211,6 +217,27 @@ export function bindEditor(panel) {
     panel.annotations.update(form.dataset.annotationId, { bookmark: event.target.checked });
   });
   form.querySelector(".delete").addEventListener("click", () => panel.deleteSelected());
+}
+
+function captionAnchor(annotation) {
+  const p = annotation.points;
+  if (annotation.kind === "line" && p.length >= 2) return [(p[0][0] + p[1][0]) / 2, (p[0][1] + p[1][1]) / 2];
+  return p[0];
+}
+
+// Captions that would cover one another (a ruler from a region's corner, shapes drawn close
+// together) are moved down, one line at a time, until each can be read.
+function separateCaptions(texts) {
+  const placed = [];
+  const overlaps = (a, b) => a.x < b.x + b.width && b.x < a.x + a.width && a.y < b.y + b.height && b.y < a.y + a.height;
+  for (const text of texts) {
+    let box = text.getBBox();
+    for (let tries = 0; tries < 20 && placed.some((other) => overlaps(box, other)); tries++) {
+      text.setAttribute("y", Number(text.getAttribute("y")) + box.height + 2);
+      box = text.getBBox();
+    }
+    placed.push(box);
+  }
 }
 
 // The points that outline an annotation, in level-0 pixels.
