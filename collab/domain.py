@@ -203,6 +203,10 @@ class Access:
 
     contribute: bool  # change the shared document (annotations, discussion)
     identified: bool  # receive patient identifiers, label and macro images
+    # Post to the case discussion (and change their own messages) without contributing
+    # otherwise: everyone on the clinical team who sees the case, read-only or not, since an
+    # oncologist or surgeon at an MDT takes part in the discussion. Students never do.
+    discuss: bool = False
 
 
 def case_access(user: User, case: Case, shares: list[Share]) -> Access | None:
@@ -213,6 +217,7 @@ def case_access(user: User, case: Case, shares: list[Share]) -> Access | None:
     organisation, read-only or contributing; a share made for a second opinion asked of
     an organisation opens the case to that organisation's pathologists only. Students
     see only what is shared with them, and never patient identifiers, labels or macro images.
+    Everyone but students may post to the case's discussion.
     """
     own = user.org_id == case.org_id and user.role != "student"
     contribute = own and user.role in ("admin", "pathologist", "trainee")
@@ -222,7 +227,8 @@ def case_access(user: User, case: Case, shares: list[Share]) -> Access | None:
     contribute = contribute or any(s.contributing for s in shared)
     if user.role == "student":
         contribute = False
-    return Access(contribute=contribute, identified=user.role != "student")
+    clinical = user.role != "student"
+    return Access(contribute=contribute, identified=clinical, discuss=clinical)
 
 
 def _share_covers(share: Share, user: User) -> bool:

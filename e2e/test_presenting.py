@@ -78,9 +78,15 @@ def test_discussion_undo_labels_and_read_only_people(session: E2ESession) -> Non
     expect(message).to_contain_text("Margin clear here — 2 mm.")
     expect(message.locator(".about-annotation")).to_contain_text("Invasive front")
 
-    # A clinician follows along read-only: no drawing tools, no message box, no delete.
+    # A clinician follows along read-only: no drawing tools, no delete; but they take part in
+    # the discussion (an oncologist at an MDT does), and the pathologist sees the reply.
     expect(clinician.locator("[data-tool=rect]")).to_have_count(0)
-    expect(clinician.locator("#message-form")).to_be_hidden()
+    expect(clinician.locator("#message-why")).to_be_hidden()
+    clinician.locator("#message-form textarea").fill("Fit for breast-conserving surgery?")
+    clinician.locator("#message-form button[type=submit]").click()
+    expect(a.locator("#messages li.message")).to_have_count(2, timeout=TIMEOUT_MS)
+    expect(a.locator("#messages li.message").last).to_contain_text("Dr Oncology")
+    expect(clinician.locator("#connection")).to_have_attribute("data-state", "connected")
     clinician.locator("#annotation-list li button").first.click()
     expect(clinician.locator("#annotation-editor .delete")).to_be_hidden()
     expect(clinician.locator("#annotation-editor [name=label]")).to_be_disabled()

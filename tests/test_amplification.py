@@ -140,6 +140,7 @@ class _Peer:
     def __init__(self, user_id: int, *, contribute: bool = True, moderate: bool = False) -> None:
         self.user_id = user_id
         self.contribute = contribute
+        self.discuss = contribute
         self.moderate = moderate
         self.chairs = False
         self.identity: dict[str, Any] = {"id": user_id, "name": f"user {user_id}"}

@@ -8,6 +8,7 @@ import signal
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import websockets
@@ -105,6 +106,76 @@ def test_read_only_participants_cannot_change_the_document(room) -> None:  # typ
         await other.wait_for(lambda: "ok" in other.annotations())
         assert "x" not in other.annotations() and "x" not in watcher.annotations()
         for client in (watcher, other):
+            await client.close()
+
+    asyncio.run(scenario())
+
+
+def _message(author: int, text: str) -> Map[Any]:
+    return Map(
+        {
+            "id": f"m-{author}-{len(text)}",
+            "author": str(author),
+            "text": text,
+            "created": "2026-12-03T10:00:00Z",
+        }
+    )
+
+
+def test_read_only_clinicians_discuss_but_students_and_read_tokens_do_not(room) -> None:  # type: ignore[no-untyped-def]
+    """An oncologist at an MDT reads the case and takes part in its discussion; that opens the
+    discussion to them, their own messages only, and nothing else of the document."""
+    server, case_id, tokens, ids = room
+    add_user(server.data_dir, "north.student", "student", "North Trust")
+    shared = collab(
+        "cases", "share", "S26-1", "--user", "north.student", "--read-only", data_dir=server.data_dir
+    )
+    assert shared.returncode == 0, shared.stderr
+    made = collab("users", "token", "north.onc", "--scope", "read", data_dir=server.data_dir)
+    assert made.returncode == 0, made.stderr
+    with sqlite3.connect(server.data_dir / "collab.sqlite3") as db:
+        (student_id,) = db.execute("SELECT id FROM users WHERE username = 'north.student'").fetchone()
+
+    async def scenario() -> None:
+        watcher = await YClient(_url(server, case_id), tokens["north.path"]).connect()
+        await watcher.synced.wait()
+        watcher.doc.get("discussion", type=Array).append(
+            _message(ids["north.path"], "ER positive, HER2 pending")
+        )
+        onc = await YClient(_url(server, case_id), tokens["north.onc"]).connect()  # clinician: read-only
+        await onc.wait_for(lambda: len(onc.doc.get("discussion", type=Array)) == 1)
+        onc.doc.get("discussion", type=Array).append(_message(ids["north.onc"], "Fit for neoadjuvant?"))
+        await watcher.wait_for(lambda: len(watcher.doc.get("discussion", type=Array)) == 2)
+        assert watcher.doc.get("discussion", type=Array)[1]["text"] == "Fit for neoadjuvant?"
+        await _until(lambda: _stored_updates(server, case_id) >= 2)
+
+        # Their own message only: another's is not theirs to change.
+        onc.doc.get("discussion", type=Array)[0]["text"] = "changed by the oncologist"
+        await _closed(onc)
+        assert onc.close_code == 4403
+        # Nor anything but the discussion: an annotation is refused as before.
+        onc2 = await YClient(_url(server, case_id), tokens["north.onc"]).connect()
+        await onc2.wait_for(lambda: len(onc2.doc.get("discussion", type=Array)) == 2)
+        onc2.annotations()["x"] = point_annotation(ids["north.onc"], "not allowed")
+        await _closed(onc2)
+        assert onc2.close_code == 4403
+
+        # A student reads the discussion but does not post; nor does a read-only token.
+        student_token = api_token(server.data_dir, "north.student")
+        # Each posts as themselves, so only the right to discuss can refuse it.
+        for token, author in ((student_token, student_id), (made.stdout.strip(), ids["north.onc"])):
+            reader = await YClient(_url(server, case_id), token).connect()
+            await reader.wait_for(lambda r=reader: len(r.doc.get("discussion", type=Array)) == 2)  # type: ignore[misc]
+            reader.doc.get("discussion", type=Array).append(_message(author, "can I ask?"))
+            await _closed(reader)
+            assert reader.close_code == 4403
+
+        late = await YClient(_url(server, case_id), tokens["north.trainee"]).connect()
+        await late.wait_for(lambda: len(late.doc.get("discussion", type=Array)) == 2)
+        texts = [m["text"] for m in late.doc.get("discussion", type=Array)]
+        assert texts == ["ER positive, HER2 pending", "Fit for neoadjuvant?"]
+        assert "x" not in late.annotations()
+        for client in (watcher, late):
             await client.close()
 
     asyncio.run(scenario())

@@ -63,6 +63,11 @@ class Peer(Protocol):
     chairs: bool  # chairs an open meeting with this case on its agenda: presents there
     identity: dict[str, Any]  # the ``user`` its awareness states carry (collab.sync.presence)
 
+    @property
+    def discuss(self) -> bool:
+        """May change the discussion (their own messages), contributing or not."""
+        ...
+
     def send(self, data: bytes) -> None: ...
 
 
@@ -140,7 +145,7 @@ class Room:
                 return
             if frame.payload == EMPTY_UPDATE:
                 return
-            if not peer.contribute:
+            if not peer.contribute and not peer.discuss:
                 raise Rejected(4403, "read-only: document changes are not accepted from this participant")
             placed = self._shape(frame.payload)
             self._check(peer, frame.payload)
@@ -324,6 +329,9 @@ class Room:
             raise Rejected(4400, f"unknown document parts: {', '.join(sorted(unknown))}")
         if self._watch is not None and self._watch.touched:
             self._touched.setdefault(DISCUSSION, set())
+        if not peer.contribute and self._touched.keys() - {DISCUSSION}:
+            parts = ", ".join(sorted(self._touched.keys() - {DISCUSSION}))
+            raise Rejected(4403, f"read-only: only the discussion is open to this participant, not {parts}")
         for root in self.server_roots & self._touched.keys():
             if _plain(trial, root, self.roots[root]) != _plain(self.doc, root, self.roots[root]):
                 raise Rejected(4403, f"{root} is written by the server only")

@@ -52,7 +52,7 @@ class AccessControl:
             return None
         if anonymised(request):
             # Anyone may ask for an anonymised view (teaching, a screen shared in a meeting).
-            access = Access(contribute=access.contribute, identified=False)
+            access = Access(contribute=access.contribute, identified=False, discuss=access.discuss)
         return case, access
 
     async def slide(self, request: Request, slide_id: str) -> tuple[SlideRecord, Case, Access] | None:

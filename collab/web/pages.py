@@ -144,6 +144,7 @@ async def case_page(request: Request) -> Response:
         "user": {"id": user.id, "name": user.display_name, "role": user.role, "organisation": organisation},
         "rights": {
             "contribute": access.contribute,
+            "discuss": access.discuss,
             "moderate": access.contribute and may_moderate(user, case),
             "present": data["may_present"],
         },

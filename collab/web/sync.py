@@ -57,12 +57,14 @@ class Connection:
         *,
         identity: dict[str, Any] | None = None,
         chairs: bool = False,
+        discuss: bool = False,
     ) -> None:
         self.websocket = websocket
         self.user = user
         self.user_id = user.id
         self.contribute = contribute
         self.moderate = moderate
+        self._discuss = discuss
         # Chairs an open meeting with this case on its agenda: presents, read-only or not.
         self.chairs = chairs
         # The ``user`` every awareness state of this connection carries (collab.sync.presence).
@@ -73,6 +75,13 @@ class Connection:
         self._abort: Callable[[], None] | None = direct["abort"] if direct else None
         self.queue: asyncio.Queue[bytes] = asyncio.Queue(MAX_QUEUE)
         self._backlogged_since: float | None = None
+
+    @property
+    def discuss(self) -> bool:
+        """May add and change their own messages in the discussion: every contributor, and
+        those given only that (collab.domain.Access.discuss). ``contribute`` changes in a
+        teaching room as the pen moves, so this follows it."""
+        return self._discuss or self.contribute
 
     def send(self, data: bytes) -> None:
         """Send or queue a frame; a peer that stops reading is disconnected, the others never wait."""
@@ -149,7 +158,8 @@ async def case_socket(websocket: WebSocket) -> None:
     link = Link(f"user:{user.id}", SOCKET, credential(websocket), case_id=case_id)
     org = await app.state.db.catalog.org(user.org_id)
     # A read-only API token reads the room, whatever its holder may do in the browser.
-    contribute = access.contribute and websocket.scope.get("token_scope") != "read"
+    writes = websocket.scope.get("token_scope") != "read"
+    contribute = access.contribute and writes
     peer = Connection(
         websocket,
         user,
@@ -157,6 +167,7 @@ async def case_socket(websocket: WebSocket) -> None:
         contribute and may_moderate(user, case),
         identity=presence_user(user.id, user.display_name, user.role, org.name if org else None),
         chairs=await chairs_meeting_on(app.state.db, user.id, case_id),
+        discuss=access.discuss and writes,
     )
     await serve_link(websocket, link, peer, app.state.rooms)
 

@@ -12,7 +12,10 @@ export class Discussion {
     this.list = list;
     this.form = form;
     this.panel = panel;
-    form.hidden = !rights.contribute;
+    // Everyone on the clinical team posts, read-only or not; students read (collab.domain.Access).
+    form.hidden = !rights.discuss;
+    const why = document.getElementById("message-why");
+    if (why) why.hidden = Boolean(rights.discuss);
     form.addEventListener("submit", (event) => {
       event.preventDefault();
       const text = form.elements.message.value.trim();
