@@ -21,14 +21,30 @@ def test_presenter_hand_over_take_back_and_bring_everyone_here(session: E2ESessi
         "presenting", timeout=TIMEOUT_MS
     )
 
-    # B asks, A hands over, A takes it back.
+    # B asks: A sees the request over the slide and declines it; B is told.
     b.locator("#ask-to-present").click()
-    a.locator(f"#presence li[data-client-id='{b_id}'] button.grant").click(timeout=TIMEOUT_MS)
+    request = a.locator(f"#present-requests .present-request[data-client-id='{b_id}']")
+    expect(request).to_contain_text("North Trainee asks to present.", timeout=TIMEOUT_MS)
+    request.locator("button.decline").click()
+    expect(request).to_have_count(0)
+    expect(b.locator("#ask-declined")).to_contain_text("declined your request to present", timeout=TIMEOUT_MS)
+    expect(b.locator("#ask-to-present")).to_have_text("Ask to present")
+
+    # B asks again: A accepts, B presents, and A follows B without a click.
+    b.locator("#ask-to-present").click()
+    expect(b.locator("#ask-declined")).to_have_count(0)
+    request.locator("button.accept").click(timeout=TIMEOUT_MS)
     expect(a.locator(f"#presence li[data-client-id='{b_id}'] .badge")).to_have_text(
         "presenting", timeout=TIMEOUT_MS
     )
     expect(b.locator("#bring-everyone")).to_be_visible()
     expect(a.locator(f"#presence li[data-client-id='{a_id}'] .badge")).to_have_count(0)
+    expect(a.locator(f"#presence li[data-client-id='{b_id}'] button.follow")).to_have_text("Stop following")
+    b.locator("#viewer").hover()
+    b.mouse.wheel(0, -400)
+    same_view(a, settled_view(b))
+
+    # A takes it back.
     a.locator("#take-back").click()
     expect(b.locator(f"#presence li[data-client-id='{a_id}'] .badge")).to_have_text(
         "presenting", timeout=TIMEOUT_MS
@@ -138,7 +154,9 @@ def test_read_only_people_are_told_why_they_cannot_present_until_handed_over(ses
         "presenting", timeout=TIMEOUT_MS
     )
     clinician.locator("#ask-to-present").click()
-    a.locator(f"#presence li[data-client-id='{c_id}'] button.grant").click(timeout=TIMEOUT_MS)
+    a.locator(f"#present-requests .present-request[data-client-id='{c_id}'] button.accept").click(
+        timeout=TIMEOUT_MS
+    )
     expect(a.locator(f"#presence li[data-client-id='{c_id}'] .badge")).to_have_text(
         "presenting", timeout=TIMEOUT_MS
     )

@@ -2,8 +2,9 @@
 
 const NOT_PRESENTING = "Read-only participants can't present; ask the presenter to hand over.";
 
-export function bindPeople({ presence, list, banner, presenting }) {
+export function bindPeople({ presence, list, banner, presenting, requests }) {
   const render = () => {
+    if (requests) renderRequests(presence, requests);
     const me = presence.clientId();
     const presenter = presence.presenter();
     const items = presence.people().map((person) => {
@@ -70,6 +71,13 @@ export function bindPeople({ presence, list, banner, presenting }) {
         button("Take back", "take-back", () => presence.takeBack());
       } else {
         button(asked ? "Asked to present" : "Ask to present", "ask-to-present", () => presence.askToPresent());
+        if (!asked && presence.declinedBy) {
+          const declined = document.createElement("p");
+          declined.className = "muted why";
+          declined.id = "ask-declined";
+          declined.textContent = `${presence.declinedBy} declined your request to present.`;
+          controls.push(declined);
+        }
       }
       if (presence.following !== presenter.clientId) {
         button(`Follow ${presenter.user.name}`, "follow-presenter", () => presence.follow(presenter.clientId));
@@ -101,4 +109,30 @@ export function bindPeople({ presence, list, banner, presenting }) {
   presence.addEventListener("people", render);
   presence.addEventListener("follow", render);
   render();
+}
+
+// Over the slide, where the presenter looks (the side panel may be folded away): each request
+// to present, with Accept (hand over, then follow the new presenter) and Decline.
+function renderRequests(presence, box) {
+  const items = presence.pendingAsks().map((person) => {
+    const item = document.createElement("div");
+    item.className = "present-request";
+    item.dataset.clientId = person.clientId;
+    const text = document.createElement("span");
+    text.textContent = `${person.user.name} asks to present.`;
+    const accept = document.createElement("button");
+    accept.type = "button";
+    accept.className = "accept";
+    accept.textContent = "Accept";
+    accept.title = `Hand over to ${person.user.name}; you then follow them`;
+    accept.addEventListener("click", () => presence.handOver(person.clientId));
+    const decline = document.createElement("button");
+    decline.type = "button";
+    decline.className = "decline";
+    decline.textContent = "Decline";
+    decline.addEventListener("click", () => presence.declineAsk(person.clientId));
+    item.append(text, accept, decline);
+    return item;
+  });
+  box.replaceChildren(...items);
 }

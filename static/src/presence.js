@@ -52,6 +52,9 @@ export class Presence extends EventTarget {
     this.seenSummons = new Map();
     this.seenGrants = new Map();
     this.seenTakeBacks = new Map();
+    this.seenDeclines = new Map();
+    this.declinedAsks = new Map(); // client id -> the ``at`` of their ask this presenter declined
+    this.declinedBy = null; // the name of the presenter who declined this person's ask
     awareness.setLocalState({
       // As the server names this person (it replaces any other ``user``).
       user: { id: me.id, name: me.name, role: me.role, organisation: me.organisation ?? null, colour: colourFor(me.id) },
@@ -61,6 +64,7 @@ export class Presence extends EventTarget {
       presenting: false,
       ask: null,
       grant: null,
+      decline: null,
       summon: null,
       takeBack: null,
     });
@@ -164,13 +168,35 @@ export class Presence extends EventTarget {
 
   askToPresent() {
     const presenter = this.presenter();
+    this.declinedBy = null;
     if (presenter) this.out.set("ask", { to: presenter.clientId, at: Date.now() });
+    this.dispatchEvent(new Event("people"));
   }
 
+  // Asks addressed to this presenter that they have neither accepted nor declined.
+  pendingAsks() {
+    if (!this.isPresenting()) return [];
+    const me = this.clientId();
+    return this.people().filter(
+      (p) => p.clientId !== me && p.ask && p.ask.to === me && this.declinedAsks.get(p.clientId) !== p.ask.at,
+    );
+  }
+
+  // The former presenter follows the new one at once: the room keeps one view.
   handOver(clientId) {
     this.handedOverTo = clientId;
     const state = this.awareness.getLocalState();
     this.awareness.setLocalState({ ...state, presenting: false, grant: { to: clientId, at: Date.now() } });
+    this.follow(clientId);
+  }
+
+  declineAsk(clientId) {
+    const asker = this.state(clientId);
+    if (!asker || !asker.ask) return;
+    this.declinedAsks.set(clientId, asker.ask.at);
+    this.out.set("decline", { to: clientId, at: Date.now() });
+    this.out.flush();
+    this.dispatchEvent(new Event("people"));
   }
 
   takeBack() {
@@ -207,6 +233,16 @@ export class Presence extends EventTarget {
         this.seenTakeBacks.set(person.clientId, person.takeBack.at);
         this.granted = false;
         this.awareness.setLocalStateField("presenting", false);
+      }
+      // The presenter declined this person's ask: it is withdrawn, and they are told who.
+      if (person.decline && person.decline.to === me && this.seenDeclines.get(person.clientId) !== person.decline.at) {
+        const first = !this.seenDeclines.has(person.clientId);
+        this.seenDeclines.set(person.clientId, person.decline.at);
+        const asked = (this.awareness.getLocalState() || {}).ask;
+        if (asked && asked.to === person.clientId && (!first || person.decline.at >= asked.at)) {
+          this.out.set("ask", null);
+          this.declinedBy = person.user.name;
+        }
       }
       if (person.summon && this.seenSummons.get(person.clientId) !== person.summon.at) {
         const first = !this.seenSummons.has(person.clientId);

@@ -40,7 +40,7 @@ function start(data) {
   });
   bindEditor(panel);
   new Discussion({ doc, me: data.user, rights: data.rights, list: $("#messages"), form: $("#message-form"), panel });
-  bindPeople({ presence, list: $("#presence"), banner: $("#off-view"), presenting: $("#presenting") });
+  bindPeople({ presence, list: $("#presence"), banner: $("#off-view"), presenting: $("#presenting"), requests: $("#present-requests") });
   bindToolbar({ slideView, tools, annotations, pointers, rights: data.rights });
   bindSlideStrip(slideView);
   bindShortcuts({ slideView, tools, annotations, panel, pointers, help: $("#shortcuts") });
