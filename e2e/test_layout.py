@@ -55,7 +55,10 @@ MEASURE = """(viewer) => {
     return Math.round(b.top + b.height / 2);
   });
   return { own, outer, scrollers: scrollers(viewer), rows: new Set(tops.map((t) => Math.round(t / 8))).size,
-           toolbarHeight: toolbar.getBoundingClientRect().height, tops };
+           toolbarHeight: toolbar.getBoundingClientRect().height, tops,
+           toolbarRight: toolbar.getBoundingClientRect().right,
+           itemsRight: Math.max(...items.map((c) => c.getBoundingClientRect().right)),
+           where: items.map((c) => `${c.id || c.className}:${Math.round(c.getBoundingClientRect().right)}`) };
 }"""
 
 
@@ -81,6 +84,8 @@ def check_fits(where: Page | Frame, label: str) -> dict[str, Any]:
     scrollers = m["scrollers"] + (m["outer"]["scrollers"] if m["outer"] else [])
     assert not scrollers, f"{label}: the viewer sits in scrolling boxes: {scrollers}"
     assert m["rows"] == 1, f"{label}: the tools take {m['rows']} rows (centres {m['tops']})"
+    spill = m["itemsRight"] - m["toolbarRight"]
+    assert spill <= 1, f"{label}: the tools run {spill:.0f} px past the toolbar's end: {m['where']}"
     expect(where.locator("#scale-bar")).to_be_visible(timeout=TIMEOUT_MS)
     return m
 

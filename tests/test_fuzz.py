@@ -126,6 +126,10 @@ def room(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Room]:
     data_dir = tmp_path_factory.mktemp("fuzz-ws")
     seed_case(data_dir)
     case_id, tokens, ids = room_people(data_dir)
+    # A read-scoped token reads the room and writes nothing, not even to the discussion.
+    made = collab("users", "token", "north.onc", "--scope", "read", data_dir=data_dir)
+    assert made.returncode == 0, made.stderr
+    tokens["north.onc:read"] = made.stdout.strip()
     server = start_server(data_dir)
     loop = asyncio.new_event_loop()
     try:
@@ -326,12 +330,21 @@ def test_hostile_websocket_frames_close_only_their_sender_and_change_nothing(roo
     @fuzz(25)
     @given(update=_mutated_updates(seeded))
     def read_only(update: bytes) -> None:
+        frame = _sync_frame(YSyncMessageType.SYNC_UPDATE, update)
+        room.run(hostile(frame, token=room.tokens["north.onc:read"]))
+
+    # The clinician may post to the discussion and nothing else: their hostile updates are
+    # read as deeply as a contributor's, and may still not touch an annotation.
+    @fuzz(25)
+    @given(update=_mutated_updates(seeded))
+    def discussing(update: bytes) -> None:
         room.run(hostile(_sync_frame(YSyncMessageType.SYNC_UPDATE, update), token=room.tokens["north.onc"]))
 
     raw_frames()
     yjs_updates()
     awareness()
     read_only()
+    discussing()
 
     async def finish() -> None:
         # Text frames and frames over the limit, once each.

@@ -145,6 +145,7 @@ async def case_page(request: Request) -> Response:
         "rights": {
             "contribute": access.contribute,
             "discuss": access.discuss,
+            "identified": access.identified,  # label and macro images are theirs to see
             "moderate": access.contribute and may_moderate(user, case),
             "present": data["may_present"],
         },

@@ -83,7 +83,12 @@ export function fitToolbar(toolbar) {
   document.addEventListener("pointerdown", (event) => {
     if (!more.contains(event.target)) close();
   });
-  new ResizeObserver(() => fit()).observe(toolbar);
+  // The row's width changes with the window; an item's with its content (the magnification
+  // presets arrive with the slide's resolution, possibly while the page sits in a hidden frame,
+  // where nothing has a size and no mutation is left to report it when it is shown).
+  const sizes = new ResizeObserver(() => fit());
+  sizes.observe(toolbar);
+  for (const item of items) sizes.observe(item);
   fit();
   return { fit };
 }

@@ -14,6 +14,7 @@ import { Presence } from "./presence.js";
 import { bindRegions } from "./regions.js";
 import { openSession } from "./session.js";
 import { bindScaleBar } from "./scalebar.js";
+import { addStripLabels, bindSlideInfo } from "./slideinfo.js";
 import { SlideView } from "./slideview.js";
 import { Timeline } from "./timeline.js";
 import { bindPanelToggle, fitToolbar } from "./toolbar.js";
@@ -43,6 +44,8 @@ function start(data) {
   bindPeople({ presence, list: $("#presence"), banner: $("#off-view"), presenting: $("#presenting"), requests: $("#present-requests") });
   bindToolbar({ slideView, tools, annotations, pointers, rights: data.rights });
   bindSlideStrip(slideView);
+  bindSlideInfo({ slideView, section: $("#slide-info"), identified: data.rights.identified });
+  addStripLabels($(".slide-strip"), data.rights.identified);
   bindShortcuts({ slideView, tools, annotations, panel, pointers, help: $("#shortcuts") });
   bindRegions({ annotations, panel, presence, bar: $("#regions") });
   if (data.meeting) joinMeeting(presence, data.meeting);
