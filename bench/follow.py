@@ -67,6 +67,7 @@ MOVE_TIMEOUT_MS = 10_000
 IDLE_PROBES = 20
 FOLLOW_TARGET_P95_MS = 150.0
 FIRST_TILE_TARGET_MS = 1000.0
+FULLY_DRAWN_MARGIN_MS = 100.0  # the follower's p95 to fully drawn, at most the presenter's own + this
 
 # Marks, in every document, the moment #viewer says its first tile is drawn (ms since navigation start).
 FIRST_TILE_OBSERVER = """new MutationObserver((_, observer) => {
@@ -111,7 +112,7 @@ CLOCK_OFFSET = """() => {
 RECORDER = """(presenter) => {
   const c = window.collab;
   const now = () => performance.timeOrigin + performance.now();
-  const b = { target: null, sent: null, applied: null, drawn: null, probe: null, probeAt: null };
+  const b = { target: null, sent: null, applied: null, drawn: null, full: null, probe: null, probeAt: null };
   window.__bench = b;
   const matches = (v) => {
     const t = b.target, tol = t.width / 100;
@@ -123,9 +124,13 @@ RECORDER = """(presenter) => {
     if (matches((c.awareness.getLocalState() || {}).view)) b.sent = now();
   });
   c.viewer.addHandler("update-viewport", () => {
-    if (!b.target || b.drawn !== null || !matches(c.slideView.view())) return;
-    b.drawn = now();
+    if (!b.target || !matches(c.slideView.view())) return;
+    const t = now();
+    if (b.drawn === null) b.drawn = t;
     if (b.applied === null) b.applied = b.drawn;
+    // Fully drawn: the frame just drawn at this view had every tile it needs at the level it
+    // shows (OpenSeadragon's world update, which decides that, runs before the frame is drawn).
+    if (b.full === null && c.viewer.world.getItemAt(0).getFullyLoaded()) b.full = t;
   });
   c.awareness.on("change", () => {
     const t = now();
@@ -137,7 +142,9 @@ RECORDER = """(presenter) => {
   });
 }"""
 
-WATCH = "(t) => Object.assign(window.__bench, { target: t, sent: null, applied: null, drawn: null })"
+WATCH = (
+    "(t) => Object.assign(window.__bench, { target: t, sent: null, applied: null, drawn: null, full: null })"
+)
 
 PRESENTER_PAN = """([x, y]) => {
   const viewer = window.collab.viewer, point = viewer.world.getItemAt(0).imageToViewportCoordinates(x, y);
@@ -169,8 +176,10 @@ def ms(value: float) -> str:
 
 def waited(page: Page, expression: str, timeout_ms: int) -> bool:
     """Whether ``expression`` became true in ``page`` within the timeout."""
+    # As a function: Playwright evaluates a bare expression with eval, which the page's
+    # Content Security Policy refuses (no 'unsafe-eval'); a function it calls directly.
     with contextlib.suppress(PlaywrightError):
-        page.wait_for_function(expression, timeout=timeout_ms)
+        page.wait_for_function(f"() => {expression}", timeout=timeout_ms)
         return True
     return False
 
@@ -294,6 +303,8 @@ class Followed:
     sent: list[float] = field(default_factory=list)  # presenter's pan -> presenter sends the view
     applied: list[float] = field(default_factory=list)  # ... -> follower's viewport set
     drawn: list[float] = field(default_factory=list)  # ... -> follower's frame at that view drawn
+    full: list[float] = field(default_factory=list)  # ... -> follower's view fully drawn (every tile)
+    own_full: list[float] = field(default_factory=list)  # ... -> presenter's own view fully drawn
     raw: list[float] = field(default_factory=list)  # awareness field set -> follower's change, each move
     raw_idle: list[float] = field(default_factory=list)  # the same, viewers idle
     skew_ms: float = 0.0  # the two pages' clock offsets, removed from every latency
@@ -316,6 +327,9 @@ def go(presenter: Page, follower: Page, view: dict[str, Any], action: str, arg: 
     if not waited(follower, "window.__bench.drawn !== null", timeout_ms):
         at = follower.evaluate("window.collab.slideView.view()")
         raise BenchError(f"the follower never reached {view} (it is at {at})")
+    for page, who in ((presenter, "presenter"), (follower, "follower")):
+        if not waited(page, "window.__bench.full !== null", timeout_ms):
+            raise BenchError(f"the {who}'s view at {view} was never fully drawn")
     return result
 
 
@@ -363,7 +377,9 @@ def follow(session: Session, moves: int, field_width: float, spacing_s: float, s
             target = {**start, "x": x, "y": y}
             t0 = float(go(presenter, follower, target, PRESENTER_PAN, [x, y], MOVE_TIMEOUT_MS)) - offsets[0]
             sent = presenter.evaluate("window.__bench.sent")
-            marks = follower.evaluate("({ applied: window.__bench.applied, drawn: window.__bench.drawn })")
+            result.own_full.append(float(presenter.evaluate("window.__bench.full")) - offsets[0] - t0)
+            marks = follower.evaluate("({ ...window.__bench })")
+            result.full.append(float(marks["full"]) - offsets[1] - t0)
             if sent is not None:
                 result.sent.append(float(sent) - offsets[0] - t0)
             result.applied.append(float(marks["applied"]) - offsets[1] - t0)
@@ -392,6 +408,8 @@ def report(args: argparse.Namespace, tiles: FirstTile, f: Followed) -> None:
     cold, warm = ([float(m["drawn"]) for m in loads] for loads in (tiles.cold, tiles.warm))
     row("follow: presenter pans -> follower's frame drawn there", f.drawn, f.raw, FOLLOW_TARGET_P95_MS, True)
     row("follow: presenter pans -> follower's viewport set", f.applied, f.raw, p95=True)
+    row("fully drawn: presenter pans -> follower's view fully drawn", f.full, f.own_full, p95=True)
+    row("fully drawn: presenter pans -> presenter's own view fully drawn (reference)", f.own_full)
     row("raw awareness, before each move (reference)", f.raw)
     row("raw awareness, viewers idle", f.raw_idle)
     row("first tile, cold (first open after server start)", cold, tiles.ref_cold, FIRST_TILE_TARGET_MS)
@@ -407,6 +425,13 @@ def report(args: argparse.Namespace, tiles: FirstTile, f: Followed) -> None:
         f"p50 after the pan: presenter sent {ms(pct(f.sent, 0.5))}, follower's viewport set "
         f"{ms(pct(f.applied, 0.5))}, its frame drawn {ms(pct(f.drawn, 0.5))} ms; "
         f"page clocks {f.skew_ms:+.2f} ms apart (removed)."
+    )
+    gap = pct(f.full, 0.95) - pct(f.own_full, 0.95)
+    print(
+        f"Fully drawn (every tile the view needs, at its level, in the frame drawn): the follower's p95 is "
+        f"{gap:+.0f} ms from the presenter's own; target at most +{FULLY_DRAWN_MARGIN_MS:.0f} ms: "
+        + ("met" if gap <= FULLY_DRAWN_MARGIN_MS else "**missed**")
+        + "."
     )
     tile = "/".join(tiles.tile_path.split("/")[-2:])
     print(
