@@ -107,8 +107,12 @@ export class Presence extends EventTarget {
 
   viewChanged() {
     const view = this.slideView.view();
+    // Slides side by side travel with the view (static/src/compare.js).
+    const grid = this.gridOf ? this.gridOf() : null;
+    if (view && grid) view.grid = grid;
     // Redraws while tiles arrive also report the view: send only real moves.
-    if (view && this.sentView && sameView(view, this.sentView, 1e5)) return;
+    const sameGrid = JSON.stringify(grid) === JSON.stringify(this.sentView?.grid ?? null);
+    if (view && this.sentView && sameGrid && sameView(view, this.sentView, 1e5)) return;
     this.sentView = view;
     this.out.set("view", view);
     if (this.following !== null && !this.applying && !this.offView) this.catchUp();
@@ -145,6 +149,11 @@ export class Presence extends EventTarget {
   async catchUp() {
     const target = this.state(this.following);
     if (!target || !target.view) return;
+    const grid = target.view.grid ?? null;
+    if (JSON.stringify(grid) !== JSON.stringify(this.appliedGrid ?? null)) {
+      this.appliedGrid = grid;
+      this.dispatchEvent(new CustomEvent("grid", { detail: grid }));
+    }
     const mine = this.slideView.view();
     if (mine && sameView(mine, target.view)) return;
     this.applying = true;
@@ -273,7 +282,7 @@ export class Presence extends EventTarget {
 }
 
 // Close enough (within a 1/tolerance of the field) that moving would be a jitter, not a change.
-function sameView(a, b, tolerance = 500) {
+function sameView(a, b, tolerance = 2000) {
   return (
     a.slide === b.slide &&
     Math.abs(a.x - b.x) < b.width / tolerance &&

@@ -8,7 +8,7 @@ const MAGNIFICATIONS = [1.25, 2.5, 5, 10, 20, 40, 80];
 const EQUIVALENT_UM = 10;
 
 export class SlideView extends EventTarget {
-  constructor(element, slides) {
+  constructor(element, slides, { navigator = true, bounded = true } = {}) {
     super();
     this.element = element;
     this.slides = slides;
@@ -17,14 +17,14 @@ export class SlideView extends EventTarget {
     this.viewer = OpenSeadragon({
       element,
       prefixUrl: "/static/build/osd-images/",
-      showNavigator: true,
+      showNavigator: navigator,
       navigatorPosition: "BOTTOM_RIGHT",
       showRotationControl: false,
       showFullPageControl: false,
       showHomeControl: false,
       showZoomControl: false,
       maxZoomPixelRatio: 2,
-      visibilityRatio: 0.5,
+      visibilityRatio: bounded ? 0.5 : 0,
       crossOriginPolicy: false,
       // The 2D canvas drawer: on machines without a GPU (virtual desktops are common in
       // hospitals) WebGL is emulated on the CPU and took 1.3 s to the first tile instead of

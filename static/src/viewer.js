@@ -5,6 +5,7 @@ import { Discussion } from "./discussion.js";
 import { DrawingTools, TOOLS } from "./draw.js";
 import { toolIcon } from "./icons.js";
 import { joinMeeting } from "./inmeeting.js";
+import { Compare } from "./compare.js";
 import { bindShortcuts } from "./keys.js";
 import { Overlay } from "./overlay.js";
 import { AnnotationPanel, bindEditor } from "./panel.js";
@@ -43,7 +44,15 @@ function start(data) {
   new Discussion({ doc, me: data.user, rights: data.rights, list: $("#messages"), form: $("#message-form"), panel });
   bindPeople({ presence, list: $("#presence"), banner: $("#off-view"), presenting: $("#presenting"), requests: $("#present-requests") });
   bindToolbar({ slideView, tools, annotations, pointers, rights: data.rights });
-  bindSlideStrip(slideView);
+  const compare = new Compare({
+    slideView,
+    presence,
+    slides: data.slides,
+    wrap: $(".viewer-wrap"),
+    button: $("#compare-toggle"),
+    strip: $(".slide-strip"),
+  });
+  bindSlideStrip(slideView, compare);
   bindSlideInfo({ slideView, section: $("#slide-info"), identified: data.rights.identified });
   addStripLabels($(".slide-strip"), data.rights.identified);
   bindShortcuts({ slideView, tools, annotations, panel, pointers, help: $("#shortcuts") });
@@ -62,7 +71,7 @@ function start(data) {
   slideView.show(data.current);
   if (new URLSearchParams(location.search).has("timeline")) slideView.viewer.addOnceHandler("open", () => timeline.open());
   // For tests and integrations running in the page (e.g. a QuPath bridge).
-  window.collab = { doc, provider, awareness, viewer: slideView.viewer, slideView, overlay, presence, annotations, tools, timeline };
+  window.collab = { doc, provider, awareness, viewer: slideView.viewer, slideView, overlay, presence, annotations, tools, timeline, compare };
 }
 
 function bindToolbar({ slideView, tools, annotations, pointers, rights }) {
@@ -131,12 +140,14 @@ function bindToolbar({ slideView, tools, annotations, pointers, rights }) {
   });
 }
 
-function bindSlideStrip(slideView) {
+function bindSlideStrip(slideView, compare) {
   const links = [...document.querySelectorAll(".slide-strip a[data-slide-id]")];
   for (const link of links) {
     link.addEventListener("click", (event) => {
       event.preventDefault();
-      slideView.show(link.dataset.slideId);
+      // Side by side, the strip picks the slides beside the main one.
+      if (compare.cells.length) compare.toggle(link.dataset.slideId);
+      else slideView.show(link.dataset.slideId);
     });
   }
   slideView.addEventListener("slide", () => {
