@@ -404,4 +404,28 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX case_notes_by_case ON case_notes(case_id, id);
     """,
+    # Snapshots of slide regions (PNG files under the data directory's snapshots/): of a case,
+    # or of a teaching session's slide (then no case: the file must not lead back to it), and
+    # attached to a meeting's outcome of that case when ``meeting_id`` is set.
+    """
+    CREATE TABLE snapshots (
+        id TEXT PRIMARY KEY,
+        case_id TEXT REFERENCES cases(id),
+        slide_id TEXT NOT NULL REFERENCES slides(id),
+        teaching_id TEXT,
+        made_by INTEGER NOT NULL REFERENCES users(id),
+        made TEXT NOT NULL,
+        x INTEGER NOT NULL,
+        y INTEGER NOT NULL,
+        width INTEGER NOT NULL,
+        height INTEGER NOT NULL,
+        image_width INTEGER NOT NULL,
+        image_height INTEGER NOT NULL,
+        caption TEXT NOT NULL DEFAULT '',
+        meeting_id TEXT,
+        CHECK ((case_id IS NULL) != (teaching_id IS NULL))
+    );
+    CREATE INDEX snapshots_by_case ON snapshots(case_id);
+    CREATE INDEX snapshots_by_meeting ON snapshots(meeting_id, case_id) WHERE meeting_id IS NOT NULL;
+    """,
 )

@@ -129,6 +129,11 @@ async def _describe(
                 "seconds_spent": spent.get(item.case_id, 0),
                 "time_spent": clock(spent[item.case_id]) if item.case_id in spent else None,
                 "outcome": await outcome_view(item, name),
+                # Snapshots attached to the outcome, for those who may see the case.
+                "snapshots": [
+                    {"url": f"/snapshots/{s.id}.png", "caption": s.caption, "width": s.image_width}
+                    for s in (await db.snapshots.of_outcome(meeting.id, item.case_id) if seen else [])
+                ],
             }
         )
     # The catch-up timeline: which case was on screen when, each replayable on its case page.

@@ -2,6 +2,7 @@
 // of Y.Map), each with its author and time, optionally about one annotation.
 import * as Y from "yjs";
 import { newId } from "./annotations.js";
+import { snapshotFigure } from "./snapshot.js";
 import { ukDateTime } from "./ukclock.js";
 
 export class Discussion {
@@ -35,7 +36,7 @@ export class Discussion {
     this.render();
   }
 
-  post(text, annotationId) {
+  post(text, annotationId, snapshotId = null) {
     const message = new Y.Map();
     this.doc.transact(() => {
       this.array.push([message]);
@@ -45,6 +46,7 @@ export class Discussion {
       message.set("text", text);
       message.set("created", new Date().toISOString());
       if (annotationId) message.set("annotation", annotationId);
+      if (snapshotId) message.set("snapshot", snapshotId);
     });
   }
 
@@ -65,6 +67,8 @@ export class Discussion {
       const body = document.createElement("p");
       body.textContent = message.text || "";
       item.append(head, body);
+      const snapshot = snapshotFigure(message.snapshot);
+      if (snapshot) item.append(snapshot);
       const annotation = message.annotation && this.panel.annotations.get(message.annotation);
       if (annotation) {
         const link = document.createElement("button");

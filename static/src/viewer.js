@@ -17,6 +17,7 @@ import { openSession } from "./session.js";
 import { bindScaleBar } from "./scalebar.js";
 import { addStripLabels, bindSlideInfo } from "./slideinfo.js";
 import { SlideView } from "./slideview.js";
+import { Snapshots } from "./snapshot.js";
 import { Timeline } from "./timeline.js";
 import { bindPanelToggle, fitToolbar } from "./toolbar.js";
 
@@ -41,7 +42,7 @@ function start(data) {
     editor: $("#annotation-editor"),
   });
   bindEditor(panel);
-  new Discussion({ doc, me: data.user, rights: data.rights, list: $("#messages"), form: $("#message-form"), panel });
+  const discussion = new Discussion({ doc, me: data.user, rights: data.rights, list: $("#messages"), form: $("#message-form"), panel });
   bindPeople({ presence, list: $("#presence"), banner: $("#off-view"), presenting: $("#presenting"), requests: $("#present-requests") });
   bindToolbar({ slideView, tools, annotations, pointers, rights: data.rights });
   const compare = new Compare({
@@ -53,6 +54,21 @@ function start(data) {
     strip: $(".slide-strip"),
   });
   bindSlideStrip(slideView, compare);
+  if (data.rights.discuss) {
+    const csrf = document.querySelector('meta[name="csrf"]');
+    const snapshots = new Snapshots({
+      slideView,
+      overlay,
+      tools,
+      panel: $("#snapshot-panel"),
+      endpoint: `/api/cases/${data.caseId}/snapshots`,
+      headers: { "X-CSRF-Token": csrf ? csrf.content : "" },
+      discussion,
+      meeting: data.meeting,
+    });
+    $("#snapshot").hidden = false;
+    $("#snapshot").addEventListener("click", () => snapshots.open());
+  }
   bindSlideInfo({ slideView, section: $("#slide-info"), identified: data.rights.identified });
   addStripLabels($(".slide-strip"), data.rights.identified);
   bindShortcuts({ slideView, tools, annotations, panel, pointers, help: $("#shortcuts") });
