@@ -46,6 +46,7 @@ EVENTS = (
     "document opened",  # a live connection to a case's shared document (once per connection)
     # Views and exports that carry patient data or identifiers out of the live session.
     "annotations exported",
+    "annotations imported",
     "snapshot made",
     "snapshot downloaded",
     "timeline viewed",

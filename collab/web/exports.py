@@ -1,15 +1,32 @@
-"""``GET /api/cases/{case_id}/annotations.geojson``: the case's annotations for QuPath and other tools."""
+"""Annotations out and in as GeoJSON, for QuPath and other tools:
+
+    GET  /api/cases/{case_id}/annotations.geojson[?slide=ID]
+    POST /api/cases/{case_id}/annotations.geojson?slide=ID   (QuPath's GeoJSON; collab.sync.geojson_import)
+
+An import goes into the case's live document as one change by the server, so everyone in the
+room sees the shapes at once; the importer is their author."""
 
 from __future__ import annotations
 
+import json
+import secrets
+
+from pycrdt import Doc, Map
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from collab.store import Database
+from collab.store.database import now_iso
 from collab.sync.export import annotations_geojson
-from collab.web.api import describe
+from collab.sync.geojson_import import ImportRefused, read_geojson
+from collab.web.api import describe, session_csrf_ok
 from collab.web.auth import client_address, current_user
+from collab.web.errors import problem
+from collab.web.forms import read_body
+
+MAX_IMPORT_BYTES = 16 * 1024 * 1024
+GEOJSON_TYPES = ("application/json", "application/geo+json")
 
 
 async def annotations_export(request: Request) -> Response:
@@ -47,4 +64,83 @@ describe(
     tag="cases",
 )
 
-routes = [Route("/api/cases/{case_id}/annotations.geojson", annotations_export)]
+
+async def annotations_import(request: Request) -> Response:
+    """QuPath GeoJSON into one slide of the case, live; the importer is the author."""
+    case_id = request.path_params["case_id"]
+    found = await request.app.state.access.case(request, case_id)
+    if found is None:
+        return await request.app.state.access.refusal(request, case_id, api=True)
+    case, access = found
+    if not session_csrf_ok(request):
+        return problem(403, "Missing or wrong X-CSRF-Token header for this session.")
+    if not access.contribute or request.scope.get("token_scope") == "read":
+        return problem(403, "Importing annotations is for those who contribute to the case.")
+    db: Database = request.app.state.db
+    slide = request.query_params.get("slide", "")
+    if slide not in {record.id for record in await db.catalog.slides_of_case(case.id)}:
+        return problem(422, "Say which of the case's slides the shapes are on: ?slide=ID.")
+    if request.headers.get("content-type", "").split(";")[0].strip().lower() not in GEOJSON_TYPES:
+        return problem(415, "Send the GeoJSON as application/geo+json or application/json.")
+    body = await read_body(request, MAX_IMPORT_BYTES)
+    if isinstance(body, Response):
+        return problem(413, f"The file is over {MAX_IMPORT_BYTES // (1024 * 1024)} MiB.")
+    try:
+        imported = read_geojson(json.loads(body))
+    except (ValueError, UnicodeDecodeError) as exc:
+        detail = str(exc) if isinstance(exc, ImportRefused) else "The body is not valid JSON."
+        return problem(422 if isinstance(exc, ImportRefused) else 400, detail)
+    user = current_user(request)
+    now = now_iso()
+    ids = [secrets.token_hex(16) for _ in imported.shapes]
+
+    def write(doc: Doc) -> None:  # type: ignore[type-arg]
+        annotations = doc.get("annotations", type=Map)
+        for annotation_id, shape in zip(ids, imported.shapes, strict=True):
+            annotations[annotation_id] = Map(
+                {
+                    **shape,
+                    "slide": slide,
+                    "author": str(user.id),
+                    "authorName": user.display_name,
+                    "created": now,
+                    "updated": now,
+                }
+            )
+
+    rooms = request.app.state.rooms
+    room = await rooms.join(case.id)
+    try:
+        room.change(write)
+    finally:
+        await rooms.left(room)
+    await db.audit.record(
+        "annotations imported",
+        user=user,
+        client=client_address(request),
+        case_id=case.id,
+        slide_id=slide,
+        detail=f"GeoJSON, {len(ids)} shapes" + "".join(f"; {note}" for note in imported.left_out),
+    )
+    return JSONResponse({"imported": len(ids), "ids": ids, "left_out": imported.left_out}, status_code=201)
+
+
+describe(
+    "/api/cases/{case_id}/annotations.geojson",
+    "post",
+    "Import QuPath GeoJSON (FeatureCollection, list or Feature) into one slide (?slide=ID), live",
+    body={"type": ["object", "array"]},
+    response={
+        "type": "object",
+        "required": ["imported", "ids", "left_out"],
+        "properties": {"imported": {"type": "integer"}, "left_out": {"type": "array"}},
+    },
+    status=201,
+    query={"slide": {"type": "string"}},
+    tag="cases",
+)
+
+routes = [
+    Route("/api/cases/{case_id}/annotations.geojson", annotations_export, methods=["GET"]),
+    Route("/api/cases/{case_id}/annotations.geojson", annotations_import, methods=["POST"]),
+]
