@@ -100,19 +100,19 @@ def test_a_teaching_snapshot_carries_no_identifier(session: E2ESession) -> None:
     with educator.expect_navigation():
         educator.locator(".teaching-form button[type=submit]").click()
     expect(educator.locator("#viewer")).to_have_attribute("data-first-tile", "drawn", timeout=TIMEOUT_MS)
-    data = json.loads(educator.locator("#teach-data").text_content() or "{}")
     session_id = educator.url.rsplit("/", 1)[1]
-    answer = educator.evaluate(
-        """async ([url, csrf, slide]) => {
-          const r = await fetch(url, { method: "POST",
-            headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
-            body: JSON.stringify({ slide, x: 500, y: 400, width: 1200, height: 900 }) });
-          return { status: r.status, body: await r.json() };
-        }""",
-        [f"/teach/{session_id}/snapshots", data["csrf"], data["slides"][0]["id"]],
-    )
-    assert answer["status"] == 201, answer
-    snapshot = answer["body"]
+    # The educator's Snapshot: this view; nothing to attach it to, no discussion to post it in.
+    open_snapshot_panel(educator)
+    panel = educator.locator("#snapshot-panel")
+    expect(panel.locator(".attach")).to_be_hidden()
+    panel.locator(".snapshot-view").click()
+    result = panel.locator(".snapshot-result img")
+    expect(result).to_be_visible(timeout=TIMEOUT_MS)
+    expect(panel.locator(".snapshot-post")).to_be_hidden()
+    download = panel.locator(".snapshot-download").get_attribute("href") or ""
+    assert download.startswith(f"/teach/{session_id}/snapshots/"), download
+    size = result.evaluate("(img) => img.decode().then(() => [img.naturalWidth, img.naturalHeight])")
+    snapshot = {"download": download, "width": size[0], "height": size[1]}
 
     code = educator.locator("#join-code").inner_text()
     student = session.new_context("student").new_page()

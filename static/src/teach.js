@@ -11,6 +11,7 @@ import { openSession } from "./session.js";
 import { toolIcon } from "./icons.js";
 import { bindScaleBar } from "./scalebar.js";
 import { SlideView } from "./slideview.js";
+import { Snapshots } from "./snapshot.js";
 import { bindPanelToggle, fitToolbar } from "./toolbar.js";
 
 const $ = (selector) => document.querySelector(selector);
@@ -58,6 +59,15 @@ function start(data) {
     $("#rotate-left").addEventListener("click", () => slideView.rotate(-90));
     $("#rotate-right").addEventListener("click", () => slideView.rotate(90));
     $("#home").addEventListener("click", () => slideView.home());
+    const snapshots = new Snapshots({
+      slideView,
+      overlay,
+      tools,
+      panel: $("#snapshot-panel"),
+      endpoint: `/teach/${data.sessionId}/snapshots`,
+      headers: { "X-CSRF-Token": data.csrf },
+    });
+    $("#snapshot").addEventListener("click", () => snapshots.open());
   } else {
     followEducator({ presence, slideView, tools, educatorId: data.educator.id });
     // A change refused after the pen was taken back would be resent on every reconnect: start afresh.
