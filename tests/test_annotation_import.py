@@ -8,12 +8,14 @@ with a colour, measurements, objectType) imports; what cannot be imported is ref
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import sqlite3
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from pycrdt import Map
 
 from tests.conftest import Server, add_slides, collab, room_people, write_pyramid_tiff
@@ -212,3 +214,117 @@ def test_what_cannot_be_imported_is_refused_saying_why(server: Server, tmp_path:
     assert _post(server, case_id, slide, made.stdout.strip(), QUPATH).status_code == 403
     with sqlite3.connect(server.data_dir / "collab.sqlite3") as db:
         assert db.execute("SELECT count(*) FROM doc_updates WHERE case_id = ?", (case_id,)).fetchone()[0] == 0
+
+
+def _export_dcm(server: Server, case_id: str, slide: str, token: str) -> bytes:
+    answer = httpx.get(
+        f"{server.url}/api/cases/{case_id}/annotations.dcm",
+        params={"slide": slide},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"] == "application/dicom"
+    return answer.content
+
+
+def _draw(server: Server, case_id: str, slide: str, token: str, author: int) -> None:
+    async def draw() -> None:
+        client = await YClient(_ws(server, case_id), token).connect()
+        await client.synced.wait()
+        with client.doc.transaction():
+            for n, (key, (kind, points)) in enumerate(SHAPES.items()):
+                client.annotations()[key] = Map(
+                    {
+                        "slide": slide,
+                        "kind": kind,
+                        "points": points,
+                        "label": f"shape {n}",
+                        "color": "#ff8000",
+                        "author": str(author),
+                        "created": "2026-12-03T10:00:00Z",
+                        "updated": "2026-12-03T10:00:00Z",
+                    }  # fmt: skip
+                )
+        reader = await YClient(_ws(server, case_id), token).connect()
+        await reader.wait_for(lambda: len(reader.annotations()) >= len(SHAPES))
+        await client.close()
+        await reader.close()
+
+    asyncio.run(draw())
+
+
+def test_dicom_bulk_annotations_round_trip_through_highdicom(server: Server, tmp_path: Path) -> None:
+    import highdicom as hd
+    import pydicom
+    from highdicom.ann import AnnotationCoordinateTypeValues, MicroscopyBulkSimpleAnnotations
+
+    case_id, slide, tokens, ids = _people(server, tmp_path)
+    _draw(server, case_id, slide, tokens["north.path"], ids["north.path"])
+    data = _export_dcm(server, case_id, slide, tokens["north.onc"])  # reading is enough to export
+
+    # Read back with highdicom: one group per kind and label, the shapes in level-0 pixels.
+    dataset = pydicom.dcmread(io.BytesIO(data))
+    assert dataset.SOPClassUID in hd.ann.SOP_CLASS_UIDS
+    ann = MicroscopyBulkSimpleAnnotations.from_dataset(dataset)
+    scoord = AnnotationCoordinateTypeValues.SCOORD
+    read = {
+        (str(g.label), g.graphic_type.value): [p.tolist() for p in g.get_graphic_data(scoord)]
+        for g in ann.get_annotation_groups()
+    }
+    assert read[("shape 2", "RECTANGLE")] == [
+        [[100.0, 100.0], [300.0, 100.0], [300.0, 200.0], [100.0, 200.0]]
+    ]
+    assert read[("shape 0", "POINT")] == [[[10.0, 20.0]]]
+    assert read[("shape 1", "POLYLINE")] == [[[0.0, 0.0], [30.0, 40.0]]]
+    assert len(read) == len(SHAPES)
+    assert str(dataset.PatientName) == "" and str(dataset.PatientID) == ""  # no patient in the file
+
+    # And back in, live, as the same shapes.
+    answer = httpx.post(
+        f"{server.url}/api/cases/{case_id}/annotations.dcm",
+        params={"slide": slide},
+        headers={"Authorization": f"Bearer {tokens['north.trainee']}", "Content-Type": "application/dicom"},
+        content=data,
+    )
+    assert answer.status_code == 201, answer.text
+
+    async def read_back() -> dict[str, Any]:
+        client = await YClient(_ws(server, case_id), tokens["north.path"]).connect()
+        await client.wait_for(lambda: len(client.annotations()) == 2 * len(SHAPES))
+        value = json.loads(str(client.annotations()))
+        await client.close()
+        return dict(value)
+
+    annotations = asyncio.run(read_back())
+    new = [annotations[i] for i in answer.json()["ids"]]
+    for kind, points in SHAPES.values():
+        # The format knows no freehand or text: they come back as a polygon and a point.
+        expected = {"freehand": "polygon", "text": "point"}.get(kind, kind)
+        assert any(a["kind"] == expected and _close(a["points"], points) for a in new), (kind, new)
+    refused = httpx.post(
+        f"{server.url}/api/cases/{case_id}/annotations.dcm",
+        params={"slide": slide},
+        headers={"Authorization": f"Bearer {tokens['north.path']}", "Content-Type": "application/dicom"},
+        content=b"DICM not really",
+    )
+    assert (
+        refused.status_code == 422
+        and "no DICOM Microscopy Bulk Simple Annotations" in refused.json()["detail"]
+    )
+
+
+SHARED_DICOM = Path(__file__).resolve().parents[2] / "shared" / "slides" / "dicom-cmu-1-small-region"
+
+
+@pytest.mark.skipif(not SHARED_DICOM.is_dir(), reason="../shared/slides is not here")
+def test_a_dicom_slides_annotations_reference_its_uids(server: Server, tmp_path: Path) -> None:
+    import pydicom
+    from wsidicom import WsiDicom
+
+    case_id, tokens, ids = room_people(server.data_dir)
+    (slide,) = add_slides(server.data_dir, SHARED_DICOM)
+    _draw(server, case_id, slide, tokens["north.path"], ids["north.path"])
+    dataset = pydicom.dcmread(io.BytesIO(_export_dcm(server, case_id, slide, tokens["north.path"])))
+    base = WsiDicom.open(SHARED_DICOM).levels.base_level.datasets[0].uids
+    assert dataset.StudyInstanceUID == base.slide.study_instance
+    assert dataset.ReferencedImageSequence[0].ReferencedSOPInstanceUID == base.instance

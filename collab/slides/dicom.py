@@ -58,6 +58,17 @@ class DicomReader(CellRegions):
         if self._wsi.overviews:
             names.append("macro")
         self.associated_names = tuple(names)
+        # The base level's identity, which annotations exported as DICOM reference.
+        try:
+            base = self._wsi.levels.base_level.datasets[0].uids
+            self.dicom_uids: tuple[str, str, str, str] | None = (
+                str(base.slide.study_instance),
+                str(base.slide.series_instance),
+                str(base.instance),
+                str(base.slide.frame_of_reference or ""),
+            )
+        except (AttributeError, IndexError):
+            self.dicom_uids = None
         tile = self._levels[0].tile_size
         self.l0_chunk_size = (int(tile.width), int(tile.height))
         self._grids = [CellGrid(lv.tile_size.width, lv.tile_size.height) for lv in self._levels]

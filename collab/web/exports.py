@@ -8,6 +8,7 @@ room sees the shapes at once; the importer is their author."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 
@@ -16,10 +17,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from collab import __version__
+from collab.slides.library import SlideNotFound
+from collab.slides.reader import SlideError
 from collab.store import Database
 from collab.store.database import now_iso
+from collab.sync.dicom_ann import SlideRef, annotations_to_dicom, read_dicom_annotations
 from collab.sync.export import annotations_geojson
-from collab.sync.geojson_import import ImportRefused, read_geojson
+from collab.sync.geojson_import import Imported, ImportRefused, read_geojson
 from collab.web.api import describe, session_csrf_ok
 from collab.web.auth import client_address, current_user
 from collab.web.errors import problem
@@ -67,19 +72,10 @@ describe(
 
 async def annotations_import(request: Request) -> Response:
     """QuPath GeoJSON into one slide of the case, live; the importer is the author."""
-    case_id = request.path_params["case_id"]
-    found = await request.app.state.access.case(request, case_id)
-    if found is None:
-        return await request.app.state.access.refusal(request, case_id, api=True)
-    case, access = found
-    if not session_csrf_ok(request):
-        return problem(403, "Missing or wrong X-CSRF-Token header for this session.")
-    if not access.contribute or request.scope.get("token_scope") == "read":
-        return problem(403, "Importing annotations is for those who contribute to the case.")
-    db: Database = request.app.state.db
-    slide = request.query_params.get("slide", "")
-    if slide not in {record.id for record in await db.catalog.slides_of_case(case.id)}:
-        return problem(422, "Say which of the case's slides the shapes are on: ?slide=ID.")
+    found = await _slide_of(request, write=True)
+    if isinstance(found, Response):
+        return found
+    case_id, slide = found
     if request.headers.get("content-type", "").split(";")[0].strip().lower() not in GEOJSON_TYPES:
         return problem(415, "Send the GeoJSON as application/geo+json or application/json.")
     body = await read_body(request, MAX_IMPORT_BYTES)
@@ -90,6 +86,12 @@ async def annotations_import(request: Request) -> Response:
     except (ValueError, UnicodeDecodeError) as exc:
         detail = str(exc) if isinstance(exc, ImportRefused) else "The body is not valid JSON."
         return problem(422 if isinstance(exc, ImportRefused) else 400, detail)
+    return await _add_shapes(request, case_id, slide, imported, "GeoJSON")
+
+
+async def _add_shapes(request: Request, case_id: str, slide: str, imported: Imported, form: str) -> Response:
+    """The shapes into the case's live document as one change, the importer their author."""
+    db: Database = request.app.state.db
     user = current_user(request)
     now = now_iso()
     ids = [secrets.token_hex(16) for _ in imported.shapes]
@@ -109,7 +111,7 @@ async def annotations_import(request: Request) -> Response:
             )
 
     rooms = request.app.state.rooms
-    room = await rooms.join(case.id)
+    room = await rooms.join(case_id)
     try:
         room.change(write)
     finally:
@@ -118,11 +120,87 @@ async def annotations_import(request: Request) -> Response:
         "annotations imported",
         user=user,
         client=client_address(request),
-        case_id=case.id,
+        case_id=case_id,
         slide_id=slide,
-        detail=f"GeoJSON, {len(ids)} shapes" + "".join(f"; {note}" for note in imported.left_out),
+        detail=f"{form}, {len(ids)} shapes" + "".join(f"; {note}" for note in imported.left_out),
     )
     return JSONResponse({"imported": len(ids), "ids": ids, "left_out": imported.left_out}, status_code=201)
+
+
+async def _slide_of(request: Request, *, write: bool) -> tuple[str, str] | Response:
+    """The case and the slide (``?slide=ID``, one of the case's) of an exchange; for an import,
+    only for those who contribute, with the session's CSRF token."""
+    case_id = request.path_params["case_id"]
+    found = await request.app.state.access.case(request, case_id)
+    if found is None:
+        return await request.app.state.access.refusal(request, case_id, api=True)
+    case, access = found
+    if write:
+        if not session_csrf_ok(request):
+            return problem(403, "Missing or wrong X-CSRF-Token header for this session.")
+        if not access.contribute or request.scope.get("token_scope") == "read":
+            return problem(403, "Importing annotations is for those who contribute to the case.")
+    db: Database = request.app.state.db
+    slide = request.query_params.get("slide", "")
+    if slide not in {record.id for record in await db.catalog.slides_of_case(case.id)}:
+        return problem(422, "Say which of the case's slides: ?slide=ID.")
+    return case.id, slide
+
+
+async def _slide_ref(request: Request, slide_id: str) -> SlideRef:
+    try:
+        opened = await request.app.state.slides.get(slide_id)
+    except (SlideNotFound, SlideError):
+        return SlideRef.derived(slide_id)
+    uids = getattr(opened.reader, "dicom_uids", None)
+    return SlideRef(*uids) if uids and all(uids) else SlideRef.derived(slide_id)
+
+
+async def dicom_export(request: Request) -> Response:
+    """The annotations of one slide as DICOM Microscopy Bulk Simple Annotations."""
+    found = await _slide_of(request, write=False)
+    if isinstance(found, Response):
+        return found
+    case_id, slide = found
+    doc = await request.app.state.rooms.document(case_id)
+    values = json.loads(str(doc.get("annotations", type=Map))) if "annotations" in set(doc.keys()) else {}
+    shapes = [v for v in values.values() if isinstance(v, dict) and v.get("slide") == slide]
+    ref = await _slide_ref(request, slide)
+    try:
+        data = await asyncio.to_thread(annotations_to_dicom, shapes, ref, version=__version__)
+    except ImportRefused as exc:
+        return problem(404, str(exc))
+    await request.app.state.db.audit.record(
+        "annotations exported",
+        user=current_user(request),
+        client=client_address(request),
+        case_id=case_id,
+        slide_id=slide,
+        detail=f"DICOM ANN, {len(shapes)} annotations",
+    )
+    return Response(
+        data,
+        media_type="application/dicom",
+        headers={"Content-Disposition": f'attachment; filename="annotations-{slide}.dcm"'},
+    )
+
+
+async def dicom_import(request: Request) -> Response:
+    """DICOM Microscopy Bulk Simple Annotations into one slide, live."""
+    found = await _slide_of(request, write=True)
+    if isinstance(found, Response):
+        return found
+    case_id, slide = found
+    if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/dicom":
+        return problem(415, "Send the file as application/dicom.")
+    body = await read_body(request, MAX_IMPORT_BYTES)
+    if isinstance(body, Response):
+        return problem(413, f"The file is over {MAX_IMPORT_BYTES // (1024 * 1024)} MiB.")
+    try:
+        imported, _ = await asyncio.to_thread(read_dicom_annotations, body)
+    except ImportRefused as exc:
+        return problem(422, str(exc))
+    return await _add_shapes(request, case_id, slide, imported, "DICOM ANN")
 
 
 describe(
@@ -140,7 +218,26 @@ describe(
     tag="cases",
 )
 
+describe(
+    "/api/cases/{case_id}/annotations.dcm",
+    "get",
+    "One slide's annotations (?slide=ID) as DICOM Microscopy Bulk Simple Annotations (application/dicom)",
+    query={"slide": {"type": "string"}},
+    tag="cases",
+)
+describe(
+    "/api/cases/{case_id}/annotations.dcm",
+    "post",
+    "Import DICOM Microscopy Bulk Simple Annotations (application/dicom) into one slide (?slide=ID), live",
+    response={"type": "object", "required": ["imported", "ids", "left_out"]},
+    status=201,
+    query={"slide": {"type": "string"}},
+    tag="cases",
+)
+
 routes = [
     Route("/api/cases/{case_id}/annotations.geojson", annotations_export, methods=["GET"]),
     Route("/api/cases/{case_id}/annotations.geojson", annotations_import, methods=["POST"]),
+    Route("/api/cases/{case_id}/annotations.dcm", dicom_export, methods=["GET"]),
+    Route("/api/cases/{case_id}/annotations.dcm", dicom_import, methods=["POST"]),
 ]
