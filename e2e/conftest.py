@@ -24,6 +24,7 @@ from tests.conftest import (
     Server,
     add_slides,
     add_user,
+    collab,
     seed_case,
     start_server,
     stop_server,
@@ -163,6 +164,27 @@ class E2ESession:
         log = self.data_dir / "server.log"
         if log.exists():
             (folder / "server.log").write_bytes(log.read_bytes())
+
+    def breast_mdt(self, *, attendees: tuple[str, ...] = ("north.onc",)) -> str:
+        """A meeting of North Trust with case S26-1 on its agenda, chaired by north.path and
+        coordinated by north.coord (made here); its id."""
+        add_user(self.data_dir, "north.coord", "clinician", "North Trust", "--name", "Ms Coordinator")
+        made = collab(
+            "meetings", "add", "Breast MDT", "--org", "North Trust", "--starts", "2030-06-04T13:00",
+            "--chair", "north.path", "--coordinator", "north.coord", "--case", "S26-1",
+            *(arg for name in attendees for arg in ("--attendee", name)), data_dir=self.data_dir,
+        )  # fmt: skip
+        assert made.returncode == 0, made.stderr
+        return made.stdout.strip()
+
+    def start_teaching(self, educator: Page) -> str:
+        """The educator makes a teaching session of case S26-1 from /teaching; its id."""
+        educator.goto("/teaching")
+        educator.locator("input[name=title]").fill("Breast pathology, year 3")
+        educator.locator(f"input[name=case][value='{self.case_id}']").check()
+        with educator.expect_navigation():
+            educator.locator(".teaching-form button[type=submit]").click()
+        return educator.url.rsplit("/", 1)[1]
 
     def close(self) -> None:
         for context in self.contexts:

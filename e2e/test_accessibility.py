@@ -14,7 +14,6 @@ from playwright.sync_api import Frame, Page, expect
 from e2e.conftest import E2ESession
 from e2e.test_meeting import case_frame, expect_case_on_screen
 from e2e.test_session import TIMEOUT_MS
-from tests.conftest import add_user, collab
 
 AXE = Path(__file__).resolve().parents[1] / "node_modules" / "axe-core" / "axe.min.js"
 WCAG_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
@@ -75,14 +74,7 @@ def test_main_pages_have_no_serious_accessibility_violations(session: E2ESession
     drawn(page)
     assert_accessible(page, "case page")
 
-    add_user(session.data_dir, "north.coord", "clinician", "North Trust", "--name", "Ms Coordinator")
-    made = collab(
-        "meetings", "add", "Breast MDT", "--org", "North Trust", "--starts", "2030-06-04T13:00",
-        "--chair", "north.path", "--coordinator", "north.coord", "--attendee", "north.onc",
-        "--case", "S26-1", data_dir=session.data_dir,
-    )  # fmt: skip
-    assert made.returncode == 0, made.stderr
-    page.goto(f"/meetings/{made.stdout.strip()}/room")
+    page.goto(f"/meetings/{session.breast_mdt()}/room")
     expect(page.locator("#room-link")).to_have_text("Live", timeout=TIMEOUT_MS)
     page.locator("#next").click()
     expect_case_on_screen(page, 1, "S26-1")
@@ -90,11 +82,7 @@ def test_main_pages_have_no_serious_accessibility_violations(session: E2ESession
     assert_accessible(page, "meeting room")
     assert_accessible(case_frame(page), "meeting room, the case inside it")
 
-    page.goto("/teaching")
-    page.locator("input[name=title]").fill("Breast pathology, year 3")
-    page.locator(f"input[name=case][value='{session.case_id}']").check()
-    with page.expect_navigation():
-        page.locator(".teaching-form button[type=submit]").click()
+    session.start_teaching(page)
     drawn(page)
     assert_accessible(page, "teaching, educator")
     code = page.locator("#join-code").inner_text()

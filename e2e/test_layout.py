@@ -17,7 +17,6 @@ from playwright.sync_api import Frame, Page, expect
 from e2e.conftest import E2ESession
 from e2e.test_meeting import case_frame, expect_case_on_screen
 from e2e.test_session import TIMEOUT_MS
-from tests.conftest import add_user, collab
 
 SIZES = [(1366, 768), (1920, 1080)]
 SHOTS = Path("test-results")
@@ -139,14 +138,7 @@ def test_case_page_fits_the_screen(session: E2ESession, width: int, height: int)
 
 @pytest.mark.parametrize(("width", "height"), SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
 def test_meeting_room_fits_the_screen(session: E2ESession, width: int, height: int) -> None:
-    add_user(session.data_dir, "north.coord", "clinician", "North Trust", "--name", "Ms Coordinator")
-    made = collab(
-        "meetings", "add", "Breast MDT", "--org", "North Trust", "--starts", "2030-06-04T13:00",
-        "--chair", "north.path", "--coordinator", "north.coord", "--attendee", "north.onc",
-        "--case", "S26-1", data_dir=session.data_dir,
-    )  # fmt: skip
-    assert made.returncode == 0, made.stderr
-    room = f"/meetings/{made.stdout.strip()}/room"
+    room = f"/meetings/{session.breast_mdt()}/room"
     page = session.person("north.path", viewport={"width": width, "height": height})
     page.goto(room)
     expect(page.locator("#room-link")).to_have_text("Live", timeout=TIMEOUT_MS)

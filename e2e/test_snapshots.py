@@ -14,7 +14,6 @@ from playwright.sync_api import Page, expect
 
 from e2e.conftest import E2ESession
 from e2e.test_session import TIMEOUT_MS, at_viewer, draw_rectangle
-from tests.conftest import add_user, collab
 
 SIZE = {"width": 1366, "height": 768}
 
@@ -28,15 +27,7 @@ def open_snapshot_panel(page: Page) -> None:
 
 
 def test_a_region_snapshot_attached_to_the_outcome_is_in_the_printed_summary(session: E2ESession) -> None:
-    add_user(session.data_dir, "north.coord", "clinician", "North Trust", "--name", "Ms Coordinator")
-    made = collab(
-        "meetings", "add", "Breast MDT", "--org", "North Trust", "--starts", "2030-06-04T13:00",
-        "--chair", "north.path", "--coordinator", "north.coord", "--case", "S26-1",
-        data_dir=session.data_dir,
-    )  # fmt: skip
-    assert made.returncode == 0, made.stderr
-    meeting_id = made.stdout.strip()
-
+    meeting_id = session.breast_mdt(attendees=())
     chair = session.person("north.path", viewport=SIZE)
     chair.goto(f"/cases/{session.case_id}?meeting={meeting_id}")
     expect(chair.locator("#viewer")).to_have_attribute("data-first-tile", "drawn", timeout=TIMEOUT_MS)
@@ -94,13 +85,8 @@ def test_a_teaching_snapshot_carries_no_identifier(session: E2ESession) -> None:
             (session.case_id,),
         )
     educator = session.person("north.path", viewport=SIZE)
-    educator.goto("/teaching")
-    educator.locator("input[name=title]").fill("Breast pathology, year 3")
-    educator.locator(f"input[name=case][value='{session.case_id}']").check()
-    with educator.expect_navigation():
-        educator.locator(".teaching-form button[type=submit]").click()
+    session_id = session.start_teaching(educator)
     expect(educator.locator("#viewer")).to_have_attribute("data-first-tile", "drawn", timeout=TIMEOUT_MS)
-    session_id = educator.url.rsplit("/", 1)[1]
     # The educator's Snapshot: this view; nothing to attach it to, no discussion to post it in.
     open_snapshot_panel(educator)
     panel = educator.locator("#snapshot-panel")

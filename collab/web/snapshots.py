@@ -87,6 +87,39 @@ async def _make(
     return snapshot_id, image_w, image_h, clipped
 
 
+async def _stored(
+    db: Database,
+    made: tuple[str, int, int, Any],
+    *,
+    case_id: str | None,
+    teaching_id: str | None,
+    slide_id: str,
+    by: int,
+    caption: str,
+    meeting_id: str | None,
+) -> Snapshot:
+    """The record of a snapshot just rendered (``_make``): of a case, or of a teaching session."""
+    snapshot_id, image_w, image_h, clipped = made
+    return await db.snapshots.add(
+        Snapshot(
+            snapshot_id,
+            case_id,
+            slide_id,
+            teaching_id,
+            by,
+            "",
+            clipped.x,
+            clipped.y,
+            clipped.width,
+            clipped.height,
+            image_w,
+            image_h,
+            caption,
+            meeting_id,
+        )  # fmt: skip
+    )
+
+
 def _write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".part")
@@ -124,25 +157,11 @@ async def create(request: Request) -> Response:
     made = await _make(request, slide_id=body["slide"], region=region, annotations=drawn)
     if isinstance(made, Response):
         return made
-    snapshot_id, image_w, image_h, clipped = made
-    snapshot = await db.snapshots.add(
-        Snapshot(
-            snapshot_id,
-            case.id,
-            body["slide"],
-            None,
-            user.id,
-            "",
-            clipped.x,
-            clipped.y,
-            clipped.width,
-            clipped.height,
-            image_w,
-            image_h,
-            region[4],
-            meeting_id,
-        )  # fmt: skip
-    )
+    clipped = made[3]
+    snapshot = await _stored(
+        db, made, case_id=case.id, teaching_id=None, slide_id=body["slide"], by=user.id,
+        caption=region[4], meeting_id=meeting_id,
+    )  # fmt: skip
     await db.audit.record(
         "snapshot made",
         user=user,
@@ -238,26 +257,11 @@ async def teaching_create(request: Request) -> Response:
     made = await _make(request, slide_id=alias.slide_id, region=region, annotations=drawn)
     if isinstance(made, Response):
         return made
-    snapshot_id, image_w, image_h, clipped = made
     db: Database = request.app.state.db
-    snapshot = await db.snapshots.add(
-        Snapshot(
-            snapshot_id,
-            None,
-            alias.slide_id,
-            who.session.id,
-            who.user.id,
-            "",
-            clipped.x,
-            clipped.y,
-            clipped.width,
-            clipped.height,
-            image_w,
-            image_h,
-            region[4],
-            None,
-        )  # fmt: skip
-    )
+    snapshot = await _stored(
+        db, made, case_id=None, teaching_id=who.session.id, slide_id=alias.slide_id, by=who.user.id,
+        caption=region[4], meeting_id=None,
+    )  # fmt: skip
     await db.audit.record(
         "snapshot made",
         user=who.user,
