@@ -20,6 +20,7 @@ from collab.security import MIN_PASSWORD_LENGTH, hash_password, new_token, token
 from collab.sharing import share_case
 from collab.slides import SlideError, open_slide
 from collab.slides.cache import SizedLRU
+from collab.slides.dicomweb import DicomWebRef
 from collab.store import Database
 from collab.store.accounts import token_expiry
 from collab.store.database import StoreError
@@ -53,6 +54,8 @@ async def run_admin(args: argparse.Namespace) -> int:
             await _meetings_add(db, args)
         elif command == ("teaching", "add"):
             await _teaching_add(db, args)
+        elif command == ("slides", "add-dicomweb"):
+            return await _slides_add_dicomweb(db, args)
         else:
             return await _slides_add(db, args.paths, args.case, args.stain)
     return 0
@@ -227,6 +230,25 @@ async def _teaching_add(db: Database, args: argparse.Namespace) -> None:
     print(f"{session.code}\t{args.url.rstrip('/')}/join/{session.code}\t{session.id}")
 
 
+async def _slides_add_dicomweb(db: Database, args: argparse.Namespace) -> int:
+    """Register a series in a PACS (only its reference is kept); checks it opens first."""
+    case = await db.catalog.case_by_accession(args.case)
+    if case is None:
+        raise CommandError(f"no case with accession {args.case!r} (create it with: collab cases add)")
+    try:
+        ref = DicomWebRef(args.url, args.study, args.series)
+        width, height, vendor = await asyncio.to_thread(check_slide, ref)
+    except SlideError as exc:
+        raise CommandError(f"refused: {exc}") from None
+    record, new = await db.catalog.add_slide(
+        case.id, ref.text(), width=width, height=height, vendor=vendor, stain=args.stain
+    )
+    if not new:
+        print(f"collab: that series was already registered with case {args.case}", file=sys.stderr)
+    print(f"{record.id}\t{record.path}")
+    return 0
+
+
 async def _slides_add(db: Database, paths: list[Path], accession: str, stain: str | None) -> int:
     case = await db.catalog.case_by_accession(accession)
     if case is None:
@@ -254,11 +276,11 @@ async def _slides_add(db: Database, paths: list[Path], accession: str, stain: st
     return 1 if failures else 0
 
 
-def check_slide(path: Path) -> tuple[int, int, str | None]:
-    """Open and spot-check a slide file; raises SlideError with a reason if it is unusable."""
-    if not path.exists():
+def check_slide(path: Path | DicomWebRef) -> tuple[int, int, str | None]:
+    """Open and spot-check a slide; raises SlideError with a reason if it is unusable."""
+    if isinstance(path, Path) and not path.exists():
         raise SlideError("the slide file is missing")
-    if not os.access(path, os.R_OK):
+    if isinstance(path, Path) and not os.access(path, os.R_OK):
         raise SlideError("permission denied")
     reader = open_slide(path, SizedLRU(64 << 20))
     try:

@@ -16,6 +16,7 @@ from starlette.staticfiles import StaticFiles
 from collab.config import Settings
 from collab.meeting_channels import MeetingChannels
 from collab.security import load_secret
+from collab.slides.dicomweb import DicomWebRef, parse_source
 from collab.slides.library import SlideLibrary
 from collab.store import Database
 from collab.sync.rooms import Rooms
@@ -72,9 +73,9 @@ def create_app(settings: Settings) -> Starlette:
             Rooms(db.teaching.documents, TeachingRoom) as teaching_rooms,
         ):
 
-            async def resolve(slide_id: str) -> Path | None:
+            async def resolve(slide_id: str) -> Path | DicomWebRef | None:
                 record = await db.catalog.slide(slide_id)
-                return Path(record.path) if record else None
+                return parse_source(record.path) if record else None
 
             library = SlideLibrary(
                 resolve,

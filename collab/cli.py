@@ -194,6 +194,20 @@ def _parser(environ: dict[str, str]) -> argparse.ArgumentParser:
     slides_add.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     slides_add.add_argument("--case", required=True, help="the case's accession number")
     slides_add.add_argument("--stain", help="e.g. H&E, Ki-67")
+    slides_web = slides_cmd.add_parser(
+        "add-dicomweb",
+        parents=[common],
+        help="register a slide series kept in a PACS, read over DICOMweb (only its reference is stored)",
+    )
+    slides_web.add_argument(
+        "url", metavar="URL", help="the DICOMweb service root, e.g. http://pacs:8042/dicom-web"
+    )
+    slides_web.add_argument("--study", required=True, help="the Study Instance UID")
+    slides_web.add_argument(
+        "--series", required=True, help="the Series Instance UID of the VL whole-slide series"
+    )
+    slides_web.add_argument("--case", required=True, help="the case's accession number")
+    slides_web.add_argument("--stain", help="e.g. H&E, Ki-67")
     return parser
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from collab.slides.cache import SizedLRU
+from collab.slides.dicomweb import DicomWebRef, open_dicomweb
 from collab.slides.reader import Level, SlideError, SlideProperties, SlideReader
 
 __all__ = ["Level", "SlideError", "SlideProperties", "SlideReader", "open_slide"]
@@ -20,8 +21,11 @@ def _is_dicom(path: Path) -> bool:
     return head[128:132] == b"DICM"
 
 
-def open_slide(path: Path, chunk_cache: SizedLRU[np.ndarray]) -> SlideReader:
-    """Open a slide file (or a folder of DICOM instances) with the reader its format needs."""
+def open_slide(path: Path | DicomWebRef, chunk_cache: SizedLRU[np.ndarray]) -> SlideReader:
+    """Open a slide file (or a folder of DICOM instances, or a series in a PACS) with the reader
+    its format needs."""
+    if isinstance(path, DicomWebRef):
+        return open_dicomweb(path, chunk_cache)
     if not path.exists():
         raise SlideError("the slide file is missing")
     try:

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from collab.slides.dicomweb import DicomWebRef
 from collab.slides.geometry import DeepZoomGeometry, fitted_size
 from collab.slides.jpeg import encode
 from collab.slides.reader import SlideReader
@@ -46,7 +47,7 @@ class Encoded:
 class DeepZoomSlide:
     """Tiles, descriptor and thumbnail of one slide; thread-safe, blocking."""
 
-    def __init__(self, slide_id: str, path: Path, reader: SlideReader) -> None:
+    def __init__(self, slide_id: str, path: Path | DicomWebRef, reader: SlideReader) -> None:
         self.slide_id = slide_id
         self.reader = reader
         self.tile_size, self.overlap = choose_tile_size(reader.l0_chunk_size)
@@ -56,9 +57,13 @@ class DeepZoomSlide:
             self.tile_size,
             self.overlap,
         )
-        stat = os.stat(path)
-        # Slides do not change; should the file be replaced, its tags change with it.
-        identity = f"{slide_id}:{stat.st_mtime_ns}:{stat.st_size}:{RENDER_VERSION}"
+        if isinstance(path, DicomWebRef):
+            # A DICOM series never changes under its UID: a new scan is a new series.
+            identity = f"{slide_id}:{path.text()}:{RENDER_VERSION}"
+        else:
+            stat = os.stat(path)
+            # Slides do not change; should the file be replaced, its tags change with it.
+            identity = f"{slide_id}:{stat.st_mtime_ns}:{stat.st_size}:{RENDER_VERSION}"
         self.etag_base = hashlib.blake2s(identity.encode(), digest_size=8).hexdigest()
 
     @property

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import warnings
 from pathlib import Path
+from typing import Any
 
 import imagecodecs
 import numpy as np
@@ -21,16 +22,29 @@ JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
 class DicomReader(CellRegions):
     """A DICOM WSI series: every instance of it in one folder."""
 
-    def __init__(self, path: Path, chunk_cache: SizedLRU[np.ndarray]) -> None:
+    def __init__(
+        self,
+        path: Path,
+        chunk_cache: SizedLRU[np.ndarray],
+        *,
+        wsi: Any = None,
+        source: str = "the DICOM slide",
+    ) -> None:
         import wsidicom  # imported here: it is slow to import and only DICOM needs it
 
-        folder = path if path.is_dir() else path.parent
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                self._wsi = wsidicom.WsiDicom.open(folder)
-        except Exception as exc:
-            raise SlideError(f"not a readable DICOM slide: {exc}") from exc
+        # ``wsi``: a series opened elsewhere (over DICOMweb, collab.slides.dicomweb); ``source``
+        # names where its frames come from in a message.
+        self._source = source
+        if wsi is not None:
+            self._wsi = wsi
+        else:
+            folder = path if path.is_dir() else path.parent
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    self._wsi = wsidicom.WsiDicom.open(folder)
+            except Exception as exc:
+                raise SlideError(f"not a readable DICOM slide: {exc}") from exc
         # wsidicom shares file handles between levels; serialise access to them.
         self._lock = threading.Lock()
         self._levels = list(self._wsi.levels)
@@ -93,7 +107,7 @@ class DicomReader(CellRegions):
                 with self._lock:
                     pixels = np.asarray(self._wsi.read_tile(lv.level, (c_col, c_row)).convert("RGB"))
         except Exception as exc:
-            raise SlideError(f"a part of the DICOM slide cannot be read: {exc}") from exc
+            raise SlideError(f"a part of {self._source} cannot be read: {exc}") from exc
         return to_rgb(pixels.reshape(pixels.shape[0], pixels.shape[1], -1))
 
     def _decode_cell_half(self, level: int, c_row: int, c_col: int) -> np.ndarray:
@@ -107,7 +121,7 @@ class DicomReader(CellRegions):
                 frame = self._wsi.read_encoded_tile(lv.level, (c_col, c_row))
             half = decode_half(mark_rgb(frame) if self._rgb[level] else frame)
         except Exception as exc:
-            raise SlideError(f"a part of the DICOM slide cannot be read: {exc}") from exc
+            raise SlideError(f"a part of {self._source} cannot be read: {exc}") from exc
         return half if half is not None else halve(self._decode_cell(level, c_row, c_col))
 
     def native_jpeg(self, level: int, l_x: int, l_y: int, l_width: int, l_height: int) -> bytes | None:
@@ -127,7 +141,7 @@ class DicomReader(CellRegions):
             with self._lock:
                 frame = self._wsi.read_encoded_tile(lv.level, (l_x // tw, l_y // th))
         except Exception as exc:
-            raise SlideError(f"a part of the DICOM slide cannot be read: {exc}") from exc
+            raise SlideError(f"a part of {self._source} cannot be read: {exc}") from exc
         # DICOM pads odd-length frames with a zero byte after EOI.
         if frame.endswith(b"\xff\xd9\x00"):
             frame = frame[:-1]

@@ -16,6 +16,7 @@ from collab.singleflight import SingleFlight
 from collab.slides import open_slide
 from collab.slides.cache import SizedLRU
 from collab.slides.deepzoom import DeepZoomSlide
+from collab.slides.dicomweb import DicomWebRef
 from collab.slides.warmup import warm_up_codecs
 
 P = ParamSpec("P")
@@ -35,7 +36,7 @@ class SlideLibrary:
 
     def __init__(
         self,
-        resolve: Callable[[str], Awaitable[Path | None]],
+        resolve: Callable[[str], Awaitable[Path | DicomWebRef | None]],
         *,
         threads: int,
         max_open: int = 16,
@@ -133,7 +134,7 @@ class SlideLibrary:
             raise SlideNotFound(slide_id)
         return await self.run(self._open_file, slide_id, path)
 
-    def _open_file(self, slide_id: str, path: Path) -> DeepZoomSlide:
+    def _open_file(self, slide_id: str, path: Path | DicomWebRef) -> DeepZoomSlide:
         reader = open_slide(path, self.chunks)
         slide = DeepZoomSlide(slide_id, path, reader)
         # A viewer opening the slide first asks for the overview levels, each a

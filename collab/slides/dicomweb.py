@@ -1,0 +1,83 @@
+"""Slides that stay in a PACS: a DICOM WSI series read over DICOMweb (QIDO-RS for its
+instances, WADO-RS for their metadata and, frame by frame, their pixels) through wsidicom's
+DICOMweb client. Nothing is copied: a slide is registered by its reference, and each tile asks
+for the frames it needs; the tile and pixel caches serve it as they serve a file.
+
+A reference is stored where a file slide keeps its path, as text:
+``dicomweb+http://pacs.example:8042/dicom-web?study=1.2.3&series=1.2.3.4``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import numpy as np
+
+from collab.slides.cache import SizedLRU
+from collab.slides.reader import SlideError, SlideReader
+
+PREFIX = "dicomweb+"
+CONNECT_TIMEOUT_S = 3.0
+READ_TIMEOUT_S = 20.0
+UID_CHARS = set("0123456789.")
+
+
+@dataclass(frozen=True)
+class DicomWebRef:
+    """A series of a study on a DICOMweb server (``url`` is its service root)."""
+
+    url: str
+    study: str
+    series: str
+
+    def __post_init__(self) -> None:
+        parts = urlsplit(self.url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise SlideError(f"not a DICOMweb address: {self.url!r} (http or https)")
+        for name, uid in (("study", self.study), ("series", self.series)):
+            if not uid or len(uid) > 64 or set(uid) - UID_CHARS:
+                raise SlideError(f"{name} must be a DICOM UID (digits and dots), not {uid!r}")
+
+    @property
+    def server(self) -> str:
+        """The PACS as people name it in a message: its host and port."""
+        return urlsplit(self.url).netloc
+
+    def text(self) -> str:
+        return f"{PREFIX}{self.url.rstrip('/')}?{urlencode({'study': self.study, 'series': self.series})}"
+
+
+def parse_source(text: str) -> Path | DicomWebRef:
+    """A stored slide source: a file's path, or a DICOMweb reference."""
+    if not text.startswith(PREFIX):
+        return Path(text)
+    parts = urlsplit(text[len(PREFIX) :])
+    query = parse_qs(parts.query)
+    url = f"{parts.scheme}://{parts.netloc}{parts.path}"
+    return DicomWebRef(url, query.get("study", [""])[0], query.get("series", [""])[0])
+
+
+def open_dicomweb(ref: DicomWebRef, chunk_cache: SizedLRU[np.ndarray]) -> SlideReader:
+    """The series as a slide reader; SlideError naming the PACS if it cannot be reached or read."""
+    import wsidicom
+
+    from collab.slides.dicom import DicomReader
+
+    try:
+        from dicomweb_client.api import DICOMwebClient
+
+        # A PACS that is down or slow must fail a request within seconds, not after the
+        # client's exponential retries: the person is waiting, and the 503 says why.
+        web = DICOMwebClient(ref.url, timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S))
+        web.set_http_retry_params(retry=False)
+        wsi = wsidicom.WsiDicom.open_web(wsidicom.WsiDicomWebClient(web), ref.study, ref.series)
+    except Exception as exc:  # requests, dicomweb-client and wsidicom raise their own kinds
+        raise SlideError(f"the PACS at {ref.server} did not give the slide: {_reason(exc)}") from None
+    return DicomReader(Path(ref.series), chunk_cache, wsi=wsi, source=f"the PACS at {ref.server}")
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:200]

@@ -1,0 +1,86 @@
+"""A real Orthanc PACS with its DICOMweb plugin (Debian's `orthanc` and `orthanc-dicomweb`),
+started on free ports with a temporary storage folder, for the tests of slides kept in a PACS."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import free_port
+
+ORTHANC = shutil.which("Orthanc") or "/usr/sbin/Orthanc"
+DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
+
+
+def available() -> bool:
+    return Path(ORTHANC).exists() and DICOMWEB_PLUGIN.exists()
+
+
+@dataclass
+class Orthanc:
+    url: str  # the REST root
+    folder: Path
+    port: int
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def dicomweb(self) -> str:
+        return f"{self.url}/dicom-web"
+
+    def start(self) -> None:
+        config = {
+            "Name": "collab-test",
+            "StorageDirectory": str(self.folder / "storage"),
+            "IndexDirectory": str(self.folder / "storage"),
+            "HttpPort": self.port,
+            "DicomServerEnabled": False,
+            "RemoteAccessAllowed": False,
+            "AuthenticationEnabled": False,
+            "Plugins": [str(DICOMWEB_PLUGIN)],
+            "DicomWeb": {"Enable": True, "Root": "/dicom-web/", "EnableWado": False},
+        }
+        (self.folder / "orthanc.json").write_text(json.dumps(config))
+        with (self.folder / "orthanc.log").open("ab") as log:  # the child keeps its own handle
+            command = [ORTHANC, str(self.folder / "orthanc.json")]
+            self.process = subprocess.Popen(command, stdout=log, stderr=log)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"Orthanc exited: {(self.folder / 'orthanc.log').read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{self.url}/system", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)  # polling a process we started, until it answers
+        raise RuntimeError("Orthanc did not answer within 30 s")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+            self.process = None
+
+    def upload(self, folder: Path) -> None:
+        """Store every DICOM file of ``folder`` (POST /instances)."""
+        for path in sorted(folder.iterdir()):
+            if path.is_file():
+                answer = httpx.post(f"{self.url}/instances", content=path.read_bytes(), timeout=60)
+                assert answer.status_code == 200, answer.text
+
+
+def new_orthanc(folder: Path) -> Orthanc:
+    folder.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    orthanc = Orthanc(f"http://127.0.0.1:{port}", folder, port)
+    orthanc.start()
+    return orthanc
