@@ -124,3 +124,96 @@ def test_a_pacs_that_stops_answering_gives_503s_naming_it(
     # A tile of a slide opened before the PACS went: any frame not cached yet also fails clearly.
     assert server.client.get(f"/slides/{on_disk}_files/8/0_0.jpeg").status_code == 200
     assert server.client.get(f"/api/slides/{on_disk}").status_code == 200
+
+
+def test_annotations_stored_in_the_pacs_with_stow_read_back(
+    pacs: tuple[Orthanc, Server, list[tuple[str, str]]],
+) -> None:
+    import asyncio
+
+    import highdicom as hd
+    from dicomweb_client.api import DICOMwebClient
+    from highdicom.ann import AnnotationCoordinateTypeValues, MicroscopyBulkSimpleAnnotations
+    from pycrdt import Map
+
+    from tests.conftest import api_token
+    from tests.yclient import YClient
+
+    orthanc, server, pairs = pacs
+    on_disk, in_pacs = pairs[0]
+    case_id = _case_id(server)
+    token = api_token(server.data_dir, "north.path")
+
+    async def draw() -> None:
+        url = server.url.replace("http://", "ws://") + f"/ws/cases/{case_id}"
+        client = await YClient(url, token).connect()
+        await client.synced.wait()
+        client.annotations()["margin"] = Map(
+            {
+                "slide": in_pacs,
+                "kind": "rect",
+                "points": [[100.0, 120.0], [400.0, 300.0]],
+                "label": "Tumour",
+                "color": "#ff0000",
+                "author": str(_user_id(server, "north.path")),
+                "created": "2026-12-04T10:00:00Z",
+                "updated": "2026-12-04T10:00:00Z",
+            }  # fmt: skip
+        )
+        reader = await YClient(url, token).connect()
+        await reader.wait_for(lambda: "margin" in reader.annotations())
+        await client.close()
+        await reader.close()
+
+    asyncio.run(draw())
+    stored = server.client.post(f"/api/cases/{case_id}/annotations.dcm/pacs", params={"slide": in_pacs})
+    assert stored.status_code == 201, stored.text
+    uid = stored.json()["sop_instance_uid"]
+    # A file slide has no PACS to store into.
+    assert (
+        server.client.post(
+            f"/api/cases/{case_id}/annotations.dcm/pacs", params={"slide": on_disk}
+        ).status_code
+        == 409
+    )
+
+    # Read back from Orthanc over DICOMweb, with highdicom.
+    study, _ = _uids(SLIDES[0])
+    web = DICOMwebClient(orthanc.dicomweb)
+    found = [
+        i for i in web.search_for_instances(study_instance_uid=study) if i["00080018"]["Value"][0] == uid
+    ]
+    assert len(found) == 1
+    series = found[0]["0020000E"]["Value"][0]
+    dataset = web.retrieve_instance(study, series, uid)
+    assert dataset.SOPClassUID in hd.ann.SOP_CLASS_UIDS
+    ann = MicroscopyBulkSimpleAnnotations.from_dataset(dataset)
+    (group,) = ann.get_annotation_groups()
+    assert group.label == "Tumour" and group.graphic_type.value == "RECTANGLE"
+    (corners,) = group.get_graphic_data(AnnotationCoordinateTypeValues.SCOORD)
+    assert corners.tolist() == [[100.0, 120.0], [400.0, 120.0], [400.0, 300.0], [100.0, 300.0]]
+    # It references the slide it was drawn on, in the PACS.
+    assert dataset.StudyInstanceUID == study
+    assert str(dataset.ReferencedImageSequence[0].ReferencedSOPInstanceUID) in _instance_uids(SLIDES[0])
+
+
+def _case_id(server: Server) -> str:
+    import sqlite3
+
+    with sqlite3.connect(server.data_dir / "collab.sqlite3") as db:
+        return str(db.execute("SELECT id FROM cases WHERE accession = 'S26-1'").fetchone()[0])
+
+
+def _user_id(server: Server, username: str) -> int:
+    import sqlite3
+
+    with sqlite3.connect(server.data_dir / "collab.sqlite3") as db:
+        return int(db.execute("SELECT id FROM users WHERE username = ?", (username,)).fetchone()[0])
+
+
+def _instance_uids(folder: Path) -> set[str]:
+    return {
+        str(pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID)
+        for p in folder.iterdir()
+        if p.is_file()
+    }

@@ -9,8 +9,10 @@ A reference is stored where a file slide keeps its path, as text:
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import numpy as np
@@ -66,16 +68,33 @@ def open_dicomweb(ref: DicomWebRef, chunk_cache: SizedLRU[np.ndarray]) -> SlideR
     from collab.slides.dicom import DicomReader
 
     try:
-        from dicomweb_client.api import DICOMwebClient
-
-        # A PACS that is down or slow must fail a request within seconds, not after the
-        # client's exponential retries: the person is waiting, and the 503 says why.
-        web = DICOMwebClient(ref.url, timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S))
-        web.set_http_retry_params(retry=False)
-        wsi = wsidicom.WsiDicom.open_web(wsidicom.WsiDicomWebClient(web), ref.study, ref.series)
+        wsi = wsidicom.WsiDicom.open_web(wsidicom.WsiDicomWebClient(_client(ref)), ref.study, ref.series)
     except Exception as exc:  # requests, dicomweb-client and wsidicom raise their own kinds
         raise SlideError(f"the PACS at {ref.server} did not give the slide: {_reason(exc)}") from None
     return DicomReader(Path(ref.series), chunk_cache, wsi=wsi, source=f"the PACS at {ref.server}")
+
+
+def _client(ref: DicomWebRef) -> Any:
+    from dicomweb_client.api import DICOMwebClient
+
+    # A PACS that is down or slow must fail a request within seconds, not after the
+    # client's exponential retries: the person is waiting, and the 503 says why.
+    web = DICOMwebClient(ref.url, timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S))
+    web.set_http_retry_params(retry=False)
+    return web
+
+
+def store_instance(ref: DicomWebRef, data: bytes) -> str:
+    """Store a DICOM instance (Part 10 bytes) in the slide's PACS with STOW-RS; its SOP
+    Instance UID. SlideError naming the PACS if it refuses or cannot be reached."""
+    import pydicom
+
+    dataset = pydicom.dcmread(io.BytesIO(data))
+    try:
+        _client(ref).store_instances(datasets=[dataset])
+    except Exception as exc:
+        raise SlideError(f"the PACS at {ref.server} did not store it: {_reason(exc)}") from None
+    return str(dataset.SOPInstanceUID)
 
 
 def _reason(exc: Exception) -> str:

@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from collab import __version__
+from collab.slides.dicomweb import DicomWebRef, parse_source, store_instance
 from collab.slides.library import SlideNotFound
 from collab.slides.reader import SlideError
 from collab.store import Database
@@ -139,7 +140,7 @@ async def _slide_of(request: Request, *, write: bool) -> tuple[str, str] | Respo
         if not session_csrf_ok(request):
             return problem(403, "Missing or wrong X-CSRF-Token header for this session.")
         if not access.contribute or request.scope.get("token_scope") == "read":
-            return problem(403, "Importing annotations is for those who contribute to the case.")
+            return problem(403, "Importing or storing annotations is for those who contribute to the case.")
     db: Database = request.app.state.db
     slide = request.query_params.get("slide", "")
     if slide not in {record.id for record in await db.catalog.slides_of_case(case.id)}:
@@ -156,12 +157,8 @@ async def _slide_ref(request: Request, slide_id: str) -> SlideRef:
     return SlideRef(*uids) if uids and all(uids) else SlideRef.derived(slide_id)
 
 
-async def dicom_export(request: Request) -> Response:
-    """The annotations of one slide as DICOM Microscopy Bulk Simple Annotations."""
-    found = await _slide_of(request, write=False)
-    if isinstance(found, Response):
-        return found
-    case_id, slide = found
+async def _dicom_of(request: Request, case_id: str, slide: str) -> tuple[bytes, int] | Response:
+    """One slide's annotations as a DICOM ANN instance, and how many there are."""
     doc = await request.app.state.rooms.document(case_id)
     values = json.loads(str(doc.get("annotations", type=Map))) if "annotations" in set(doc.keys()) else {}
     shapes = [v for v in values.values() if isinstance(v, dict) and v.get("slide") == slide]
@@ -170,18 +167,63 @@ async def dicom_export(request: Request) -> Response:
         data = await asyncio.to_thread(annotations_to_dicom, shapes, ref, version=__version__)
     except ImportRefused as exc:
         return problem(404, str(exc))
+    return data, len(shapes)
+
+
+async def dicom_export(request: Request) -> Response:
+    """The annotations of one slide as DICOM Microscopy Bulk Simple Annotations."""
+    found = await _slide_of(request, write=False)
+    if isinstance(found, Response):
+        return found
+    case_id, slide = found
+    made = await _dicom_of(request, case_id, slide)
+    if isinstance(made, Response):
+        return made
+    data, count = made
     await request.app.state.db.audit.record(
         "annotations exported",
         user=current_user(request),
         client=client_address(request),
         case_id=case_id,
         slide_id=slide,
-        detail=f"DICOM ANN, {len(shapes)} annotations",
+        detail=f"DICOM ANN, {count} annotations",
     )
     return Response(
         data,
         media_type="application/dicom",
         headers={"Content-Disposition": f'attachment; filename="annotations-{slide}.dcm"'},
+    )
+
+
+async def dicom_store(request: Request) -> Response:
+    """``POST /api/cases/{case_id}/annotations.dcm/pacs?slide=ID``: the slide's annotations as
+    DICOM ANN, stored with STOW-RS in the PACS the slide is read from, beside it."""
+    found = await _slide_of(request, write=True)
+    if isinstance(found, Response):
+        return found
+    case_id, slide = found
+    record = await request.app.state.db.catalog.slide(slide)
+    source = parse_source(record.path) if record else None
+    if not isinstance(source, DicomWebRef):
+        return problem(409, "This slide is a file on the server, not in a PACS: download the .dcm instead.")
+    made = await _dicom_of(request, case_id, slide)
+    if isinstance(made, Response):
+        return made
+    data, count = made
+    try:
+        uid = await asyncio.to_thread(store_instance, source, data)
+    except SlideError as exc:
+        return problem(503, str(exc))
+    await request.app.state.db.audit.record(
+        "annotations exported",
+        user=current_user(request),
+        client=client_address(request),
+        case_id=case_id,
+        slide_id=slide,
+        detail=f"DICOM ANN, {count} annotations, stored in the PACS at {source.server} as {uid}",
+    )
+    return JSONResponse(
+        {"sop_instance_uid": uid, "study": source.study, "pacs": source.server}, status_code=201
     )
 
 
@@ -235,9 +277,20 @@ describe(
     tag="cases",
 )
 
+describe(
+    "/api/cases/{case_id}/annotations.dcm/pacs",
+    "post",
+    "Store one slide's annotations (?slide=ID) as DICOM ANN with STOW-RS in the PACS the slide is read from",
+    response={"type": "object", "required": ["sop_instance_uid", "study", "pacs"]},
+    status=201,
+    query={"slide": {"type": "string"}},
+    tag="cases",
+)
+
 routes = [
     Route("/api/cases/{case_id}/annotations.geojson", annotations_export, methods=["GET"]),
     Route("/api/cases/{case_id}/annotations.geojson", annotations_import, methods=["POST"]),
     Route("/api/cases/{case_id}/annotations.dcm", dicom_export, methods=["GET"]),
     Route("/api/cases/{case_id}/annotations.dcm", dicom_import, methods=["POST"]),
+    Route("/api/cases/{case_id}/annotations.dcm/pacs", dicom_store, methods=["POST"]),
 ]
