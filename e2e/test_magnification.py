@@ -7,7 +7,7 @@ from __future__ import annotations
 from playwright.sync_api import expect
 
 from e2e.conftest import E2ESession
-from e2e.test_session import TIMEOUT_MS, open_case
+from e2e.test_session import TIMEOUT_MS, click_tool, open_case
 
 
 def test_presets_from_the_resolution_are_marked_equivalent_and_the_keys_work(session: E2ESession) -> None:
@@ -20,10 +20,7 @@ def test_presets_from_the_resolution_are_marked_equivalent_and_the_keys_work(ses
     page.keyboard.press("5")  # the fifth preset: 20×
     expect(page.locator("#magnification")).to_have_text("≈20×", timeout=TIMEOUT_MS)
     # On a laptop-sized window the presets sit in the toolbar's "More" menu.
-    preset = page.locator("#magnifications button[data-magnification='40']")
-    if not preset.is_visible():
-        page.locator(".toolbar .more > button").click()
-    preset.click()
+    click_tool(page, "#magnifications button[data-magnification='40']")
     expect(page.locator("#toolbar-more")).to_be_hidden()  # a tool chosen from the menu closes it
     expect(page.locator("#magnification")).to_have_text("≈40×", timeout=TIMEOUT_MS)
 

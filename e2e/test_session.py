@@ -22,6 +22,15 @@ def open_case(page: Page, session: E2ESession, slide: str | None = None) -> int:
     return int(page.evaluate("window.collab.awareness.clientID"))
 
 
+def click_tool(page: Page, selector: str) -> None:
+    """Click a toolbar item, through the toolbar's "More" menu when the window is too narrow
+    for it to sit on the row."""
+    tool = page.locator(selector)
+    if not tool.is_visible():
+        page.locator(".toolbar .more > button").click()
+    tool.click()
+
+
 def at_viewer(page: Page, x: float, y: float) -> tuple[float, float]:
     """Page coordinates of a point given in CSS pixels inside the viewer."""
     box = page.locator("#viewer").bounding_box()

@@ -11,7 +11,7 @@ from playwright.sync_api import Page, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from e2e.conftest import E2ESession
-from e2e.test_session import TIMEOUT_MS, open_case
+from e2e.test_session import TIMEOUT_MS, click_tool, open_case
 
 SIZE = {"width": 1366, "height": 768}
 
@@ -83,10 +83,7 @@ def test_side_by_side_follows_within_a_pixel_per_slide(session: E2ESession) -> N
     follower.locator(f"#presence li[data-client-id='{presenter_id}'] button.follow").click(timeout=TIMEOUT_MS)
 
     # Side by side: H&E (the main slide) and the second slide beside it.
-    toggle = presenter.locator("#compare-toggle")
-    if not toggle.is_visible():
-        presenter.locator(".toolbar .more > button").click()
-    toggle.click()
+    click_tool(presenter, "#compare-toggle")
     cell = presenter.locator(".viewer-cell")
     expect(cell).to_have_count(1)
     expect(cell.locator("canvas").first).to_be_visible(timeout=TIMEOUT_MS)
@@ -138,8 +135,5 @@ def test_side_by_side_follows_within_a_pixel_per_slide(session: E2ESession) -> N
     expect(presenter.locator("#viewer .remote-pointer:not([hidden])")).to_have_count(0)
 
     # Back to one slide, for the follower too.
-    toggle = presenter.locator("#compare-toggle")
-    if not toggle.is_visible():
-        presenter.locator(".toolbar .more > button").click()
-    toggle.click()
+    click_tool(presenter, "#compare-toggle")
     expect(follower.locator(".viewer-cell")).to_have_count(0, timeout=TIMEOUT_MS)

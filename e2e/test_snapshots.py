@@ -13,16 +13,13 @@ from PIL import Image
 from playwright.sync_api import Page, expect
 
 from e2e.conftest import E2ESession
-from e2e.test_session import TIMEOUT_MS, at_viewer, draw_rectangle
+from e2e.test_session import TIMEOUT_MS, at_viewer, click_tool, draw_rectangle
 
 SIZE = {"width": 1366, "height": 768}
 
 
 def open_snapshot_panel(page: Page) -> None:
-    button = page.locator("#snapshot")
-    if not button.is_visible():
-        page.locator(".toolbar .more > button").click()
-    button.click()
+    click_tool(page, "#snapshot")
     expect(page.locator("#snapshot-panel")).to_be_visible()
 
 

@@ -16,6 +16,7 @@ from PIL import Image
 
 from tests.conftest import Server, add_slides, collab, seed_case, signed_in, start_server, stop_server
 from tests.orthanc import Orthanc, available, new_orthanc
+from tests.test_annotations_export import _case_id, _user_id
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "slides"
 SLIDES = [SHARED / "dicom-cmu-1-small-region", SHARED / "dicom-boxes"]
@@ -195,20 +196,6 @@ def test_annotations_stored_in_the_pacs_with_stow_read_back(
     # It references the slide it was drawn on, in the PACS.
     assert dataset.StudyInstanceUID == study
     assert str(dataset.ReferencedImageSequence[0].ReferencedSOPInstanceUID) in _instance_uids(SLIDES[0])
-
-
-def _case_id(server: Server) -> str:
-    import sqlite3
-
-    with sqlite3.connect(server.data_dir / "collab.sqlite3") as db:
-        return str(db.execute("SELECT id FROM cases WHERE accession = 'S26-1'").fetchone()[0])
-
-
-def _user_id(server: Server, username: str) -> int:
-    import sqlite3
-
-    with sqlite3.connect(server.data_dir / "collab.sqlite3") as db:
-        return int(db.execute("SELECT id FROM users WHERE username = ?", (username,)).fetchone()[0])
 
 
 def _instance_uids(folder: Path) -> set[str]:

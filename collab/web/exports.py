@@ -245,18 +245,22 @@ async def dicom_import(request: Request) -> Response:
     return await _add_shapes(request, case_id, slide, imported, "DICOM ANN")
 
 
+# What an import answers, and the slide every exchange but the whole-case export names.
+IMPORTED = {
+    "type": "object",
+    "required": ["imported", "ids", "left_out"],
+    "properties": {"imported": {"type": "integer"}, "left_out": {"type": "array"}},
+}
+ONE_SLIDE = {"slide": {"type": "string"}}
+
 describe(
     "/api/cases/{case_id}/annotations.geojson",
     "post",
     "Import QuPath GeoJSON (FeatureCollection, list or Feature) into one slide (?slide=ID), live",
     body={"type": ["object", "array"]},
-    response={
-        "type": "object",
-        "required": ["imported", "ids", "left_out"],
-        "properties": {"imported": {"type": "integer"}, "left_out": {"type": "array"}},
-    },
+    response=IMPORTED,
     status=201,
-    query={"slide": {"type": "string"}},
+    query=ONE_SLIDE,
     tag="cases",
 )
 
@@ -264,16 +268,16 @@ describe(
     "/api/cases/{case_id}/annotations.dcm",
     "get",
     "One slide's annotations (?slide=ID) as DICOM Microscopy Bulk Simple Annotations (application/dicom)",
-    query={"slide": {"type": "string"}},
+    query=ONE_SLIDE,
     tag="cases",
 )
 describe(
     "/api/cases/{case_id}/annotations.dcm",
     "post",
     "Import DICOM Microscopy Bulk Simple Annotations (application/dicom) into one slide (?slide=ID), live",
-    response={"type": "object", "required": ["imported", "ids", "left_out"]},
+    response=IMPORTED,
     status=201,
-    query={"slide": {"type": "string"}},
+    query=ONE_SLIDE,
     tag="cases",
 )
 
@@ -283,7 +287,7 @@ describe(
     "Store one slide's annotations (?slide=ID) as DICOM ANN with STOW-RS in the PACS the slide is read from",
     response={"type": "object", "required": ["sop_instance_uid", "study", "pacs"]},
     status=201,
-    query={"slide": {"type": "string"}},
+    query=ONE_SLIDE,
     tag="cases",
 )
 
