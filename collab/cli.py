@@ -14,6 +14,7 @@ from pathlib import Path
 from collab.admin import CommandError, run_admin
 from collab.config import DEFAULT_MAX_CONNECTIONS, Settings, default_data_dir, read_decisions
 from collab.domain import DECISIONS, PRIORITIES, ROLES, SPECIALTIES
+from collab.integrations import ConfigError, Integrations, load_integrations
 from collab.slides import SlideError
 from collab.store import StoreError
 
@@ -49,6 +50,13 @@ def _decisions(path: Path | None) -> tuple[str, ...]:
         raise CommandError(f"cannot read the decisions file {path}: {exc.strerror}") from exc
     except (ValueError, UnicodeDecodeError) as exc:
         raise CommandError(f"{path}: {exc}") from exc
+
+
+def _integrations(path: str | Path | None) -> Integrations:
+    try:
+        return load_integrations(Path(path) if path else None)
+    except ConfigError as exc:
+        raise CommandError(str(exc)) from None
 
 
 def _parser(environ: dict[str, str]) -> argparse.ArgumentParser:
@@ -98,6 +106,13 @@ def _parser(environ: dict[str, str]) -> argparse.ArgumentParser:
         type=Path,
         metavar="FILE",
         help="the decisions an MDT outcome chooses from, one per line (default: the built-in list)",
+    )
+    server.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="a TOML file of the PACS to read slides from and the trusts' sign-on (docs/integration.md;"
+        " default: $COLLAB_CONFIG, else none)",
     )
     server.set_defaults(trusted_proxies_env=environ.get("COLLAB_TRUSTED_PROXIES", ""))
     commands.add_parser("serve", parents=[common, server], help="run the server")
@@ -240,6 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 import_dir=args.import_dir,
                 import_org=args.import_org,
                 decisions=_decisions(args.decisions),
+                integrations=_integrations(args.config or os.environ.get("COLLAB_CONFIG") or None),
             )
 
             if args.command == "demo":

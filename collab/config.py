@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from collab.domain import DECISIONS
+from collab.integrations import Integrations
 
 DEFAULT_DATA_DIR = "collab-data"
 # A 200-person meeting holds 200 websockets, and each browser opens up to 6 connections for
@@ -68,6 +69,8 @@ class Settings:
     import_org: str | None = None
     # The decisions an MDT outcome chooses from (``collab serve --decisions FILE``).
     decisions: tuple[str, ...] = DECISIONS
+    # The PACS and sign-on providers of ``--config FILE`` (collab.integrations); none by default.
+    integrations: Integrations = field(default_factory=Integrations)
 
     @property
     def database_path(self) -> Path:
