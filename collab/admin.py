@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,8 +17,7 @@ from collab.meeting_plans import utc_from_uk
 from collab.meetings import MeetingRefused, create_meeting
 from collab.security import MIN_PASSWORD_LENGTH, hash_password, new_token, token_hash
 from collab.sharing import share_case
-from collab.slides import SlideError, open_slide
-from collab.slides.cache import SizedLRU
+from collab.slides import SlideError, check_slide
 from collab.slides.dicomweb import DicomWebRef
 from collab.store import Database
 from collab.store.accounts import token_expiry
@@ -274,18 +272,3 @@ async def _slides_add(db: Database, paths: list[Path], accession: str, stain: st
             print("\r\033[K", end="", file=sys.stderr)
         print(f"{record.id}\t{record.path}")
     return 1 if failures else 0
-
-
-def check_slide(path: Path | DicomWebRef) -> tuple[int, int, str | None]:
-    """Open and spot-check a slide; raises SlideError with a reason if it is unusable."""
-    if isinstance(path, Path) and not path.exists():
-        raise SlideError("the slide file is missing")
-    if isinstance(path, Path) and not os.access(path, os.R_OK):
-        raise SlideError("permission denied")
-    reader = open_slide(path, SizedLRU(64 << 20))
-    try:
-        reader.verify()
-        level0 = reader.levels[0]
-        return level0.width, level0.height, reader.properties.vendor
-    finally:
-        reader.close()

@@ -40,6 +40,7 @@ from collab.web import (
     meetings,
     opinions,
     organisations,
+    pacs,
     pages,
     people,
     slides,
@@ -75,7 +76,7 @@ def create_app(settings: Settings) -> Starlette:
 
             async def resolve(slide_id: str) -> Path | DicomWebRef | None:
                 record = await db.catalog.slide(slide_id)
-                return parse_source(record.path) if record else None
+                return parse_source(record.path, settings.integrations) if record else None
 
             library = SlideLibrary(
                 resolve,
@@ -119,6 +120,7 @@ def create_app(settings: Settings) -> Starlette:
         *meeting_api.routes,
         *meeting_room.routes,
         *exports.routes,
+        *pacs.routes,
         *snapshots.routes,
         *teaching.routes,
         *classroom.routes,

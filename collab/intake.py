@@ -17,8 +17,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from collab.admin import check_slide
-from collab.slides import SlideError, open_slide
+from collab.slides import SlideError, check_slide, open_slide
 from collab.slides.cache import SizedLRU
 
 # What the upload page accepts: TIFF-family slides, or a DICOM series packed as a .zip.

@@ -3,6 +3,7 @@ started on free ports with a temporary storage folder, for the tests of slides k
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import subprocess
@@ -28,10 +29,24 @@ class Orthanc:
     folder: Path
     port: int
     process: subprocess.Popen[bytes] | None = None
+    # Basic credentials it asks for ({user: password}); none: it asks for none.
+    users: dict[str, str] | None = None
+    # A bearer token every request must carry (checked by Orthanc's own Lua request filter).
+    bearer: str | None = None
 
     @property
     def dicomweb(self) -> str:
         return f"{self.url}/dicom-web"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """What a request needs to be let in."""
+        if self.bearer:
+            return {"Authorization": f"Bearer {self.bearer}"}
+        if self.users:
+            user, password = next(iter(self.users.items()))
+            return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+        return {}
 
     def start(self) -> None:
         config = {
@@ -45,6 +60,16 @@ class Orthanc:
             "Plugins": [str(DICOMWEB_PLUGIN)],
             "DicomWeb": {"Enable": True, "Root": "/dicom-web/", "EnableWado": False},
         }
+        if self.users:
+            config |= {"AuthenticationEnabled": True, "RegisteredUsers": self.users}
+        if self.bearer:
+            lua = self.folder / "bearer.lua"
+            lua.write_text(
+                "function IncomingHttpRequestFilter(method, uri, ip, username, headers)\n"
+                f"  return headers['authorization'] == 'Bearer {self.bearer}'\n"
+                "end\n"
+            )
+            config["LuaScripts"] = [str(lua)]
         (self.folder / "orthanc.json").write_text(json.dumps(config))
         with (self.folder / "orthanc.log").open("ab") as log:  # the child keeps its own handle
             command = [ORTHANC, str(self.folder / "orthanc.json")]
@@ -54,7 +79,7 @@ class Orthanc:
             if self.process.poll() is not None:
                 raise RuntimeError(f"Orthanc exited: {(self.folder / 'orthanc.log').read_text()[-2000:]}")
             try:
-                if httpx.get(f"{self.url}/system", timeout=1).status_code == 200:
+                if httpx.get(f"{self.url}/system", timeout=1, headers=self.headers).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
@@ -74,13 +99,14 @@ class Orthanc:
         """Store every DICOM file of ``folder`` (POST /instances)."""
         for path in sorted(folder.iterdir()):
             if path.is_file():
-                answer = httpx.post(f"{self.url}/instances", content=path.read_bytes(), timeout=60)
+                body = path.read_bytes()
+                answer = httpx.post(f"{self.url}/instances", content=body, timeout=60, headers=self.headers)
                 assert answer.status_code == 200, answer.text
 
 
-def new_orthanc(folder: Path) -> Orthanc:
+def new_orthanc(folder: Path, *, users: dict[str, str] | None = None, bearer: str | None = None) -> Orthanc:
     folder.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    orthanc = Orthanc(f"http://127.0.0.1:{port}", folder, port)
+    orthanc = Orthanc(f"http://127.0.0.1:{port}", folder, port, users=users, bearer=bearer)
     orthanc.start()
     return orthanc

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ from collab.slides.cache import SizedLRU
 from collab.slides.dicomweb import DicomWebRef, open_dicomweb
 from collab.slides.reader import Level, SlideError, SlideProperties, SlideReader
 
-__all__ = ["Level", "SlideError", "SlideProperties", "SlideReader", "open_slide"]
+__all__ = ["Level", "SlideError", "SlideProperties", "SlideReader", "check_slide", "open_slide"]
 
 
 def _is_dicom(path: Path) -> bool:
@@ -39,3 +40,18 @@ def open_slide(path: Path | DicomWebRef, chunk_cache: SizedLRU[np.ndarray]) -> S
     from collab.slides.tiff import TiffReader
 
     return TiffReader(path, chunk_cache)
+
+
+def check_slide(path: Path | DicomWebRef) -> tuple[int, int, str | None]:
+    """Open and spot-check a slide; raises SlideError with a reason if it is unusable."""
+    if isinstance(path, Path) and not path.exists():
+        raise SlideError("the slide file is missing")
+    if isinstance(path, Path) and not os.access(path, os.R_OK):
+        raise SlideError("permission denied")
+    reader = open_slide(path, SizedLRU(64 << 20))
+    try:
+        reader.verify()
+        level0 = reader.levels[0]
+        return level0.width, level0.height, reader.properties.vendor
+    finally:
+        reader.close()

@@ -10,13 +10,14 @@ A reference is stored where a file slide keeps its path, as text:
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import numpy as np
 
+from collab.integrations import Integrations, PacsEndpoint
 from collab.slides.cache import SizedLRU
 from collab.slides.reader import SlideError, SlideReader
 
@@ -33,6 +34,8 @@ class DicomWebRef:
     url: str
     study: str
     series: str
+    # How to reach it (credentials), from the site's settings; never stored with the reference.
+    endpoint: PacsEndpoint | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.url)
@@ -51,14 +54,16 @@ class DicomWebRef:
         return f"{PREFIX}{self.url.rstrip('/')}?{urlencode({'study': self.study, 'series': self.series})}"
 
 
-def parse_source(text: str) -> Path | DicomWebRef:
-    """A stored slide source: a file's path, or a DICOMweb reference."""
+def parse_source(text: str, integrations: Integrations | None = None) -> Path | DicomWebRef:
+    """A stored slide source: a file's path, or a DICOMweb reference (with the credentials of
+    the configured PACS it points at, if any)."""
     if not text.startswith(PREFIX):
         return Path(text)
     parts = urlsplit(text[len(PREFIX) :])
     query = parse_qs(parts.query)
     url = f"{parts.scheme}://{parts.netloc}{parts.path}"
-    return DicomWebRef(url, query.get("study", [""])[0], query.get("series", [""])[0])
+    endpoint = integrations.pacs_for_url(url) if integrations else None
+    return DicomWebRef(url, query.get("study", [""])[0], query.get("series", [""])[0], endpoint)
 
 
 def open_dicomweb(ref: DicomWebRef, chunk_cache: SizedLRU[np.ndarray]) -> SlideReader:
@@ -70,16 +75,26 @@ def open_dicomweb(ref: DicomWebRef, chunk_cache: SizedLRU[np.ndarray]) -> SlideR
     try:
         wsi = wsidicom.WsiDicom.open_web(wsidicom.WsiDicomWebClient(_client(ref)), ref.study, ref.series)
     except Exception as exc:  # requests, dicomweb-client and wsidicom raise their own kinds
-        raise SlideError(f"the PACS at {ref.server} did not give the slide: {_reason(exc)}") from None
+        raise SlideError(f"the PACS at {ref.server} did not give the slide: {reason(exc)}") from None
     return DicomReader(Path(ref.series), chunk_cache, wsi=wsi, source=f"the PACS at {ref.server}")
 
 
 def _client(ref: DicomWebRef) -> Any:
+    return client(ref.url, ref.endpoint)
+
+
+def client(url: str, endpoint: PacsEndpoint | None) -> Any:
+    """A DICOMweb client for the service at ``url``, signed in as its settings say."""
+    import requests
     from dicomweb_client.api import DICOMwebClient
 
+    session = requests.Session()
+    if endpoint is not None and endpoint.auth == "basic":
+        session.auth = (endpoint.username, endpoint.password)
+    headers = endpoint.headers() if endpoint is not None else {}
     # A PACS that is down or slow must fail a request within seconds, not after the
     # client's exponential retries: the person is waiting, and the 503 says why.
-    web = DICOMwebClient(ref.url, timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S))
+    web = DICOMwebClient(url, session=session, headers=headers, timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S))
     web.set_http_retry_params(retry=False)
     return web
 
@@ -93,10 +108,10 @@ def store_instance(ref: DicomWebRef, data: bytes) -> str:
     try:
         _client(ref).store_instances(datasets=[dataset])
     except Exception as exc:
-        raise SlideError(f"the PACS at {ref.server} did not store it: {_reason(exc)}") from None
+        raise SlideError(f"the PACS at {ref.server} did not store it: {reason(exc)}") from None
     return str(dataset.SOPInstanceUID)
 
 
-def _reason(exc: Exception) -> str:
+def reason(exc: Exception) -> str:
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return text[:200]

@@ -203,7 +203,7 @@ async def dicom_store(request: Request) -> Response:
         return found
     case_id, slide = found
     record = await request.app.state.db.catalog.slide(slide)
-    source = parse_source(record.path) if record else None
+    source = parse_source(record.path, request.app.state.settings.integrations) if record else None
     if not isinstance(source, DicomWebRef):
         return problem(409, "This slide is a file on the server, not in a PACS: download the .dcm instead.")
     made = await _dicom_of(request, case_id, slide)
