@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from pycrdt import Doc
 from collab.cases import CaseFields, CaseRefused, create_case
 from collab.config import Settings
 from collab.domain import User
+from collab.integrations import ConfigError, load_integrations
 from collab.meeting_plans import utc_from_uk
 from collab.meetings import MeetingRefused, create_meeting
 from collab.security import MIN_PASSWORD_LENGTH, hash_password, new_token, token_hash
@@ -234,9 +236,12 @@ async def _slides_add_dicomweb(db: Database, args: argparse.Namespace) -> int:
     if case is None:
         raise CommandError(f"no case with accession {args.case!r} (create it with: collab cases add)")
     try:
-        ref = DicomWebRef(args.url, args.study, args.series)
+        # A PACS asking for credentials is named in the server's settings file.
+        config = os.environ.get("COLLAB_CONFIG")
+        endpoint = load_integrations(Path(config) if config else None).pacs_for_url(args.url)
+        ref = DicomWebRef(args.url, args.study, args.series, endpoint)
         width, height, vendor = await asyncio.to_thread(check_slide, ref)
-    except SlideError as exc:
+    except (SlideError, ConfigError) as exc:
         raise CommandError(f"refused: {exc}") from None
     record, new = await db.catalog.add_slide(
         case.id, ref.text(), width=width, height=height, vendor=vendor, stain=args.stain
