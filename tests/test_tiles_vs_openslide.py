@@ -106,9 +106,13 @@ def test_generated_slide_tiles_match_openslide(
     _compare_all_tiles(path)
 
 
-@pytest.mark.parametrize("name", ["dicom-cmu-1-small-region", "dicom-boxes"])
+@pytest.mark.parametrize("name", ["dicom-boxes"])
 def test_dicom_tiles_vs_openslide(name: str) -> None:
     """DICOM through wsidicom against openslide's DICOM reader.
+
+    Not the converted CMU sample: its frames are YCbCr JPEG (JFIF, 4:2:0) labelled "RGB", which
+    openslide believes (openslide PR #558) and draws in false colours; we show the colours of
+    the scan it came from (tests/test_dicom_colour.py compares it with that SVS).
 
     wsidicom leaves out pyramid levels whose scale is not a power of two (the
     single-frame 277 px and smaller levels of the converted CMU sample), so

@@ -47,19 +47,42 @@ def with_height(header: bytes, rows: int) -> bytes:
 
 
 def mark_rgb(jpeg: bytes) -> bytes:
-    """Label a JPEG whose scan holds RGB as such, for decoders that only read markers.
+    """Label a JPEG that its container says holds RGB as such, for decoders that only read markers.
 
     Some DICOM writers store RGB scans behind a JFIF marker, which tells decoders
-    to convert from YCbCr; the JFIF segment is replaced by an Adobe one.
+    to convert from YCbCr; the JFIF segment is replaced by an Adobe one. Others label
+    YCbCr scans "RGB": a scan with subsampled chroma is YCbCr whatever the label says
+    (nobody halves the red and blue of an RGB scan), and is left as it is.
     """
     if not jpeg.startswith(SOI):
         raise ValueError("not a JPEG stream")
+    if chroma_subsampled(jpeg):
+        return jpeg
     body = jpeg[2:]
     if body.startswith(b"\xff\xee"):
         return jpeg
     if body.startswith(b"\xff\xe0"):
         body = body[2 + int.from_bytes(body[2:4], "big") :]
     return SOI + ADOBE_RGB + body
+
+
+def chroma_subsampled(jpeg: bytes) -> bool:
+    """Whether a three-component JPEG's second and third components are sampled less often
+    than its first (4:2:0, 4:2:2): the mark of a YCbCr scan."""
+    position = 2
+    while position + 4 <= len(jpeg) and jpeg[position] == 0xFF:
+        marker = jpeg[position + 1]
+        length = int.from_bytes(jpeg[position + 2 : position + 4], "big")
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # a start of frame
+            count = jpeg[position + 9] if position + 9 < len(jpeg) else 0
+            factors = [
+                jpeg[position + 11 + 3 * k] for k in range(count) if position + 12 + 3 * k <= len(jpeg)
+            ]
+            return count == 3 and len(factors) == 3 and factors[0] != factors[1] and factors[1] == factors[2]
+        if marker == 0xDA:  # start of scan, and no frame header before it
+            return False
+        position += 2 + length
+    return False
 
 
 def decode_half(jpeg: bytes) -> np.ndarray | None:
