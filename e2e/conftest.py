@@ -135,13 +135,14 @@ class E2ESession:
             raise AssertionError(f"{username} could not sign in: {message}")
         return page
 
-    def restart(self) -> None:
-        """Kill the server (SIGKILL, no clean shutdown) and start it again on the same port."""
+    def restart(self, args: tuple[str, ...] = ()) -> None:
+        """Kill the server (SIGKILL, no clean shutdown) and start it again on the same port,
+        with more ``collab serve`` options if given."""
         port = urlsplit(self.server.url).port
         self.server.process.kill()
         self.server.process.wait()
         stop_server(self.server)
-        self.server = start_server(self.data_dir, port=port)
+        self.server = start_server(self.data_dir, port=port, args=args)
 
     def _log(self, username: str, message: ConsoleMessage) -> None:
         line = f"{username} {message.type}: {message.text}"

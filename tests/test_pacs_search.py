@@ -31,12 +31,12 @@ pytestmark = [
 ]
 
 
-def relabelled(source: Path, dest: Path) -> Path:
-    """A copy of a DICOM WSI series whose study carries our accession number and patient."""
+def relabelled(source: Path, dest: Path, accession: str = ACCESSION) -> Path:
+    """A copy of a DICOM WSI series whose study carries an accession number and our patient."""
     dest.mkdir(parents=True)
     for path in sorted(source.iterdir()):
         data = pydicom.dcmread(path)
-        data.AccessionNumber = ACCESSION
+        data.AccessionNumber = accession
         data.PatientID = PATIENT_ID
         data.PatientName = "Hopper^Grace"
         data.save_as(dest / path.name)

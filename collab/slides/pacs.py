@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from collab.integrations import PacsEndpoint
-from collab.slides.dicomweb import client, reason
+from collab.slides.cache import SizedLRU
+from collab.slides.dicomweb import DicomWebRef, client, open_dicomweb, reason
 from collab.slides.reader import SlideError
 
 MAX_STUDIES = 50  # per search: a query that matches more is too broad to choose from
@@ -70,28 +71,23 @@ def search_series(endpoint: PacsEndpoint, query: str) -> list[PacsSeries]:
 
 def thumbnail_jpeg(endpoint: PacsEndpoint, study: str, series: str) -> bytes:
     """A JPEG overview of the series' tissue, at most THUMBNAIL_PX a side, read from its
-    smallest pyramid level (never its label or macro image: those may carry patient details)."""
-    import wsidicom
+    smallest pyramid level (never its label or macro image: those may carry patient details),
+    decoded as its tiles are."""
+    from PIL import Image
 
-    web = client(endpoint.url, endpoint)
-    try:
-        wsi = wsidicom.WsiDicom.open_web(wsidicom.WsiDicomWebClient(web), study, series)
-    except Exception as exc:
-        raise SlideError(f"{_named(endpoint)} did not give the series: {reason(exc)}") from None
+    reader = open_dicomweb(DicomWebRef(endpoint.url, study, series, endpoint), SizedLRU(32 << 20))
     try:
         # The smallest level at least a thumbnail wide (else the largest there is): few frames.
-        levels = sorted(wsi.levels, key=lambda lv: lv.size.width)
-        level = next((lv for lv in levels if max(lv.size.to_tuple()) >= THUMBNAIL_PX), levels[-1])
-        if max(level.size.to_tuple()) > MAX_OVERVIEW_LEVEL_PX:
-            raise SlideError(f"its smallest level is {level.size.width} pixels wide, too large to overview")
-        picture = wsi.read_region((0, 0), level.level, level.size.to_tuple())
-        picture.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX))
-    except SlideError as exc:
-        raise SlideError(f"the series in {endpoint.name} has no overview: {exc}") from None
-    except Exception as exc:
-        raise SlideError(f"the series in {endpoint.name} has no readable pyramid: {reason(exc)}") from None
+        levels = sorted(enumerate(reader.levels), key=lambda item: item[1].width)
+        index, level = next(
+            ((i, lv) for i, lv in levels if max(lv.width, lv.height) >= THUMBNAIL_PX), levels[-1]
+        )
+        if max(level.width, level.height) > MAX_OVERVIEW_LEVEL_PX:
+            raise SlideError(f"the series in {endpoint.name} has no level small enough for an overview")
+        picture = Image.fromarray(reader.read_region(index, 0, 0, level.width, level.height))
     finally:
-        wsi.close()
+        reader.close()
+    picture.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX))
     out = io.BytesIO()
     picture.convert("RGB").save(out, "JPEG", quality=80)
     return out.getvalue()

@@ -1,0 +1,97 @@
+"""A slide from the PACS, live across two trusts, in real Chromium: a real Orthanc (DICOMweb)
+holds a whole-slide series under an accession number. North's pathologist finds it from the
+case page, attaches it and opens it; a colleague from South Trust joins the case live and is
+served the very same tiles, read frame by frame from the PACS."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, Response, expect
+
+from e2e.conftest import E2ESession
+from tests.conftest import add_user, collab
+from tests.orthanc import Orthanc, available, new_orthanc
+from tests.test_pacs_search import SHARED, relabelled
+
+TIMEOUT_MS = 20_000
+ACCESSION = "S26-PACS-1"
+SLIDE = SHARED / "dicom-cmu-1-small-region"
+
+pytestmark = [
+    pytest.mark.skipif(not SLIDE.is_dir(), reason="../shared/slides is not here"),
+    pytest.mark.skipif(not available(), reason="Orthanc with its DICOMweb plugin is not installed"),
+]
+
+
+@pytest.fixture
+def orthanc(tmp_path: Path) -> Iterator[Orthanc]:
+    pacs = new_orthanc(tmp_path / "orthanc")
+    try:
+        pacs.upload(relabelled(SLIDE, tmp_path / "relabelled", ACCESSION))
+        yield pacs
+    finally:
+        pacs.stop()
+
+
+def _tiles_of(page: Page, store: dict[str, bytes]) -> None:
+    def keep(response: Response) -> None:
+        if "_files/" in response.url and response.status == 200:
+            store[response.url.split("/slides/", 1)[1]] = response.body()
+
+    page.on("response", keep)
+
+
+def test_find_a_slide_in_the_pacs_and_look_at_it_together(
+    session: E2ESession, orthanc: Orthanc, tmp_path: Path
+) -> None:
+    config = tmp_path / "collab.toml"
+    config.write_text(f'[[pacs]]\nname = "North PACS"\nurl = "{orthanc.dicomweb}"\n')
+    session.restart(("--config", str(config)))
+    assert collab("orgs", "add", "South Trust", data_dir=session.data_dir).returncode == 0
+    add_user(session.data_dir, "south.path", "pathologist", "South Trust", "--name", "Dr South")
+    shared = collab("cases", "share", "S26-1", "--org", "South Trust", data_dir=session.data_dir)
+    assert shared.returncode == 0, shared.stderr
+
+    north = session.person("north.path")
+    north.set_viewport_size({"width": 1366, "height": 768})
+    north.goto(f"/cases/{session.case_id}")
+    with north.expect_navigation():
+        north.get_by_role("link", name="Add from the PACS").click()
+    north.get_by_label("Accession number or patient ID").fill(ACCESSION)
+    with north.expect_navigation():
+        north.get_by_role("button", name="Search North PACS").click()
+    found = north.locator(".pacs-results li")
+    expect(found).to_have_count(1)
+    expect(found).to_contain_text(ACCESSION)
+    overview = found.locator("img")
+    expect(overview).to_have_js_property("complete", True, timeout=TIMEOUT_MS)
+    assert overview.evaluate("img => img.naturalWidth") > 0, "the series' overview did not load"
+    north.screenshot(path=Path("test-results") / "pacs-search-1366x768.png")
+
+    north_tiles: dict[str, bytes] = {}
+    _tiles_of(north, north_tiles)
+    found.get_by_label("Stain").fill("H&E")
+    with north.expect_navigation():
+        found.get_by_role("button", name="Attach to S26-1").click()
+    slide_id = north.url.split("slide=")[1]
+    expect(north.locator("#viewer")).to_have_attribute("data-first-tile", "drawn", timeout=TIMEOUT_MS)
+
+    south = session.person("south.path")
+    south.set_viewport_size({"width": 1366, "height": 768})
+    south_tiles: dict[str, bytes] = {}
+    _tiles_of(south, south_tiles)
+    south.goto(f"/cases/{session.case_id}?slide={slide_id}")
+    expect(south.locator("#viewer")).to_have_attribute("data-first-tile", "drawn", timeout=TIMEOUT_MS)
+    expect(south.locator("#presence")).to_contain_text("Dr North", timeout=TIMEOUT_MS)
+    expect(north.locator("#presence")).to_contain_text("Dr South", timeout=TIMEOUT_MS)
+
+    # The same slide in the same place: the tiles both were served are the same bytes.
+    both = sorted(set(north_tiles) & set(south_tiles))
+    assert both and all(k.startswith(f"{slide_id}_files/") for k in both), (
+        north_tiles.keys(),
+        south_tiles.keys(),
+    )
+    assert all(north_tiles[k] == south_tiles[k] for k in both)
