@@ -95,13 +95,19 @@ class DicomReader(CellRegions):
         ]
         self._cells = CellCache(chunk_cache)
 
+    def _frame(self, wsi_level: int, c_col: int, c_row: int) -> bytes:
+        """A stored frame as it is. wsidicom would crop a frame at the right or bottom edge by
+        decoding and re-encoding it, believing the file's colour label where we do not
+        (collab.slides.jpeg.mark_rgb): the cells take whole frames instead."""
+        return self._wsi.read_encoded_tile(wsi_level, (c_col, c_row), crop_to_image_boundary=False)
+
     def _decode_cell(self, level: int, c_row: int, c_col: int) -> np.ndarray:
         """One frame, decoded by libjpeg-turbo where it is baseline JPEG, else by wsidicom."""
         lv = self._levels[level]
         try:
             if self._jpeg[level]:
                 with self._lock:
-                    frame = self._wsi.read_encoded_tile(lv.level, (c_col, c_row))
+                    frame = self._frame(lv.level, c_col, c_row)
                 pixels = imagecodecs.jpeg8_decode(mark_rgb(frame) if self._rgb[level] else frame)
             else:
                 with self._lock:
@@ -118,7 +124,7 @@ class DicomReader(CellRegions):
         lv = self._levels[level]
         try:
             with self._lock:
-                frame = self._wsi.read_encoded_tile(lv.level, (c_col, c_row))
+                frame = self._frame(lv.level, c_col, c_row)
             half = decode_half(mark_rgb(frame) if self._rgb[level] else frame)
         except Exception as exc:
             raise SlideError(f"a part of {self._source} cannot be read: {exc}") from exc
@@ -139,7 +145,7 @@ class DicomReader(CellRegions):
             return None
         try:
             with self._lock:
-                frame = self._wsi.read_encoded_tile(lv.level, (l_x // tw, l_y // th))
+                frame = self._frame(lv.level, l_x // tw, l_y // th)
         except Exception as exc:
             raise SlideError(f"a part of {self._source} cannot be read: {exc}") from exc
         # DICOM pads odd-length frames with a zero byte after EOI.
