@@ -9,6 +9,7 @@ Secrets are never written in the file itself when it can be helped: ``password_e
     name = "North PACS"                       # as people see it on the case page
     url = "https://pacs.north.nhs.uk/dicom-web"
     auth = "basic"                            # "none" (default), "basic" or "bearer"
+    org = "North Trust"                       # whose people may search it (default: everyone's)
     username = "collab"
     password_env = "NORTH_PACS_PASSWORD"
 
@@ -49,6 +50,8 @@ class PacsEndpoint:
     name: str
     url: str  # the service root, e.g. http://pacs:8042/dicom-web
     auth: str = "none"
+    # The organisation (trust) whose people may search it; None: every trust's.
+    org: str | None = None
     username: str = ""
     # Kept out of repr: a settings value must never print a secret into a log.
     password: str = field(default="", repr=False)
@@ -136,6 +139,7 @@ def _pacs(entry: Mapping[str, Any], index: int, environ: Mapping[str, str]) -> P
         name=name,
         url=url,
         auth=auth,
+        org=str(entry["org"]).strip() if entry.get("org") else None,
         username=str(entry.get("username", "")),
         password=secret(entry, "password", where, environ) if auth == "basic" else "",
         token=secret(entry, "token", where, environ) if auth == "bearer" else "",

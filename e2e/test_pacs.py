@@ -88,6 +88,8 @@ def test_find_a_slide_in_the_pacs_and_look_at_it_together(
     expect(south.locator("#presence")).to_contain_text("Dr North", timeout=TIMEOUT_MS)
     expect(north.locator("#presence")).to_contain_text("Dr South", timeout=TIMEOUT_MS)
     south.screenshot(path=Path("test-results") / "pacs-colleague-1366x768.png")
+    # The case is shared with South; North's PACS, which holds every North patient, is not.
+    expect(south.get_by_role("link", name="Add from the PACS")).to_have_count(0)
 
     # The same slide in the same place: the tiles both were served are the same bytes.
     both = sorted(set(north_tiles) & set(south_tiles))

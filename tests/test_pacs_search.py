@@ -15,7 +15,7 @@ import pydicom
 import pytest
 from PIL import Image
 
-from tests.conftest import Server, add_user, api_token, seed_case, start_server, stop_server
+from tests.conftest import Server, add_user, api_token, collab, seed_case, start_server, stop_server
 from tests.orthanc import Orthanc, available, new_orthanc
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "slides"
@@ -134,7 +134,12 @@ def test_who_may_search_the_pacs(pacs: tuple[Server, str]) -> None:
     add_user(data_dir, "north.coord", "clinician", "North Trust", "--specialty", "nursing/MDT coordination")
     add_user(data_dir, "north.onc", "clinician", "North Trust", "--specialty", "oncology")
     add_user(data_dir, "north.student", "student", "North Trust")
-    for username, status in (("north.coord", 200), ("north.onc", 403), ("north.student", 404)):
+    # South contributes to the case: that opens the case, never North's PACS (every patient).
+    assert collab("orgs", "add", "South Trust", data_dir=data_dir).returncode == 0
+    add_user(data_dir, "south.path", "pathologist", "South Trust")
+    assert collab("cases", "share", "S26-1", "--org", "South Trust", data_dir=data_dir).returncode == 0
+    people = (("north.coord", 200), ("north.onc", 403), ("north.student", 404), ("south.path", 403))
+    for username, status in people:
         headers = {"Authorization": f"Bearer {api_token(data_dir, username)}"}
         answer = server.client.get(
             f"/api/cases/{case_id}/pacs/search", params={"q": ACCESSION}, headers=headers
@@ -148,6 +153,25 @@ def test_who_may_search_the_pacs(pacs: tuple[Server, str]) -> None:
         f"/api/cases/{case_id}/pacs/attach", json={"pacs": "North PACS", "study": "1.2", "series": "x'--"}
     )
     assert not_a_uid.status_code == 422, not_a_uid.text
+
+
+def test_a_pacs_kept_for_one_trust_is_not_offered_to_another(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    seed_case(data_dir)
+    config = tmp_path / "collab.toml"
+    config.write_text(
+        '[[pacs]]\nname = "South PACS"\nurl = "http://127.0.0.1:9/dicom-web"\norg = "South Trust"\n'
+    )
+    server = start_server(data_dir, args=["--config", str(config)])
+    try:
+        server.client.headers["Authorization"] = f"Bearer {api_token(data_dir, 'north.path')}"
+        case_id = _case_id(data_dir)
+        answer = server.client.get(f"/api/cases/{case_id}/pacs/search", params={"q": ACCESSION})
+        assert answer.status_code == 404 and "for your trust" in answer.json()["detail"]
+        assert "Add from the PACS" not in server.client.get(f"/cases/{case_id}").text
+    finally:
+        stop_server(server)
 
 
 def test_wrong_credentials_give_a_503_naming_the_pacs(

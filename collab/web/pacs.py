@@ -9,7 +9,7 @@ its patient details: pathologists, administrators and MDT coordinators.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 from starlette.requests import Request
@@ -45,30 +45,45 @@ def is_coordinator(user: User) -> bool:
 
 
 def may_search(user: User, case: Case, access: Access) -> bool:
-    """Who finds slides for a case in the PACS: its pathologists and administrators (who may add
-    slides to it), and its own trust's MDT coordinators, who prepare the meeting's cases."""
-    if not access.identified:
+    """Who finds slides for a case in the PACS: the pathologists and administrators of the
+    trust that owns the case (who may add slides to it), and its MDT coordinators. A share of
+    one case never opens the owner's PACS to another trust: a search reaches every patient."""
+    if not access.identified or case.org_id != user.org_id:
         return False
     if user.role in ("pathologist", "admin"):
         return access.contribute
-    return is_coordinator(user) and case.org_id == user.org_id
+    return is_coordinator(user)
+
+
+async def pacs_for(request: Request, user: User) -> tuple[PacsEndpoint, ...]:
+    """The configured PACS the user's trust may search."""
+    pacs = request.app.state.settings.integrations.pacs
+    if all(p.org is None for p in pacs):
+        return tuple(pacs)
+    org = await request.app.state.db.catalog.org(user.org_id)
+    return tuple(p for p in pacs if p.org is None or (org is not None and p.org == org.name))
 
 
 async def _case(request: Request) -> tuple[str, Settings]:
-    """The case the caller may add PACS slides to; Refused otherwise."""
+    """The case the caller may add PACS slides to, and the settings with only the PACS their
+    trust may search; Refused otherwise."""
     settings: Settings = request.app.state.settings
     case_id = request.path_params["case_id"]
     found = await request.app.state.access.case(request, case_id)
     if found is None:
         raise Refused(404, "No such case.")
     case, access = found
-    if not settings.integrations.pacs:
-        raise Refused(404, "No PACS is configured on this server (see docs/integration.md).")
-    if not may_search(current_user(request), case, access):
+    user = current_user(request)
+    mine = await pacs_for(request, user)
+    if not mine:
+        raise Refused(404, "No PACS is configured for your trust on this server (see docs/integration.md).")
+    if not may_search(user, case, access):
         raise Refused(
-            403, "Only pathologists and MDT coordinators who may add slides to this case search the PACS."
+            403,
+            "Only the pathologists and MDT coordinators of the trust that owns this case search its PACS.",
         )
-    return case_id, settings
+    integrations = replace(settings.integrations, pacs=mine)
+    return case_id, replace(settings, integrations=integrations)
 
 
 def _endpoint(settings: Settings, name: str) -> PacsEndpoint:

@@ -26,7 +26,7 @@ from collab.web.cases import SORT_LABELS, case_work
 from collab.web.errors import error
 from collab.web.meetings import meeting_mode
 from collab.web.opinions import of_case
-from collab.web.pacs import may_search
+from collab.web.pacs import may_search, pacs_for
 from collab.web.render import render
 from collab.web.sync import chairs_meeting_on, drop_lost_peers
 from collab.web.worklist import worklist_data
@@ -112,8 +112,7 @@ async def _case_data(request: Request) -> tuple[dict[str, Any], Case, Access] | 
     data |= await case_work(request, case, access)  # notes, status steps, edit rights
     # Whether the live room lets them present (collab.sync.presence); the viewer says why not.
     data["may_present"] = access.contribute or await chairs_meeting_on(db, user.id, case.id)
-    integrations = request.app.state.settings.integrations
-    data["pacs_search"] = bool(integrations.pacs) and may_search(user, case, access)
+    data["pacs_search"] = may_search(user, case, access) and bool(await pacs_for(request, user))
     await db.audit.record("case opened", user=user, client=client_address(request), case_id=case.id)
     return data, case, access
 
