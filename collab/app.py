@@ -43,6 +43,7 @@ from collab.web import (
     pacs,
     pages,
     people,
+    sign_on,
     slides,
     snapshots,
     sync,
@@ -108,6 +109,7 @@ def create_app(settings: Settings) -> Starlette:
     routes = [
         Route("/healthz", healthz),
         *auth.routes,
+        *sign_on.routes,
         *api.routes,
         *cases.routes,  # before pages: /cases/new is not a case id
         *cases_api.routes,

@@ -32,8 +32,11 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from collab.oidc import OidcProvider
 
 PACS_AUTH = ("none", "basic", "bearer")
 _SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
@@ -69,8 +72,8 @@ class PacsEndpoint:
 @dataclass(frozen=True)
 class Integrations:
     pacs: tuple[PacsEndpoint, ...] = ()
-    # Sign-on providers, as their module reads them (collab.oidc): raw tables from the file.
-    oidc: tuple[Mapping[str, Any], ...] = ()
+    # The trusts' sign-on providers (collab.oidc).
+    oidc: tuple[OidcProvider, ...] = ()
 
     def pacs_for_url(self, url: str) -> PacsEndpoint | None:
         """The configured endpoint a stored slide reference points at (credentials come from it)."""
@@ -79,6 +82,9 @@ class Integrations:
 
     def pacs_named(self, name: str) -> PacsEndpoint | None:
         return next((p for p in self.pacs if p.name == name), None)
+
+    def oidc_named(self, name: str) -> OidcProvider | None:
+        return next((p for p in self.oidc if p.name == name), None)
 
 
 def load_integrations(path: Path | None, environ: Mapping[str, str] = os.environ) -> Integrations:
@@ -101,7 +107,9 @@ def load_integrations(path: Path | None, environ: Mapping[str, str] = os.environ
     doubled = sorted({n for n in names if names.count(n) > 1})
     if doubled:
         raise ConfigError(f"two [[pacs]] entries are named {doubled[0]!r}; each needs its own name")
-    return Integrations(pacs=pacs, oidc=tuple(_tables(data, "oidc")))
+    from collab.oidc import parse_providers
+
+    return Integrations(pacs=pacs, oidc=parse_providers(tuple(_tables(data, "oidc")), environ))
 
 
 def _tables(data: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:

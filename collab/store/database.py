@@ -46,6 +46,7 @@ class Database:
         from collab.store.opinions import Opinions
         from collab.store.organisations import Organisations
         from collab.store.people import People
+        from collab.store.sign_on import SignOn
         from collab.store.snapshots import Snapshots
         from collab.store.teaching import Teaching
         from collab.store.uploads import Uploads
@@ -63,6 +64,7 @@ class Database:
         self.uploads = Uploads(self)
         self.organisations = Organisations(self)
         self.snapshots = Snapshots(self)
+        self.sign_on = SignOn(self)
 
     async def __aenter__(self) -> Self:
         self.path.parent.mkdir(parents=True, exist_ok=True)

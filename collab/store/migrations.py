@@ -428,4 +428,24 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX snapshots_by_case ON snapshots(case_id);
     CREATE INDEX snapshots_by_meeting ON snapshots(meeting_id, case_id) WHERE meeting_id IS NOT NULL;
     """,
+    # Single sign-on (collab.web.sign_on): a sign-in under way, until its provider sends the
+    # browser back (one use: the row is deleted as it is read), and who a provider's user is here.
+    """
+    CREATE TABLE oidc_flows (
+        state_hash TEXT PRIMARY KEY,
+        browser_hash TEXT NOT NULL,
+        provider TEXT NOT NULL,
+        nonce TEXT NOT NULL,
+        verifier TEXT NOT NULL,
+        next TEXT NOT NULL,
+        expires TEXT NOT NULL
+    );
+    CREATE TABLE oidc_identities (
+        issuer TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        user_id INTEGER NOT NULL REFERENCES users(id),
+        created TEXT NOT NULL,
+        PRIMARY KEY (issuer, subject)
+    );
+    """,
 )

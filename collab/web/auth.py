@@ -243,9 +243,12 @@ async def login_page(request: Request) -> Response:
     if not _TOKEN.fullmatch(csrf):
         csrf = new_token()
     response = render(
-        request, "login.html", csrf=csrf, next=_safe_next(request.query_params.get("next", "/"))
+        request, "login.html", csrf=csrf, next=_safe_next(request.query_params.get("next", "/")),
+        providers=request.app.state.settings.integrations.oidc,
+    )  # fmt: skip
+    response.set_cookie(
+        LOGIN_CSRF_COOKIE, csrf, httponly=True, samesite="lax", secure=secure_cookies(request)
     )
-    response.set_cookie(LOGIN_CSRF_COOKIE, csrf, httponly=True, samesite="lax", secure=_secure(request))
     return response
 
 
@@ -269,6 +272,7 @@ async def login(request: Request) -> Response:
         response = render(
             request,
             "login.html",
+            providers=request.app.state.settings.integrations.oidc,
             status=429,
             csrf=login_csrf,
             next=next_path,
@@ -285,6 +289,7 @@ async def login(request: Request) -> Response:
         return render(
             request,
             "login.html",
+            providers=request.app.state.settings.integrations.oidc,
             status=401,
             csrf=login_csrf,
             next=next_path,
@@ -292,20 +297,28 @@ async def login(request: Request) -> Response:
             message="That username and password do not match.",
         )
     throttle.succeeded(username)
-    user = found[0]
+    response = await start_session(request, found[0], next_path)
+    response.delete_cookie(LOGIN_CSRF_COOKIE)
+    return response
+
+
+async def start_session(
+    request: Request, user: User, next_path: str, *, detail: str | None = None
+) -> Response:
+    """A new session for ``user`` (signed in by password or by their trust), then ``next_path``."""
+    db: Database = request.app.state.db
     session_id, csrf = new_token(), new_token()
     await db.people.add_session(user.id, token_hash(session_id), csrf, SESSION_LIFETIME)
-    await db.audit.record("login", user=user, client=client)
-    response = RedirectResponse(next_path, status_code=303)
+    await db.audit.record("login", user=user, client=client_address(request), detail=detail)
+    response = RedirectResponse(_safe_next(next_path), status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
         sign(request.app.state.secret, session_id),
         max_age=int(SESSION_LIFETIME.total_seconds()),
         httponly=True,
         samesite="lax",
-        secure=_secure(request),
+        secure=secure_cookies(request),
     )
-    response.delete_cookie(LOGIN_CSRF_COOKIE)
     return response
 
 
@@ -321,12 +334,15 @@ async def logout(request: Request) -> Response:
         request.app.state.identities.forget_session(session)
         request.app.state.live.end_session(session)  # its open websockets and streams close now
     await db.audit.record("logout", user=current_user(request), client=client_address(request))
-    response = RedirectResponse("/login", status_code=303)
+    from collab.web.sign_on import provider_sign_out
+
+    # Signed in by their trust: the trust's own session ends too, where the provider can.
+    response = RedirectResponse(await provider_sign_out(request) or "/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE)
     return response
 
 
-def _secure(request: Request) -> bool:
+def secure_cookies(request: Request) -> bool:
     """Cookies are marked Secure when the site is reached over https (directly or via a proxy)."""
     return request.url.scheme == "https"
 
@@ -337,7 +353,7 @@ async def make_password_hash(password: str) -> str:
 
 
 routes = [
-    Route("/login", login_page, methods=["GET"]),
+    Route("/login", login_page, methods=["GET"], name="login_page"),
     Route("/login", login, methods=["POST"]),
     Route("/logout", logout, methods=["POST"]),
 ]
