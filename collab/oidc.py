@@ -261,12 +261,19 @@ def check_id_token(provider: OidcProvider, discovery: Discovery, id_token: str, 
     return dict(claims)
 
 
-def end_session_url(meta: Mapping[str, Any], id_token: str, back_to: str) -> str | None:
-    """Where to send the browser so the provider ends its own session too, if it can."""
+def end_session_url(
+    provider: OidcProvider, meta: Mapping[str, Any], id_token: str | None, back_to: str
+) -> str | None:
+    """Where to send the browser so the provider ends its own session too, if it can. The client
+    id names the application (RP-Initiated Logout 1.0), so the way back is accepted even without
+    the ID token, which is not kept when it was too big for a cookie."""
     endpoint = meta.get("end_session_endpoint")
     if not endpoint:
         return None
-    return f"{endpoint}?{urlencode({'id_token_hint': id_token, 'post_logout_redirect_uri': back_to})}"
+    query = {"client_id": provider.client_id, "post_logout_redirect_uri": back_to}
+    if id_token:
+        query["id_token_hint"] = id_token
+    return f"{endpoint}{'&' if '?' in endpoint else '?'}{urlencode(query)}"
 
 
 def _reason(exc: Exception) -> str:

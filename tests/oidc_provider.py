@@ -94,8 +94,11 @@ org = "South Trust"
 """
 
 
-def start_provider(folder: Path, collab_url: str) -> OidcProvider:
-    """The provider, with a client for each trust whose callbacks are at ``collab_url``."""
+def start_provider(
+    folder: Path, collab_url: str, *, more_accounts: dict[str, dict[str, Any]] | None = None
+) -> OidcProvider:
+    """The provider, with a client for each trust whose callbacks are at ``collab_url`` (and
+    ``more_accounts`` beside ``ACCOUNTS``)."""
     folder.mkdir(parents=True, exist_ok=True)
     clients = [
         {
@@ -107,7 +110,7 @@ def start_provider(folder: Path, collab_url: str) -> OidcProvider:
         for trust in ("north", "south")
     ]
     config = folder / "provider.json"
-    config.write_text(json.dumps({"clients": clients, "accounts": ACCOUNTS}))
+    config.write_text(json.dumps({"clients": clients, "accounts": {**ACCOUNTS, **(more_accounts or {})}}))
     port = free_port()
     with (folder / "provider.log").open("a") as log:  # the child keeps its own handle
         process = subprocess.Popen(

@@ -299,6 +299,9 @@ async def login(request: Request) -> Response:
     throttle.succeeded(username)
     response = await start_session(request, found[0], next_path)
     response.delete_cookie(LOGIN_CSRF_COOKIE)
+    from collab.web.sign_on import forget_provider
+
+    forget_provider(response)
     return response
 
 
@@ -334,11 +337,12 @@ async def logout(request: Request) -> Response:
         request.app.state.identities.forget_session(session)
         request.app.state.live.end_session(session)  # its open websockets and streams close now
     await db.audit.record("logout", user=current_user(request), client=client_address(request))
-    from collab.web.sign_on import provider_sign_out
+    from collab.web.sign_on import forget_provider, provider_sign_out
 
     # Signed in by their trust: the trust's own session ends too, where the provider can.
     response = RedirectResponse(await provider_sign_out(request) or "/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE)
+    forget_provider(response)
     return response
 
 

@@ -31,6 +31,10 @@ from collab.web.render import render
 BROWSER_COOKIE = "collab_sign_on"
 # Which provider signed this browser's session in, and its ID token (for signing out there).
 PROVIDER_COOKIE = "collab_sign_on_provider"
+# Browsers drop a cookie past 4096 bytes without a word, and an ID token naming hundreds of
+# groups (Entra ID) is longer: then only the provider's name is kept, and sign-out names the
+# application by its client id instead of sending the token.
+MAX_PROVIDER_COOKIE = 3800
 _NOT_USERNAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -129,9 +133,12 @@ async def callback(request: Request) -> Response:
         )
     response = await start_session(request, user, flow.next, detail=f"through {provider.label}")
     response.delete_cookie(BROWSER_COOKIE, path="/login/oidc/")
+    kept = sign(request.app.state.secret, f"{provider.name} {id_token}")
+    if len(kept) > MAX_PROVIDER_COOKIE:
+        kept = sign(request.app.state.secret, f"{provider.name} ")
     response.set_cookie(
         PROVIDER_COOKIE,
-        sign(request.app.state.secret, f"{provider.name} {id_token}"),
+        kept,
         httponly=True,
         samesite="lax",
         secure=secure_cookies(request),
@@ -195,7 +202,14 @@ async def provider_sign_out(request: Request) -> str | None:
         meta, _ = await asyncio.to_thread(_discovery(request).metadata, provider)
     except SignOnRefused:
         return None  # the local session has ended; the provider's cannot be reached now
-    return end_session_url(meta, id_token, str(request.url_for("login_page")))
+    return end_session_url(provider, meta, id_token or None, str(request.url_for("login_page")))
+
+
+def forget_provider(response: Response) -> None:
+    """Signed out, or signed in another way: the browser keeps nothing of the provider's sign-in
+    (its ID token names the person and their groups; a shared computer's next user must not be
+    sent to sign out at a provider they never used)."""
+    response.delete_cookie(PROVIDER_COOKIE)
 
 
 routes = [
