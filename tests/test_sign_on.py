@@ -159,3 +159,20 @@ def test_sign_out_ends_the_session_and_the_providers(trusts: tuple[Server, OidcP
     query = parse_qs(where.query)
     assert query["post_logout_redirect_uri"] == [f"{server.url}/login"] and query["id_token_hint"]
     assert browser.get(f"{server.url}/").status_code in (302, 303)  # signed out here
+
+
+def test_sign_ins_under_way_are_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Beginning a sign-in needs no account: what it keeps must not grow without end."""
+    import asyncio
+
+    from collab.store import Database
+    from collab.store import sign_on as store
+
+    monkeypatch.setattr(store, "MAX_PENDING", 3)
+
+    async def begin_many() -> list[bool]:
+        async with Database(tmp_path / "collab.sqlite3") as db:
+            flow = store.Flow("north", "nonce", "verifier", "/")
+            return [await db.sign_on.begin(f"state-{n}", "browser", flow) for n in range(4)]
+
+    assert asyncio.run(begin_many()) == [True, True, True, False]

@@ -19,6 +19,9 @@ if TYPE_CHECKING:
 
 # Long enough to type a password and answer a second factor at the trust's sign-in page.
 FLOW_LIFETIME = timedelta(minutes=10)
+# Beginning a sign-in needs no account, so its rows are bounded: a region's staff signing in
+# at 9 o'clock is a few thousand in ten minutes; past this, new ones wait (503).
+MAX_PENDING = 20_000
 
 
 @dataclass(frozen=True)
@@ -33,9 +36,13 @@ class SignOn:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def begin(self, state: str, browser: str, flow: Flow) -> None:
+    async def begin(self, state: str, browser: str, flow: Flow) -> bool:
+        """Keep a new sign-in; False (nothing kept) when too many are under way."""
         expires = (datetime.now(UTC) + FLOW_LIFETIME).isoformat(timespec="seconds")
         await self.db.write("DELETE FROM oidc_flows WHERE expires < ?", (now_iso(),))
+        pending = await self.db.one("SELECT count(*) FROM oidc_flows")
+        if pending is not None and pending[0] >= MAX_PENDING:
+            return False
         await self.db.write(
             "INSERT INTO oidc_flows (state_hash, browser_hash, provider, nonce, verifier, next, expires)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -49,6 +56,7 @@ class SignOn:
                 expires,
             ),
         )
+        return True
 
     async def take(self, state: str, browser: str) -> Flow | None:
         """The sign-in this state began in this browser, once; None if unknown, used, expired

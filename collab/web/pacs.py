@@ -24,7 +24,7 @@ from collab.slides.cache import SizedLRU
 from collab.slides.dicomweb import DicomWebRef
 from collab.slides.pacs import PacsSeries, search_series, thumbnail_jpeg
 from collab.store import Database
-from collab.web.api import read_json
+from collab.web.api import describe, read_json
 from collab.web.auth import checked_form, client_address, current_user
 from collab.web.errors import error, problem
 from collab.web.render import render
@@ -232,6 +232,38 @@ async def search_json(request: Request) -> Response:
     return JSONResponse({"pacs": endpoint.name, "series": series})
 
 
+_SERIES = {
+    "type": "object",
+    "required": ["study", "series", "accession", "patient_id", "patient_name", "attached"],
+    "properties": {
+        "study": {"type": "string"},
+        "series": {"type": "string"},
+        "accession": {"type": "string"},
+        "patient_id": {"type": "string"},
+        "patient_name": {"type": "string"},
+        "study_date": {"type": "string"},
+        "description": {"type": "string"},
+        "instances": {"type": ["integer", "null"]},
+        "attached": {"type": "boolean"},
+    },
+}
+describe(
+    "/api/cases/{case_id}/pacs/search",
+    "get",
+    "Whole-slide series in a configured PACS for an accession number or patient ID (QIDO-RS)",
+    query={
+        "q": {"type": "string", "description": "an accession number or patient ID, exactly"},
+        "pacs": {"type": "string", "description": "the PACS's name (default: the first)"},
+    },
+    response={
+        "type": "object",
+        "required": ["pacs", "series"],
+        "properties": {"pacs": {"type": "string"}, "series": {"type": "array", "items": _SERIES}},
+    },
+    tag="cases",
+)
+
+
 async def attach_json(request: Request) -> Response:
     """``POST /api/cases/{case_id}/pacs/attach`` with ``{"pacs", "study", "series", "stain"}``"""
     body = await read_json(request)
@@ -248,6 +280,29 @@ async def attach_json(request: Request) -> Response:
         return problem(refused.status, refused.reason)
     return JSONResponse({"slide_id": slide_id, "case_id": case_id}, status_code=201)
 
+
+describe(
+    "/api/cases/{case_id}/pacs/attach",
+    "post",
+    "Attach a PACS series to the case by its reference; only the UIDs are stored",
+    body={
+        "type": "object",
+        "required": ["study", "series"],
+        "properties": {
+            "pacs": {"type": "string"},
+            "study": {"type": "string"},
+            "series": {"type": "string"},
+            "stain": {"type": "string", "maxLength": 40},
+        },
+    },
+    response={
+        "type": "object",
+        "required": ["slide_id", "case_id"],
+        "properties": {"slide_id": {"type": "string"}, "case_id": {"type": "string"}},
+    },
+    status=201,
+    tag="cases",
+)
 
 routes = [
     Route("/cases/{case_id}/pacs", search_page),

@@ -77,7 +77,8 @@ async def begin(request: Request) -> Response:
     browser = new_token()
     next_path = request.query_params.get("next", "/")
     db: Database = request.app.state.db
-    await db.sign_on.begin(state, browser, Flow(provider.name, nonce, verifier, next_path))
+    if not await db.sign_on.begin(state, browser, Flow(provider.name, nonce, verifier, next_path)):
+        return refused(request, "Too many sign-ins are under way. Try again in a few minutes.", provider, 503)
     response = RedirectResponse(url, status_code=303)
     response.set_cookie(
         BROWSER_COOKIE,
