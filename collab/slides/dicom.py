@@ -13,6 +13,15 @@ from PIL import Image
 
 from collab.slides.cache import SizedLRU
 from collab.slides.cells import CellCache, CellGrid, CellRegions, halve, to_rgb
+from collab.slides.dicom_checks import (
+    check_jpeg,
+    check_stored_frames,
+    choose_levels,
+    explain_open_failure,
+    frame_name,
+    level_name,
+    reason,
+)
 from collab.slides.jpeg import decode_half, mark_rgb
 from collab.slides.reader import Level, SlideError, SlideProperties
 
@@ -44,12 +53,22 @@ class DicomReader(CellRegions):
                     warnings.simplefilter("ignore")
                     self._wsi = wsidicom.WsiDicom.open(folder)
             except Exception as exc:
-                raise SlideError(f"not a readable DICOM slide: {exc}") from exc
+                why = explain_open_failure(folder) or f"not a readable DICOM slide: {exc}"
+                raise SlideError(why) from exc
         # wsidicom shares file handles between levels; serialise access to them.
         self._lock = threading.Lock()
-        self._levels = list(self._wsi.levels)
-        if not self._levels:
-            raise SlideError("the DICOM series has no image levels")
+        try:
+            # The levels that line up with the full-resolution one (collab.slides.dicom_checks);
+            # ``notes`` says why each of the others is left out.
+            self._levels, notes = choose_levels(self._wsi, source)
+            if wsi is None:
+                check_stored_frames(self._levels, source)
+        except Exception as exc:
+            self._wsi.close()
+            if isinstance(exc, SlideError):
+                raise
+            raise SlideError(f"{self._source} cannot be read: {reason(exc)}") from exc
+        self.notes = tuple(notes)
         l0 = self._levels[0].size
         self.levels = tuple(
             Level(
@@ -95,39 +114,53 @@ class DicomReader(CellRegions):
         ]
         self._cells = CellCache(chunk_cache)
 
-    def _frame(self, wsi_level: int, c_col: int, c_row: int) -> bytes:
-        """A stored frame as it is. wsidicom would crop a frame at the right or bottom edge by
-        decoding and re-encoding it, believing the file's colour label where we do not
-        (collab.slides.jpeg.mark_rgb): the cells take whole frames instead."""
-        return self._wsi.read_encoded_tile(wsi_level, (c_col, c_row), crop_to_image_boundary=False)
+    def _frame(self, level: int, c_col: int, c_row: int) -> bytes:
+        """A stored JPEG frame as it is. wsidicom would crop a frame at the right or bottom edge
+        by decoding and re-encoding it, believing the file's colour label where we do not
+        (collab.slides.jpeg.mark_rgb): the cells take whole frames instead. An absent frame of
+        a sparse level is wsidicom's white one."""
+        lv = self._levels[level]
+        try:
+            with self._lock:
+                frame = self._wsi.read_encoded_tile(lv.level, (c_col, c_row), crop_to_image_boundary=False)
+            check_jpeg(frame)
+        except Exception as exc:
+            raise self._unreadable(level, c_col, c_row, exc) from exc
+        return mark_rgb(frame) if self._rgb[level] else frame
+
+    def _unreadable(self, level: int, c_col: int, c_row: int, exc: Exception) -> SlideError:
+        lv = self._levels[level]
+        return SlideError(
+            f"{frame_name(lv, c_col, c_row)} of {level_name(lv)} of {self._source} cannot be read: "
+            f"{reason(exc)}"
+        )
 
     def _decode_cell(self, level: int, c_row: int, c_col: int) -> np.ndarray:
         """One frame, decoded by libjpeg-turbo where it is baseline JPEG, else by wsidicom."""
-        lv = self._levels[level]
-        try:
-            if self._jpeg[level]:
+        if self._jpeg[level]:
+            frame = self._frame(level, c_col, c_row)
+            try:
+                pixels = imagecodecs.jpeg8_decode(frame)
+            except Exception as exc:
+                raise self._unreadable(level, c_col, c_row, exc) from exc
+        else:
+            try:
                 with self._lock:
-                    frame = self._frame(lv.level, c_col, c_row)
-                pixels = imagecodecs.jpeg8_decode(mark_rgb(frame) if self._rgb[level] else frame)
-            else:
-                with self._lock:
-                    pixels = np.asarray(self._wsi.read_tile(lv.level, (c_col, c_row)).convert("RGB"))
-        except Exception as exc:
-            raise SlideError(f"a part of {self._source} cannot be read: {exc}") from exc
+                    tile = self._wsi.read_tile(self._levels[level].level, (c_col, c_row))
+                pixels = np.asarray(tile.convert("RGB"))
+            except Exception as exc:
+                raise self._unreadable(level, c_col, c_row, exc) from exc
         return to_rgb(pixels.reshape(pixels.shape[0], pixels.shape[1], -1))
 
     def _decode_cell_half(self, level: int, c_row: int, c_col: int) -> np.ndarray:
         if not self._jpeg[level]:
             # Through the cache: the level above usually wants the full cell too.
             return halve(self._cells.cell(level, c_row, c_col, self._decode_cell))
-
-        lv = self._levels[level]
+        frame = self._frame(level, c_col, c_row)
         try:
-            with self._lock:
-                frame = self._frame(lv.level, c_col, c_row)
-            half = decode_half(mark_rgb(frame) if self._rgb[level] else frame)
+            half = decode_half(frame)
         except Exception as exc:
-            raise SlideError(f"a part of {self._source} cannot be read: {exc}") from exc
+            raise self._unreadable(level, c_col, c_row, exc) from exc
         return half if half is not None else halve(self._decode_cell(level, c_row, c_col))
 
     def native_jpeg(self, level: int, l_x: int, l_y: int, l_width: int, l_height: int) -> bytes | None:
@@ -143,15 +176,9 @@ class DicomReader(CellRegions):
             or l_y + th > self.levels[level].height
         ):
             return None
-        try:
-            with self._lock:
-                frame = self._frame(lv.level, l_x // tw, l_y // th)
-        except Exception as exc:
-            raise SlideError(f"a part of {self._source} cannot be read: {exc}") from exc
+        frame = self._frame(level, l_x // tw, l_y // th)
         # DICOM pads odd-length frames with a zero byte after EOI.
-        if frame.endswith(b"\xff\xd9\x00"):
-            frame = frame[:-1]
-        return mark_rgb(frame) if self._rgb[level] else frame
+        return frame[:-1] if frame.endswith(b"\xff\xd9\x00") else frame
 
     def verify(self) -> None:
         """Decode a corner of every level."""
