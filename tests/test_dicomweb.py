@@ -108,6 +108,11 @@ def test_pacs_tiles_match_the_files_at_every_level(
                     assert pa.shape == pb.shape, (level, col, row)
                     worst = max(worst, float(np.abs(pa - pb).mean()))
                     tiles += 1
+                    # As the viewer asks for them: JPEG, whole stored frames passed through as they are.
+                    c = server.client.get(f"/slides/{on_disk}_files/{level}/{col}_{row}.jpeg")
+                    d = server.client.get(f"/slides/{in_pacs}_files/{level}/{col}_{row}.jpeg")
+                    assert (c.status_code, d.status_code) == (200, 200), (level, col, row, d.text[:200])
+                    assert c.content == d.content, (level, col, row)
         print(f"{in_pacs}: {tiles} PNG tiles, worst mean absolute difference {worst:.3f}")
         assert worst <= 1.0
 

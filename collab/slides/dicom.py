@@ -122,7 +122,10 @@ class DicomReader(CellRegions):
         lv = self._levels[level]
         try:
             with self._lock:
-                frame = self._wsi.read_encoded_tile(lv.level, (c_col, c_row), crop_to_image_boundary=False)
+                # bytes: the DICOMweb client hands frames over as bytearrays.
+                frame = bytes(
+                    self._wsi.read_encoded_tile(lv.level, (c_col, c_row), crop_to_image_boundary=False)
+                )
             check_jpeg(frame)
         except Exception as exc:
             raise self._unreadable(level, c_col, c_row, exc) from exc
