@@ -4,7 +4,7 @@ its DICOMweb plugin) against the same DICOM files read from disk, in one run.
 Each shared DICOM slide is registered twice in one data directory: from its files, and by
 reference to the same series stored in Orthanc. For each source, a fresh ``collab serve``
 process (empty caches) is asked for every tile of every Deep Zoom level by N keep-alive clients
-(cold), then for the same tiles ten times more (warm, from the tile cache). Each pass is repeated and
+(cold), then for the same tiles forty times more (warm, from the tile cache). Each pass is repeated and
 the median run is reported: tiles/s and per-tile latency p50/p99, and DICOMweb/disk ratios.
 A sample of tiles from both sources is compared, so the bench measures the same pictures.
 
@@ -44,7 +44,7 @@ from tests.orthanc import available, new_orthanc  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "slides"
 SLIDES = ["dicom-cmu-1-small-region", "dicom-boxes"]
-WARM_ROUNDS = 10
+WARM_ROUNDS = 40
 
 
 @dataclass
@@ -164,7 +164,7 @@ def main() -> int:
                         server.client.headers["Authorization"] = f"Bearer {token}"
                         urls = tile_urls(server.client, slide)
                         cold.append(fetch_all(server.url, token, urls, args.clients))
-                        # Every tile is in the tile cache now; ten rounds make the pass long enough to time.
+                        # Every tile is in the tile cache now; forty rounds make the pass long enough to time.
                         warm.append(fetch_all(server.url, token, urls * WARM_ROUNDS, args.clients))
                         if source == "DICOMweb":
                             disk_urls = tile_urls(server.client, disk)
