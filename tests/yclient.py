@@ -20,6 +20,8 @@ from pycrdt import (
 
 from collab.sync.protocol import AwarenessEntry, encode_awareness, parse, parse_awareness
 
+HANDSHAKE_TIMEOUT_S = 60
+
 
 class YClient:
     """Connects, syncs, sends its own changes, and records what others do."""
@@ -52,10 +54,13 @@ class YClient:
     _applying = False
 
     async def connect(self) -> YClient:
+        # A handshake bound is a timed assertion: a server busy with a burst (a slow CI machine,
+        # three clients re-sending thousands of edits) may take more than websockets' 10 s default.
         self._ws = await websockets.connect(
             self.url,
             additional_headers=self.headers or {"Authorization": f"Bearer {self.token}"},
             max_size=None,
+            open_timeout=HANDSHAKE_TIMEOUT_S,
         )
         await self._send(create_sync_message(self.doc))
         self._task = asyncio.create_task(self._read())
