@@ -439,3 +439,42 @@ def test_over_dicomweb_a_stray_level_is_left_out_and_a_failed_frame_fetch_is_nam
         )
     finally:
         orthanc.stop()
+
+
+@pytest.mark.skipif(not available(), reason="Orthanc with its DICOMweb plugin is not installed")
+def test_over_dicomweb_frames_asked_for_at_once_each_come_back_as_their_own(tmp_path: Path) -> None:
+    """Frames come from the PACS a block at a time, fetched once however many threads want
+    them: every frame of every level, asked for from eight threads in a shuffled order, is the
+    file's own (blocks at the edges are cut to the level; one level is sparse)."""
+    import random
+    from concurrent.futures import ThreadPoolExecutor
+
+    sparse = {(col, row) for col in range(8) for row in range(6) if (col + row) % 3}  # of 8 × 6
+    series = write_series(
+        tmp_path / "slide", width=1000, height=700, tile=TILE, levels=3, specs={1: LevelSpec(tiles=sparse)}
+    )
+    orthanc = new_orthanc(tmp_path / "orthanc")
+    try:
+        orthanc.upload(series.folder)
+        on_disk = _open(series.folder)
+        in_pacs = open_dicomweb(
+            DicomWebRef(orthanc.dicomweb, series.study, series.series), SizedLRU(64 << 20)
+        )
+        try:
+            frames = [
+                (level, col * TILE, row * TILE)
+                for level, size in enumerate(on_disk.levels)
+                for col in range(size.width // TILE)
+                for row in range(size.height // TILE)
+            ]
+            random.Random(7).shuffle(frames)
+            with ThreadPoolExecutor(8) as pool:
+                got = list(pool.map(lambda f: in_pacs.native_jpeg(*f, TILE, TILE), frames))
+            want = [on_disk.native_jpeg(*f, TILE, TILE) for f in frames]
+            assert len(frames) > 150 and None not in want
+            assert [f for f, a, b in zip(frames, got, want, strict=True) if a != b] == []
+        finally:
+            in_pacs.close()
+            on_disk.close()
+    finally:
+        orthanc.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import warnings
 from pathlib import Path
@@ -26,6 +27,9 @@ from collab.slides.jpeg import decode_half, mark_rgb
 from collab.slides.reader import Level, SlideError, SlideProperties
 
 JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
+# Frames a side fetched together from a PACS: its cost is per WADO-RS request, not per frame
+# (Orthanc answers one frame or thirty in the same ~6 ms), and a viewer asks for neighbours next.
+WEB_BLOCK_FRAMES = 4
 
 
 class DicomReader(CellRegions):
@@ -55,8 +59,14 @@ class DicomReader(CellRegions):
             except Exception as exc:
                 why = explain_open_failure(folder) or f"not a readable DICOM slide: {exc}"
                 raise SlideError(why) from exc
-        # wsidicom shares file handles between levels; serialise access to them.
+        # wsidicom shares file handles between levels; serialise access to them. Frames from a
+        # PACS are fetched in blocks instead, several at once (wsidicom's web client is thread
+        # safe): one waiting on the network must not hold up the others.
+        self._web = wsi is not None
         self._lock = threading.Lock()
+        self._file_lock = contextlib.nullcontext() if self._web else self._lock
+        self._blocks_lock = threading.Lock()
+        self._blocks: dict[tuple[int, int, int], threading.Event] = {}  # fetched or being fetched
         try:
             # The levels that line up with the full-resolution one (collab.slides.dicom_checks);
             # ``notes`` says why each of the others is left out.
@@ -121,7 +131,9 @@ class DicomReader(CellRegions):
         a sparse level is wsidicom's white one."""
         lv = self._levels[level]
         try:
-            with self._lock:
+            if self._web:
+                self._fetch_block(level, c_col, c_row)
+            with self._file_lock:
                 # bytes: the DICOMweb client hands frames over as bytearrays.
                 frame = bytes(
                     self._wsi.read_encoded_tile(lv.level, (c_col, c_row), crop_to_image_boundary=False)
@@ -130,6 +142,43 @@ class DicomReader(CellRegions):
         except Exception as exc:
             raise self._unreadable(level, c_col, c_row, exc) from exc
         return mark_rgb(frame) if self._rgb[level] else frame
+
+    def _fetch_block(self, level: int, c_col: int, c_row: int) -> None:
+        """Bring the aligned block of frames around one into wsidicom's frame cache with one
+        WADO-RS request, the first time any frame of the block is wanted; a thread wanting a
+        frame of a block being fetched waits for that fetch rather than asking again. A frame
+        the cache dropped since is fetched on its own by ``read_encoded_tile``."""
+        key = (level, c_col // WEB_BLOCK_FRAMES, c_row // WEB_BLOCK_FRAMES)
+        with self._blocks_lock:
+            fetched = self._blocks.get(key)
+            if fetched is None:
+                fetched = self._blocks[key] = threading.Event()
+                mine = True
+            else:
+                mine = False
+        if not mine:
+            fetched.wait()
+            return
+        try:
+            from wsidicom.geometry import Point
+
+            lv = self._levels[level]
+            columns, rows = lv.tiled_size.width, lv.tiled_size.height
+            points = [
+                Point(col, row)
+                for row in range(key[2] * WEB_BLOCK_FRAMES, min((key[2] + 1) * WEB_BLOCK_FRAMES, rows))
+                for col in range(key[1] * WEB_BLOCK_FRAMES, min((key[1] + 1) * WEB_BLOCK_FRAMES, columns))
+            ]
+            # The instance (and so the frame cache) that read_encoded_tile reads from.
+            instance = lv.get_instance()
+            for _ in instance.image_data.get_encoded_tiles(points, instance.default_z, instance.default_path):
+                pass
+        except Exception:
+            with self._blocks_lock:
+                del self._blocks[key]  # a later request tries again
+            raise
+        finally:
+            fetched.set()
 
     def _unreadable(self, level: int, c_col: int, c_row: int, exc: Exception) -> SlideError:
         lv = self._levels[level]
@@ -148,7 +197,7 @@ class DicomReader(CellRegions):
                 raise self._unreadable(level, c_col, c_row, exc) from exc
         else:
             try:
-                with self._lock:
+                with self._file_lock:
                     tile = self._wsi.read_tile(self._levels[level].level, (c_col, c_row))
                 pixels = np.asarray(tile.convert("RGB"))
             except Exception as exc:

@@ -1,7 +1,8 @@
 """Slides that stay in a PACS: a DICOM WSI series read over DICOMweb (QIDO-RS for its
-instances, WADO-RS for their metadata and, frame by frame, their pixels) through wsidicom's
-DICOMweb client. Nothing is copied: a slide is registered by its reference, and each tile asks
-for the frames it needs; the tile and pixel caches serve it as they serve a file.
+instances, WADO-RS for their metadata and their frames, a block of neighbours a request:
+collab.slides.dicom) through wsidicom's DICOMweb client. Nothing is copied: a slide is
+registered by its reference, and each tile asks for the frames it needs; the tile and pixel
+caches serve it as they serve a file.
 
 A reference is stored where a file slide keeps its path, as text:
 ``dicomweb+http://pacs.example:8042/dicom-web?study=1.2.3&series=1.2.3.4``.
