@@ -15,7 +15,7 @@ from starlette.staticfiles import StaticFiles
 
 from collab.config import Settings
 from collab.meeting_channels import MeetingChannels
-from collab.security import load_secret
+from collab.security import dummy_hash, load_secret
 from collab.slides.dicomweb import DicomWebRef, parse_source
 from collab.slides.library import SlideLibrary
 from collab.store import Database
@@ -69,6 +69,7 @@ def create_app(settings: Settings) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        dummy_hash()  # made before the first sign-in, whose time must not tell if the name exists
         async with (
             Database(settings.database_path) as db,
             Rooms(db.documents) as rooms,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import os
@@ -13,8 +14,6 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 
 # argon2id with the library's defaults (RFC 9106 low-memory profile).
 _HASHER = PasswordHasher()
-# Verifying against this keeps the time of a login for an unknown user the same as for a known one.
-_DUMMY_HASH = _HASHER.hash("collab: no such user")
 
 # ASVS 2.1.1: at least 12 characters (a passphrase, not a pattern); no other composition rules.
 MIN_PASSWORD_LENGTH = 12
@@ -28,9 +27,17 @@ def hash_password(password: str) -> str:
 def verify_password(password_hash: str | None, password: str) -> bool:
     """Whether ``password`` matches; a missing hash still costs one verification."""
     try:
-        return _HASHER.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+        return _HASHER.verify(password_hash or dummy_hash(), password) and password_hash is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
+
+
+@functools.cache
+def dummy_hash() -> str:
+    """Verifying against this keeps the time of a login for an unknown user the same as for a
+    known one. Made on first use, not at import (a command-line call would pay for it): the
+    server makes it as it starts, so that no sign-in pays for it either."""
+    return _HASHER.hash("collab: no such user")
 
 
 def new_token() -> str:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from collab.slides.cache import SizedLRU
 from collab.slides.dicomweb import DicomWebRef, open_dicomweb
 from collab.slides.reader import Level, SlideError, SlideProperties, SlideReader
+
+if TYPE_CHECKING:  # annotations only: a command-line call need not load numpy
+    import numpy as np
 
 __all__ = ["Level", "SlideError", "SlideProperties", "SlideReader", "check_slide", "open_slide"]
 

@@ -13,14 +13,15 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlencode, urlsplit
-
-import numpy as np
 
 from collab.integrations import Integrations, PacsEndpoint
 from collab.slides.cache import SizedLRU
 from collab.slides.reader import SlideError, SlideReader
+
+if TYPE_CHECKING:  # annotations only: a command-line call need not load numpy
+    import numpy as np
 
 PREFIX = "dicomweb+"
 CONNECT_TIMEOUT_S = 3.0

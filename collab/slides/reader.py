@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import numpy as np
-from PIL import Image
+if TYPE_CHECKING:  # annotations only: a command-line call need not load numpy
+    import numpy as np
+    from PIL import Image
 
 
 class SlideError(Exception):
