@@ -11,10 +11,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from collab import datadir
 from collab.admin import CommandError, run_admin
+from collab.backup import BackupError, take_backup
 from collab.config import DEFAULT_MAX_CONNECTIONS, Settings, default_data_dir, read_decisions
+from collab.datadir import DATABASE
 from collab.domain import DECISIONS, PRIORITIES, ROLES, SPECIALTIES
 from collab.integrations import ConfigError, Integrations, load_integrations
+from collab.restore import restore
 from collab.slides import SlideError
 from collab.store import StoreError
 
@@ -223,6 +227,19 @@ def _parser(environ: dict[str, str]) -> argparse.ArgumentParser:
     )
     slides_web.add_argument("--case", required=True, help="the case's accession number")
     slides_web.add_argument("--stain", help="e.g. H&E, Ki-67")
+
+    backup = commands.add_parser(
+        "backup",
+        parents=[common],
+        help="copy the database and every file that cannot be rebuilt into a new folder, while serving",
+    )
+    backup.add_argument("dest", type=Path, metavar="DEST", help="a new (or empty) folder for the backup")
+    restore = commands.add_parser(
+        "restore",
+        parents=[common],
+        help="put a backup back (the server must be stopped); the data it replaces is kept aside",
+    )
+    restore.add_argument("src", type=Path, metavar="SRC", help="a folder made by collab backup")
     return parser
 
 
@@ -237,37 +254,82 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The slide readers turn tifffile's complaints into the refusal message.
     logging.getLogger("tifffile").propagate = False
     try:
-        if args.command in ("serve", "demo"):
-            from collab.serve import serve
-
-            if args.tile_cache_mb < 1 or args.pixel_cache_mb < 1:
-                raise CommandError("cache sizes are whole megabytes, at least 1")
-            if args.max_connections < 1:
-                raise CommandError("--max-connections must be at least 1")
-            settings = Settings(
-                data_dir=args.data_dir,
-                host=args.host,
-                port=args.port,
-                tile_cache_mb=args.tile_cache_mb,
-                pixel_cache_mb=args.pixel_cache_mb,
-                max_connections=args.max_connections,
-                trusted_proxies=_trusted_proxies(args),
-                import_dir=args.import_dir,
-                import_org=args.import_org,
-                decisions=_decisions(args.decisions),
-                integrations=_integrations(args.config or os.environ.get("COLLAB_CONFIG") or None),
-            )
-
-            if args.command == "demo":
-                from collab.demo import seed_demo
-
-                asyncio.run(seed_demo(settings))
-                print(f"Open http://{args.host}:{args.port}/ in a browser.", file=sys.stderr)
-            serve(settings, access_log=args.access_log)
-            return 0
-        return asyncio.run(run_admin(args))
-    except (CommandError, StoreError, SlideError) as exc:
+        if args.command == "backup":
+            return _backup(args.data_dir, args.dest)
+        if args.command == "restore":
+            return _restore(args.src, args.data_dir)
+        # Held while the command runs, the server's for as long as it serves: a restore refuses
+        # while anything holds it (collab.datadir).
+        with datadir.shared(args.data_dir):
+            return _run(args)
+    except (CommandError, StoreError, SlideError, BackupError, datadir.DataDirError) as exc:
         print(f"collab: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Every command but backup and restore."""
+    if args.command in ("serve", "demo"):
+        from collab.serve import serve
+
+        if args.tile_cache_mb < 1 or args.pixel_cache_mb < 1:
+            raise CommandError("cache sizes are whole megabytes, at least 1")
+        if args.max_connections < 1:
+            raise CommandError("--max-connections must be at least 1")
+        settings = Settings(
+            data_dir=args.data_dir,
+            host=args.host,
+            port=args.port,
+            tile_cache_mb=args.tile_cache_mb,
+            pixel_cache_mb=args.pixel_cache_mb,
+            max_connections=args.max_connections,
+            trusted_proxies=_trusted_proxies(args),
+            import_dir=args.import_dir,
+            import_org=args.import_org,
+            decisions=_decisions(args.decisions),
+            integrations=_integrations(args.config or os.environ.get("COLLAB_CONFIG") or None),
+        )
+
+        if args.command == "demo":
+            from collab.demo import seed_demo
+
+            asyncio.run(seed_demo(settings))
+            print(f"Open http://{args.host}:{args.port}/ in a browser.", file=sys.stderr)
+        serve(settings, access_log=args.access_log)
+        return 0
+    return asyncio.run(run_admin(args))
+
+
+def _backup(data_dir: Path, dest: Path) -> int:
+    manifest, notes = take_backup(data_dir, dest, show_progress=sys.stderr.isatty())
+    for note in notes:
+        print(f"collab: note: {note}", file=sys.stderr)
+    others = [entry for entry in manifest.files if entry.path != DATABASE]
+    print(
+        f"{dest}: the database (schema {manifest.schema}, {_mb(manifest.files[0].bytes)}) as of"
+        f" {manifest.taken}, and {len(others)} other files ({_mb(sum(e.bytes for e in others))})"
+    )
+    return 0
+
+
+def _restore(src: Path, data_dir: Path) -> int:
+    manifest, aside = restore(src, data_dir, show_progress=sys.stderr.isatty())
+    print(f"{data_dir}: restored the backup taken {manifest.taken} from {manifest.data_dir}")
+    if aside is not None:
+        print(f"what {data_dir} held before is kept in {aside}")
+    if Path(manifest.data_dir) != data_dir.absolute() and any(
+        entry.path.startswith("slides/") for entry in manifest.files
+    ):
+        # Uploaded slides are recorded by their full path (collab.web.uploads).
+        print(
+            f"collab: note: slides uploaded through the browser are recorded under {manifest.data_dir};"
+            " serve from that folder for them to be found (docs/operations.md)",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1e6:.1f} MB"
