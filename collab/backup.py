@@ -210,9 +210,13 @@ def take_backup(data_dir: Path, dest: Path, *, show_progress: bool = False) -> t
     try:
         # Shared, as the server's: a restore cannot swap the data while it is being copied.
         with datadir.shared(data_dir):
-            dest.absolute().parent.mkdir(parents=True, exist_ok=True)
-            # Beside DEST, so the final rename stays on one file system and is atomic.
-            work = Path(tempfile.mkdtemp(prefix=f".{dest.name}.incomplete-", dir=dest.absolute().parent))
+            parent = dest.absolute().parent
+            parent.mkdir(parents=True, exist_ok=True)
+            try:
+                # Beside DEST, so the final rename stays on one file system and is atomic.
+                work = Path(tempfile.mkdtemp(prefix=f".{dest.name}.incomplete-", dir=parent))
+            except OSError as exc:  # named by the folder the operator chose, not our temporary name
+                raise OSError(exc.errno, exc.strerror, str(parent)) from exc
             taken, schema = _copy_database(database, work / DATABASE, show_progress)
             entries = [Entry(DATABASE, *file_digest(work / DATABASE))]
             # After the database's snapshot: a slide uploaded meanwhile is copied without its row,
@@ -223,7 +227,7 @@ def take_backup(data_dir: Path, dest: Path, *, show_progress: bool = False) -> t
             fsync_dirs(work)
             os.rename(work, dest)  # DEST is absent or an empty folder, which rename replaces
             work = None
-            fsync_dir(dest.absolute().parent)
+            fsync_dir(parent)
     except datadir.DataDirError as exc:
         raise BackupError(str(exc)) from None
     except OSError as exc:
