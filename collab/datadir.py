@@ -47,9 +47,10 @@ def _open_lock(data_dir: Path) -> int:
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
         try:
-            return os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            # Readable by all and locked through a read-only descriptor when need be: a command run
+            # as another account (a backup as root, say) never leaves a lock the server cannot open.
+            return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         except PermissionError:
-            # A backup run by an account that may read the data dir but not write it.
             return os.open(path, os.O_RDONLY)
     except OSError as exc:
         raise DataDirError(f"cannot use the data dir {data_dir}: {exc.strerror} ({exc.filename})") from exc
