@@ -8,7 +8,7 @@ import ipaddress
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from collab.admin import CommandError, run_admin
@@ -50,6 +50,22 @@ def _decisions(path: Path | None) -> tuple[str, ...]:
         raise CommandError(f"cannot read the decisions file {path}: {exc.strerror}") from exc
     except (ValueError, UnicodeDecodeError) as exc:
         raise CommandError(f"{path}: {exc}") from exc
+
+
+# A scraper's token guards server-wide figures; one shorter than this is a password, not a token.
+MIN_METRICS_TOKEN_CHARS = 32
+
+
+def _metrics_token(environ: Mapping[str, str]) -> str | None:
+    """``$COLLAB_METRICS_TOKEN``: from the environment only, since a command line is seen by
+    every user of the machine (``ps``)."""
+    token = environ.get("COLLAB_METRICS_TOKEN", "").strip()
+    if token and len(token) < MIN_METRICS_TOKEN_CHARS:
+        raise CommandError(
+            f"COLLAB_METRICS_TOKEN must be at least {MIN_METRICS_TOKEN_CHARS} characters"
+            " (e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+        )
+    return token or None
 
 
 def _integrations(path: str | Path | None) -> Integrations:
@@ -256,6 +272,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 import_org=args.import_org,
                 decisions=_decisions(args.decisions),
                 integrations=_integrations(args.config or os.environ.get("COLLAB_CONFIG") or None),
+                metrics_token=_metrics_token(os.environ),
             )
 
             if args.command == "demo":
