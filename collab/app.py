@@ -15,6 +15,7 @@ from collab.config import Settings
 from collab.meeting_channels import MeetingChannels
 from collab.metrics import ServerMetrics
 from collab.security import dummy_hash, load_secret
+from collab.singleflight import SingleFlight
 from collab.slides.dicomweb import DicomWebRef, parse_source
 from collab.slides.library import SlideLibrary
 from collab.store import Database
@@ -97,6 +98,7 @@ def create_app(settings: Settings) -> Starlette:
             app.state.login_throttle = auth.LoginThrottle()
             app.state.join_throttle = JoinThrottle()
             app.state.metrics = ServerMetrics()
+            app.state.readiness = SingleFlight()  # one /readyz check at a time (collab.web.ops)
             try:
                 # Open websockets and event streams, closed when the right they stand on ends.
                 async with LiveLinks(db, app.state.classroom, app.state.access) as app.state.live:

@@ -131,8 +131,18 @@ def _parser(environ: dict[str, str]) -> argparse.ArgumentParser:
         " default: $COLLAB_CONFIG, else none)",
     )
     server.set_defaults(trusted_proxies_env=environ.get("COLLAB_TRUSTED_PROXIES", ""))
-    commands.add_parser("serve", parents=[common, server], help="run the server")
-    commands.add_parser("demo", parents=[common, server], help="seed demo data if there is none, then serve")
+    # A token is never an option: the command line of a process is visible to every user (ps).
+    environment = (
+        "environment: COLLAB_METRICS_TOKEN, a bearer token (32+ characters) that opens /metrics to a"
+        " Prometheus scraper; without it only administrators read /metrics (docs/operations.md)"
+    )
+    commands.add_parser("serve", parents=[common, server], help="run the server", epilog=environment)
+    commands.add_parser(
+        "demo",
+        parents=[common, server],
+        help="seed demo data if there is none, then serve",
+        epilog=environment,
+    )
 
     orgs = commands.add_parser("orgs", help="organisations (hospital trusts)")
     orgs_cmd = orgs.add_subparsers(dest="action", required=True, metavar="ACTION")

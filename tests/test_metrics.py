@@ -7,9 +7,12 @@ import math
 import os
 import re
 import secrets
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
@@ -198,6 +201,15 @@ def test_metrics_are_prometheus_text_for_the_token_and_for_an_admin(site: Site) 
         assert value(samples, "collab_uptime_seconds") > 0
         assert value(samples, "collab_rooms_open", room="teaching") == 0
         assert value(samples, "collab_cache_limit_bytes", cache="tiles") == 128 << 20
+
+
+def test_a_short_metrics_token_is_refused_at_start(tmp_path: Path) -> None:
+    env = {**os.environ, "COLLAB_METRICS_TOKEN": "password123"}
+    command = [sys.executable, "-m", "collab", "serve", "--data-dir", str(tmp_path), "--port", "1"]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "COLLAB_METRICS_TOKEN must be at least 32 characters" in result.stderr
+    assert "password123" not in result.stderr
 
 
 # -- the numbers move -----------------------------------------------------------------------

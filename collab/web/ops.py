@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from collab.metrics import CONTENT_TYPE, ServerMetrics, render
+from collab.singleflight import SingleFlight
 
 log = logging.getLogger("collab.ops")
 
@@ -46,13 +47,20 @@ async def _outcome(name: str, check: Callable[[], Awaitable[None]]) -> str:
     return "ok"
 
 
+async def _run_checks(request: Request) -> dict[str, str]:
+    checks = _checks(request)
+    outcomes = await asyncio.gather(*(_outcome(name, check) for name, check in checks.items()))
+    return dict(zip(checks, outcomes, strict=True))
+
+
 async def readyz(request: Request) -> Response:
     """``GET /readyz``: 200 when every dependency answers, else 503 naming the one that did not.
     Public, for load balancers: it says only ok, error or timeout per check."""
-    checks = _checks(request)
-    outcomes = await asyncio.gather(*(_outcome(name, check) for name, check in checks.items()))
-    results = dict(zip(checks, outcomes, strict=True))
-    ready = all(outcome == "ok" for outcome in outcomes)
+    # Public, so a flood must not become database work: callers arriving while a check runs
+    # share its answer, and at most one check is under way at a time.
+    flight: SingleFlight[dict[str, str]] = request.app.state.readiness
+    results = await flight.run("readyz", lambda: _run_checks(request))
+    ready = all(outcome == "ok" for outcome in results.values())
     body = {"status": "ready" if ready else "not ready", "checks": results}
     return JSONResponse(body, status_code=200 if ready else 503, headers=NO_STORE)
 
