@@ -8,14 +8,14 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
 from collab.config import Settings
 from collab.meeting_channels import MeetingChannels
+from collab.metrics import ServerMetrics
 from collab.security import dummy_hash, load_secret
+from collab.singleflight import SingleFlight
 from collab.slides.dicomweb import DicomWebRef, parse_source
 from collab.slides.library import SlideLibrary
 from collab.store import Database
@@ -39,6 +39,7 @@ from collab.web import (
     meeting_room,
     meetings,
     opinions,
+    ops,
     organisations,
     pacs,
     pages,
@@ -58,10 +59,6 @@ from collab.web.headers import SecurityHeaders
 from collab.web.live import LiveLinks
 
 STATIC_DIR = Path(__file__).parent / "static"
-
-
-async def healthz(request: Request) -> Response:
-    return JSONResponse({"status": "ok"})
 
 
 def create_app(settings: Settings) -> Starlette:
@@ -100,6 +97,8 @@ def create_app(settings: Settings) -> Starlette:
             app.state.meeting_channels = MeetingChannels()
             app.state.login_throttle = auth.LoginThrottle()
             app.state.join_throttle = JoinThrottle()
+            app.state.metrics = ServerMetrics()
+            app.state.readiness = SingleFlight()  # one /readyz check at a time (collab.web.ops)
             try:
                 # Open websockets and event streams, closed when the right they stand on ends.
                 async with LiveLinks(db, app.state.classroom, app.state.access) as app.state.live:
@@ -108,7 +107,7 @@ def create_app(settings: Settings) -> Starlette:
                 library.close()
 
     routes = [
-        Route("/healthz", healthz),
+        *ops.routes,  # /healthz, /readyz, /metrics
         *auth.routes,
         *sign_on.routes,
         *api.routes,

@@ -8,7 +8,7 @@ import ipaddress
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from collab import datadir
@@ -54,6 +54,22 @@ def _decisions(path: Path | None) -> tuple[str, ...]:
         raise CommandError(f"cannot read the decisions file {path}: {exc.strerror}") from exc
     except (ValueError, UnicodeDecodeError) as exc:
         raise CommandError(f"{path}: {exc}") from exc
+
+
+# A scraper's token guards server-wide figures; one shorter than this is a password, not a token.
+MIN_METRICS_TOKEN_CHARS = 32
+
+
+def _metrics_token(environ: Mapping[str, str]) -> str | None:
+    """``$COLLAB_METRICS_TOKEN``: from the environment only, since a command line is seen by
+    every user of the machine (``ps``)."""
+    token = environ.get("COLLAB_METRICS_TOKEN", "").strip()
+    if token and len(token) < MIN_METRICS_TOKEN_CHARS:
+        raise CommandError(
+            f"COLLAB_METRICS_TOKEN must be at least {MIN_METRICS_TOKEN_CHARS} characters"
+            " (e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+        )
+    return token or None
 
 
 def _integrations(path: str | Path | None) -> Integrations:
@@ -119,8 +135,18 @@ def _parser(environ: dict[str, str]) -> argparse.ArgumentParser:
         " default: $COLLAB_CONFIG, else none)",
     )
     server.set_defaults(trusted_proxies_env=environ.get("COLLAB_TRUSTED_PROXIES", ""))
-    commands.add_parser("serve", parents=[common, server], help="run the server")
-    commands.add_parser("demo", parents=[common, server], help="seed demo data if there is none, then serve")
+    # A token is never an option: the command line of a process is visible to every user (ps).
+    environment = (
+        "environment: COLLAB_METRICS_TOKEN, a bearer token (32+ characters) that opens /metrics to a"
+        " Prometheus scraper; without it only administrators read /metrics (docs/operations.md)"
+    )
+    commands.add_parser("serve", parents=[common, server], help="run the server", epilog=environment)
+    commands.add_parser(
+        "demo",
+        parents=[common, server],
+        help="seed demo data if there is none, then serve",
+        epilog=environment,
+    )
 
     orgs = commands.add_parser("orgs", help="organisations (hospital trusts)")
     orgs_cmd = orgs.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -290,6 +316,7 @@ def _run(args: argparse.Namespace) -> int:
             import_org=args.import_org,
             decisions=_decisions(args.decisions),
             integrations=_integrations(args.config or os.environ.get("COLLAB_CONFIG") or None),
+            metrics_token=_metrics_token(os.environ),
         )
 
         if args.command == "demo":

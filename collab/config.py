@@ -71,6 +71,9 @@ class Settings:
     decisions: tuple[str, ...] = DECISIONS
     # The PACS and sign-on providers of ``--config FILE`` (collab.integrations); none by default.
     integrations: Integrations = field(default_factory=Integrations)
+    # The bearer token a Prometheus scraper sends to /metrics ($COLLAB_METRICS_TOKEN); None: only
+    # administrators may read it. Never printed, even in the settings' repr.
+    metrics_token: str | None = field(default=None, repr=False)
 
     @property
     def database_path(self) -> Path:

@@ -17,6 +17,9 @@ class SizedLRU(Generic[V]):
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
         self.current_bytes = 0
+        # Lookups, counted under the lock already held (read by /metrics, collab.metrics).
+        self.hits = 0
+        self.misses = 0
         self._items: OrderedDict[Hashable, tuple[V, int]] = OrderedDict()
         self._pending: dict[Hashable, Future[V]] = {}
         self._lock = threading.Lock()
@@ -26,7 +29,9 @@ class SizedLRU(Generic[V]):
         with self._lock:
             item = self._items.get(key)
             if item is None:
+                self.misses += 1
                 return None
+            self.hits += 1
             self._items.move_to_end(key)
             return item[0]
 
@@ -47,9 +52,11 @@ class SizedLRU(Generic[V]):
             with self._lock:
                 item = self._items.get(key)
                 if item is not None:
+                    self.hits += 1
                     self._items.move_to_end(key)
                     values[i] = item[0]
                     continue
+                self.misses += 1  # being made by another thread, or to be made by this one
                 pending = self._pending.get(key)
                 if pending is not None:
                     theirs.append((i, pending))

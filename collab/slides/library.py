@@ -8,7 +8,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import ParamSpec, TypeVar
+from typing import Literal, ParamSpec, TypeVar
 
 import numpy as np
 
@@ -21,6 +21,8 @@ from collab.slides.warmup import warm_up_codecs
 
 P = ParamSpec("P")
 T = TypeVar("T")
+# Where an image came from: the cache, a render for this request, or one under way for another.
+Source = Literal["hit", "rendered", "shared"]
 
 
 class SlideNotFound(Exception):
@@ -60,8 +62,9 @@ class SlideLibrary:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
 
-    async def image(self, key: Hashable, render: Callable[[], bytes]) -> bytes:
-        """An encoded image from the cache, or rendered once however many ask at once.
+    async def image(self, key: Hashable, render: Callable[[], bytes]) -> tuple[bytes, Source]:
+        """An encoded image from the cache, or rendered once however many ask at once; and
+        where it came from (counted in /metrics).
 
         People in one session look at the same place, so the same tile is often
         asked for by several of them within milliseconds. The render runs as its
@@ -69,13 +72,15 @@ class SlideLibrary:
         """
         body = self.tiles.get(key)
         if body is not None:
-            return body
+            return body, "hit"
         task = self._rendering.get(key)
+        source: Source = "shared"
         if task is None:
             task = asyncio.ensure_future(self._render(key, render))
             self._rendering[key] = task
             task.add_done_callback(lambda done: self._finished(key, done))
-        return await asyncio.shield(task)
+            source = "rendered"
+        return await asyncio.shield(task), source
 
     async def _render(self, key: Hashable, render: Callable[[], bytes]) -> bytes:
         body = await self.run(render)
@@ -94,6 +99,11 @@ class SlideLibrary:
         # Each job waits for all the others, so each runs on a thread of its own.
         await asyncio.gather(*(loop.run_in_executor(self._pool, started.wait) for _ in range(self._threads)))
         await self.run(warm_up_codecs)
+
+    @property
+    def open_count(self) -> int:
+        """Slides held open now."""
+        return len(self._open)
 
     def cached(self, slide_id: str) -> DeepZoomSlide | None:
         """The slide if it is open already, without touching the database."""

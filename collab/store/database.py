@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import sqlite3
 from collections.abc import Iterable
@@ -106,6 +107,24 @@ class Database:
         for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
             # executescript commits first; the version bump rides in the same script.
             await self.conn.executescript(f"BEGIN;\n{script}\nPRAGMA user_version={number};\nCOMMIT;")
+
+    async def ping(self) -> None:
+        """Raise unless the database answers a real query, on the server's own connection and
+        on a fresh one to the file.
+
+        The first finds a connection whose thread is stuck behind a statement; the second a file
+        that is gone, unreadable or replaced: the open connection would go on reading (and
+        writing) the file it opened, as if nothing had happened."""
+        await self.one("SELECT count(*) FROM sqlite_master")
+        await asyncio.to_thread(self._ping_file)
+
+    def _ping_file(self) -> None:
+        # mode=rw: a missing file is an error, not a new empty database.
+        fresh = sqlite3.connect(self.path.resolve().as_uri() + "?mode=rw", uri=True, timeout=1.0)
+        try:
+            fresh.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        finally:
+            fresh.close()
 
     async def schema_version(self) -> int:
         row = await self.one("PRAGMA user_version")

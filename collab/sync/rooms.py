@@ -6,11 +6,13 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from pycrdt import Doc
 
+from collab.metrics import Histogram
 from collab.singleflight import SingleFlight
 from collab.store.documents import Documents
 from collab.sync.path import PathSample
@@ -52,6 +54,27 @@ class Rooms:
         self._saving: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
+        self._writing = 0  # rows of batches in a transaction now
+        # For /metrics (collab.metrics): plain counts, changed on the event loop only.
+        self.updates_received = 0
+        self.updates_written = 0
+        self.write_failures = 0
+        self.rows_dropped = 0
+        self.write_seconds = Histogram()
+
+    def __len__(self) -> int:
+        """Rooms open now."""
+        return len(self._rooms)
+
+    @property
+    def peer_count(self) -> int:
+        """Connections joined to an open room now."""
+        return sum(len(room.peers) for room in self._rooms.values())
+
+    @property
+    def queued_rows(self) -> int:
+        """Rows received and not yet in the database: queued, or in a transaction under way."""
+        return len(self._pending) + len(self._pending_clients) + len(self._pending_path) + self._writing
 
     async def __aenter__(self) -> Rooms:
         self._writer = asyncio.create_task(self._write_loop())
@@ -122,6 +145,7 @@ class Rooms:
 
     def _persist(self, case_id: str, update: bytes) -> None:
         self._pending.append((case_id, update))
+        self.updates_received += 1
         self._wake.set()
 
     def _persist_client(self, case_id: str, client_id: int, user_id: int) -> None:
@@ -145,6 +169,7 @@ class Rooms:
         if not batch.size():
             return
         self._pending, self._pending_clients, self._pending_path = [], [], []
+        self._writing += batch.size()
         saving = asyncio.ensure_future(self._save(batch))
         self._saving.add(saving)
         saving.add_done_callback(self._saved)
@@ -159,19 +184,30 @@ class Rooms:
         todo = [batch]
         while todo:
             chunk = todo.pop()
+            started = time.perf_counter()
             try:
                 await self.documents.append(chunk.updates, chunk.clients, [s.row() for s in chunk.path])
             except DATA_ERRORS as exc:
                 if chunk.size() > 1:
                     todo.extend(reversed(chunk.split()))
                     continue
+                self._writing -= 1
+                self.rows_dropped += 1
                 kind, case_id = chunk.describe()
                 log.error(
                     "dropped a %s of case %r that cannot be stored (%s)", kind, case_id, type(exc).__name__
                 )
-            except BaseException:
+            except BaseException as exc:
+                if isinstance(exc, Exception):  # not a shutdown
+                    self.write_failures += 1
+                # Back in the queue (counted there) with no await between: the depth stays exact.
+                self._writing -= chunk.size() + sum(rest.size() for rest in todo)
                 self._requeue([chunk, *reversed(todo)])
                 raise
+            else:
+                self.write_seconds.observe(time.perf_counter() - started)
+                self._writing -= chunk.size()
+                self.updates_written += len(chunk.updates)
 
     def _requeue(self, batches: list[_Batch]) -> None:
         self._pending[:0] = [row for batch in batches for row in batch.updates]

@@ -36,6 +36,8 @@ IDENTITY_CACHE_S = 30.0
 # their own, no account): collab.web.classroom decides who those are, and refuses everyone else.
 # The API's description is public: the code it describes is.
 # An invitation's link is its own credential (collab.web.account).
+# /readyz is for load balancers; /metrics decides itself (a scraper's token is no account's).
+PUBLIC_PATHS = frozenset({"/login", "/readyz", "/metrics"})
 PUBLIC_PREFIXES = (
     "/login",
     "/healthz",
@@ -172,7 +174,7 @@ class AuthMiddleware:
             refused = error(403, "This API token may only read: make one with the 'write' scope.", api=True)
             await refused(scope, receive, send)
             return
-        if user is None and not (path == "/login" or path.startswith(PUBLIC_PREFIXES)):
+        if user is None and not (path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)):
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 4401, "reason": "sign in first"})
                 return

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from collab.metrics import ImageKind, ServerMetrics
 from collab.slides.deepzoom import DeepZoomSlide
 from collab.slides.library import SlideLibrary, SlideNotFound
 from collab.slides.reader import SlideError
@@ -67,16 +69,25 @@ async def _image(
     media_type: str,
     render: Callable[[], bytes],
     cache_key: tuple[object, ...],
+    kind: ImageKind = "tile",
 ) -> Response:
-    """Answer with a cached or freshly rendered image, honouring If-None-Match."""
+    """Answer with a cached or freshly rendered image, honouring If-None-Match; counted in
+    /metrics by ``kind`` and outcome."""
+    metrics: ServerMetrics = request.app.state.metrics
     headers = {"ETag": etag, "Cache-Control": IMAGE_CACHE}
     if _not_modified(request, etag):
+        metrics.image_served(kind, "not_modified")
         return Response(status_code=304, headers=headers)
     library: SlideLibrary = request.app.state.slides
+    started = time.perf_counter()
     try:
-        body = await library.image(cache_key, render)
+        body, source = await library.image(cache_key, render)
     except SlideError as exc:
+        metrics.image_served(kind, "error")
         return error(503, f"This part of the slide cannot be read: {exc}", request)
+    if source == "rendered":
+        metrics.render_seconds[kind].observe(time.perf_counter() - started)
+    metrics.image_served(kind, source)
     return Response(body, media_type=media_type, headers=headers)
 
 
@@ -145,6 +156,7 @@ async def thumbnail(request: Request) -> Response:
         "image/jpeg",
         lambda: slide.thumbnail(max_px),
         (slide.slide_id, slide.etag_base, "thumbnail", max_px),
+        "thumbnail",
     )
 
 
@@ -164,6 +176,7 @@ async def associated(request: Request) -> Response:
         "image/jpeg",
         lambda: slide.associated(name),
         (slide.slide_id, slide.etag_base, "associated", name),
+        "associated",
     )
 
 
