@@ -185,6 +185,9 @@ def test_wrong_credentials_give_a_503_naming_the_pacs(
         assert answer.status_code == 503, answer.text
         detail = answer.json()["detail"]
         assert "North PACS" in detail and orthanc.url.split("//")[1] in detail
+        # Its answer, not the request's address (whose query holds what was searched for).
+        assert "the server answered 401" in detail and ACCESSION not in detail
+        assert "an administrator must check the credentials" in detail
         assert PASSWORD not in answer.text
     finally:
         if server is not None:

@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 from collab.integrations import Integrations, PacsEndpoint
 from collab.slides.cache import SizedLRU
+from collab.slides.dicom_checks import reason
 from collab.slides.reader import SlideError, SlideReader
 
 if TYPE_CHECKING:  # annotations only: a command-line call need not load numpy
@@ -112,8 +113,3 @@ def store_instance(ref: DicomWebRef, data: bytes) -> str:
     except Exception as exc:
         raise SlideError(f"the PACS at {ref.server} did not store it: {reason(exc)}") from None
     return str(dataset.SOPInstanceUID)
-
-
-def reason(exc: Exception) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return text[:200]

@@ -14,7 +14,8 @@ from typing import Any
 
 from collab.integrations import PacsEndpoint
 from collab.slides.cache import SizedLRU
-from collab.slides.dicomweb import DicomWebRef, client, open_dicomweb, reason
+from collab.slides.dicom_checks import reason
+from collab.slides.dicomweb import DicomWebRef, client, open_dicomweb
 from collab.slides.reader import SlideError
 
 MAX_STUDIES = 50  # per search: a query that matches more is too broad to choose from
@@ -65,7 +66,13 @@ def search_series(endpoint: PacsEndpoint, query: str) -> list[PacsSeries]:
     except (ValueError, SlideError):
         raise
     except Exception as exc:  # requests and dicomweb-client raise their own kinds
-        raise SlideError(f"{_named(endpoint)} did not answer: {reason(exc)}") from None
+        status = getattr(getattr(exc, "response", None), "status_code", None)
+        if status in (401, 403):  # trying again will not help: its settings must change
+            raise SlideError(
+                f"{_named(endpoint)} refused collab's sign-in ({reason(exc)}): an administrator "
+                "must check the credentials in its settings"
+            ) from None
+        raise SlideError(f"{_named(endpoint)} did not answer: {reason(exc)}. Try again in a moment") from None
     return sorted(hits, key=lambda h: (h.study_date, h.accession, h.description), reverse=True)
 
 

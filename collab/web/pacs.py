@@ -100,7 +100,7 @@ async def _search(settings: Settings, name: str, query: str) -> tuple[PacsEndpoi
     except ValueError as exc:
         raise Refused(400, str(exc)) from None
     except SlideError as exc:
-        raise Refused(503, f"{str(exc)[:1].upper()}{str(exc)[1:]}. Try again in a moment.") from None
+        raise Refused(503, f"{str(exc)[:1].upper()}{str(exc)[1:]}.") from None
 
 
 async def attach(
