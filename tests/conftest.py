@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import io
+import logging
 import os
 import re
 import socket
@@ -41,8 +45,46 @@ def real_slide(name: str) -> Path:
     return path
 
 
+# Commands run in a process of their own whatever the mode: the server; the commands whose tests
+# are about processes (a restore refuses while another process holds the data dir); and slides,
+# which hostile files reach (a crash in a C decoder must end that command, not the test run).
+OWN_PROCESS = frozenset({"serve", "demo", "backup", "restore", "slides"})
+
+
 def collab(*args: str, data_dir: Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    """Run the ``collab`` command line as a user would."""
+    """Run the ``collab`` command line as a user would: its ``main`` with the same arguments,
+    standard input and environment, its output and exit code captured. An administrative
+    command runs in this process (a new interpreter costs 0.3 s, paid hundreds of times by the
+    fixtures); see ``collab_process`` for the whole program in a process of its own."""
+    if (
+        args[0] in OWN_PROCESS
+        or os.environ.get("COLLAB_TEST_CLI") == "process"
+        or _loop_running()
+        or threading.current_thread() is not threading.main_thread()  # stdout is the process's
+    ):
+        return collab_process(*args, data_dir=data_dir, stdin=stdin)
+    from collab.cli import main
+
+    argv = [*args, "--data-dir", str(data_dir)]
+    out, err = io.StringIO(), io.StringIO()
+    tifffile_log = logging.getLogger("tifffile")
+    propagate = tifffile_log.propagate  # main() quiets it; the test process keeps its own
+    saved_stdin = sys.stdin
+    sys.stdin = io.StringIO(stdin or "")
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(argv)
+            except SystemExit as exit_:  # argparse refusing the arguments
+                code = exit_.code if isinstance(exit_.code, int) else 1
+    finally:
+        sys.stdin = saved_stdin
+        tifffile_log.propagate = propagate
+    return subprocess.CompletedProcess(["collab", *argv], code, out.getvalue(), err.getvalue())
+
+
+def collab_process(*args: str, data_dir: Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """``python -m collab ...`` in a process of its own."""
     return subprocess.run(
         [sys.executable, "-m", "collab", *args, "--data-dir", str(data_dir)],
         capture_output=True,
@@ -50,6 +92,15 @@ def collab(*args: str, data_dir: Path, stdin: str | None = None) -> subprocess.C
         input=stdin,
         timeout=120,
     )
+
+
+def _loop_running() -> bool:
+    # main() runs its own event loop (asyncio.run), which cannot start inside a running one.
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def free_port() -> int:

@@ -1,4 +1,5 @@
-"""The command line as a user or script meets it: outputs, exit codes, refusals."""
+"""The command line as a user or script meets it: outputs, exit codes, refusals; each command
+in a process of its own (``python -m collab``), as a shell runs it."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import collab, real_slide, write_pyramid_tiff
+from tests.conftest import collab_process as collab
+from tests.conftest import real_slide, write_pyramid_tiff
 
 
 def _slide_rows(data_dir: Path) -> list[tuple[str, str]]:
