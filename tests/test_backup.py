@@ -279,3 +279,12 @@ def test_backup_to_a_folder_that_may_not_be_written_says_so(live: Live, tmp_path
     assert result.returncode == 1
     assert result.stderr.startswith(f"collab: cannot back up to {locked / 'backup'}: permission denied")
     assert os.listdir(locked) == []
+
+
+def test_a_backup_is_readable_by_its_owner_only(backup: Path) -> None:
+    """It holds patient identifiers and the key that signs sign-ins: no other account on the
+    machine may read any of it, whatever the umask of whoever took it."""
+    entries = [backup, *backup.rglob("*")]
+    assert any(p.name == "collab.sqlite3" for p in entries) and any(p.name == "secret.key" for p in entries)
+    opened = [p.relative_to(backup).as_posix() or "." for p in entries if p.stat().st_mode & 0o077]
+    assert opened == []
