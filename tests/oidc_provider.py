@@ -3,17 +3,19 @@ a free port with the clients and people given, and stopped after."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import subprocess
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from tests.conftest import free_port
+from tests.conftest import Server, free_port, seed_case, start_server, stop_server
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "tests" / "oidc" / "provider.mjs"
@@ -137,3 +139,27 @@ def start_provider(
             f"the OIDC provider did not start: {(folder / 'provider.log').read_text()[-2000:]}"
         )
     return OidcProvider(f"http://127.0.0.1:{port}", process)
+
+
+@contextlib.contextmanager
+def signed_on_site(
+    folder: Path, *, more_accounts: dict[str, dict[str, Any]] | None = None, more_config: str = ""
+) -> Iterator[tuple[Server, OidcProvider]]:
+    """The provider and a collab server that trusts it for North and South Trust (and whatever
+    ``more_config`` adds), case S26-1 seeded; both on free ports, both stopped after."""
+    port = free_port()
+    collab_url = f"http://127.0.0.1:{port}"
+    provider = start_provider(folder / "provider", collab_url, more_accounts=more_accounts)
+    server = None
+    try:
+        data_dir = folder / "data"
+        data_dir.mkdir()
+        seed_case(data_dir)
+        config = folder / "collab.toml"
+        config.write_text(trust_config(collab_url, provider.issuer) + more_config)
+        server = start_server(data_dir, port, args=["--config", str(config)])
+        yield server, provider
+    finally:
+        if server is not None:
+            stop_server(server)
+        provider.stop()

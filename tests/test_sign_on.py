@@ -13,8 +13,8 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 import httpx
 import pytest
 
-from tests.conftest import Server, free_port, seed_case, start_server, stop_server
-from tests.oidc_provider import ACCOUNTS, OidcProvider, start_provider, trust_config
+from tests.conftest import Server
+from tests.oidc_provider import ACCOUNTS, OidcProvider, signed_on_site
 
 BROWSERS: list[httpx.Client] = []
 
@@ -28,22 +28,8 @@ def _close_browsers() -> Iterator[None]:
 
 @pytest.fixture
 def trusts(tmp_path: Path) -> Iterator[tuple[Server, OidcProvider]]:
-    port = free_port()
-    collab_url = f"http://127.0.0.1:{port}"
-    provider = start_provider(tmp_path / "provider", collab_url)
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    seed_case(data_dir)
-    config = tmp_path / "collab.toml"
-    config.write_text(trust_config(collab_url, provider.issuer))
-    server = None
-    try:
-        server = start_server(data_dir, port, args=["--config", str(config)])
-        yield server, provider
-    finally:
-        if server is not None:
-            stop_server(server)
-        provider.stop()
+    with signed_on_site(tmp_path) as site:
+        yield site
 
 
 def begin(server: Server, browser: httpx.Client, trust: str = "north") -> httpx.Response:

@@ -13,9 +13,9 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from tests.conftest import Server, free_port, seed_case, start_server, stop_server
+from tests.conftest import Server
 from tests.oidc_forger import Forger, forged_config
-from tests.oidc_provider import OidcProvider, start_provider, trust_config
+from tests.oidc_provider import OidcProvider, signed_on_site
 from tests.test_sign_on import BROWSERS, back_to_collab, begin
 
 Sites = tuple[Server, OidcProvider, Forger]
@@ -23,28 +23,16 @@ Sites = tuple[Server, OidcProvider, Forger]
 
 @pytest.fixture
 def sites(tmp_path: Path) -> Iterator[Sites]:
-    port = free_port()
-    collab_url = f"http://127.0.0.1:{port}"
-    provider = start_provider(tmp_path / "provider", collab_url)
     forger = Forger()
     forger.start()
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    seed_case(data_dir)
-    config = tmp_path / "collab.toml"
-    config.write_text(trust_config(collab_url, provider.issuer) + forged_config(forger.issuer))
-    server = None
     try:
-        server = start_server(data_dir, port, args=["--config", str(config)])
-        yield server, provider, forger
+        with signed_on_site(tmp_path, more_config=forged_config(forger.issuer)) as (server, provider):
+            yield server, provider, forger
     finally:
         for browser in BROWSERS:
             browser.close()
         BROWSERS.clear()
-        if server is not None:
-            stop_server(server)
         forger.stop()
-        provider.stop()
 
 
 def _browser() -> httpx.Client:

@@ -13,8 +13,8 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from tests.conftest import PASSWORD, Server, free_port, seed_case, start_server, stop_server
-from tests.oidc_provider import OidcProvider, start_provider, trust_config
+from tests.conftest import PASSWORD, Server
+from tests.oidc_provider import OidcProvider, signed_on_site
 from tests.test_sign_on import BROWSERS, begin, sign_in
 
 # Browsers keep a cookie of at most 4096 bytes (name, value and attributes; RFC 6265 section
@@ -26,25 +26,13 @@ MANY_GROUPS = [f"{n:08x}-0000-4000-8000-000000000000" for n in range(150)] + ["n
 
 @pytest.fixture
 def trusts(tmp_path: Path) -> Iterator[tuple[Server, OidcProvider]]:
-    port = free_port()
-    collab_url = f"http://127.0.0.1:{port}"
     gus = {"name": "Dr Gus Groups", "preferred_username": "gus@north.nhs.uk", "groups": MANY_GROUPS}
-    provider = start_provider(tmp_path / "provider", collab_url, more_accounts={"gus": gus})
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    seed_case(data_dir)
-    config = tmp_path / "collab.toml"
-    config.write_text(trust_config(collab_url, provider.issuer))
-    server = None
     try:
-        server = start_server(data_dir, port, args=["--config", str(config)])
-        yield server, provider
+        with signed_on_site(tmp_path, more_accounts={"gus": gus}) as site:
+            yield site
     finally:
         while BROWSERS:
             BROWSERS.pop().close()
-        if server is not None:
-            stop_server(server)
-        provider.stop()
 
 
 def sign_out(server: Server, browser: httpx.Client) -> httpx.Response:

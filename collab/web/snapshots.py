@@ -36,7 +36,7 @@ from collab.web.api import describe, read_json
 from collab.web.auth import client_address, current_user
 from collab.web.classroom import attendee
 from collab.web.errors import error, problem
-from collab.web.teaching import _json as teaching_json
+from collab.web.teaching import attendee_json
 
 SNAPSHOT_ID = re.compile(r"[0-9a-f]{16}")
 MAX_CAPTION = 200
@@ -236,7 +236,7 @@ async def _send(
 
 async def teaching_create(request: Request) -> Response:
     """``POST /teach/{session_id}/snapshots``: the educator's, of a slide by its alias."""
-    found = await teaching_json(request)
+    found = await attendee_json(request)
     if isinstance(found, Response):
         return found
     who, body = found

@@ -132,7 +132,7 @@ async def close(request: Request) -> Response:
     return RedirectResponse("/teaching", status_code=303)
 
 
-async def _json(request: Request) -> tuple[Attendee, dict[str, Any]] | Response:
+async def attendee_json(request: Request) -> tuple[Attendee, dict[str, Any]] | Response:
     """The educator's or a participant's JSON body, if it carries the page's CSRF token."""
     who = await attendee(request)
     if who is None:
@@ -168,7 +168,7 @@ async def _in_room(request: Request, session_id: str, act: Callable[[Room], Any]
 async def pen(request: Request) -> Response:
     """``POST /teach/{session_id}/pen`` ``{"participant": id | null}``: give the pen to one
     student (their live connection may now draw, as themselves) or take it back."""
-    checked = await _json(request)
+    checked = await attendee_json(request)
     if isinstance(checked, Response):
         return checked
     who, body = checked
@@ -216,7 +216,7 @@ def _quiz(doc: Doc[Any]) -> dict[str, Any]:
 
 async def ask(request: Request) -> Response:
     """``POST /teach/{session_id}/quiz`` ``{"question": text, "slide": alias}``: ask everyone."""
-    checked = await _json(request)
+    checked = await attendee_json(request)
     if isinstance(checked, Response):
         return checked
     who, body = checked
@@ -272,7 +272,7 @@ async def quiz_status(request: Request) -> Response:
 async def answer(request: Request) -> Response:
     """``POST /teach/{session_id}/quiz/answer`` ``{"question": id, "x": l0_x, "y": l0_y}``: a
     student's point, seen by nobody until the reveal; answering again replaces it."""
-    checked = await _json(request)
+    checked = await attendee_json(request)
     if isinstance(checked, Response):
         return checked
     who, body = checked
@@ -299,7 +299,7 @@ async def answer(request: Request) -> Response:
 async def reveal(request: Request) -> Response:
     """``POST /teach/{session_id}/quiz/reveal`` ``{"names": false}``: show every answer at once,
     anonymous dots unless ``names``."""
-    checked = await _json(request)
+    checked = await attendee_json(request)
     if isinstance(checked, Response):
         return checked
     who, body = checked
@@ -338,7 +338,7 @@ async def reveal(request: Request) -> Response:
 
 async def clear(request: Request) -> Response:
     """``POST /teach/{session_id}/quiz/clear``: take the question (and any scatter) off the slide."""
-    checked = await _json(request)
+    checked = await attendee_json(request)
     if isinstance(checked, Response):
         return checked
     who, _ = checked
