@@ -83,6 +83,7 @@ def create_app(settings: Settings) -> Starlette:
                 max_open=settings.max_open_slides,
                 tile_cache_bytes=settings.tile_cache_mb << 20,
                 chunk_cache_bytes=settings.pixel_cache_mb << 20,
+                tile_processes=settings.tile_processes,
             )
             await library.warm_up()
             app.state.settings = settings

@@ -101,6 +101,14 @@ def _parser(environ: dict[str, str]) -> argparse.ArgumentParser:
         "--pixel-cache-mb", type=int, default=256, help="memory for decoded slide pixels (default 256)"
     )
     server.add_argument(
+        "--tile-processes",
+        type=int,
+        default=0,
+        metavar="N",
+        help="draw tiles in N worker processes, away from the live rooms' event loop (default 0: "
+        "threads of the server's own process)",
+    )
+    server.add_argument(
         "--max-connections",
         type=int,
         default=DEFAULT_MAX_CONNECTIONS,
@@ -304,12 +312,15 @@ def _run(args: argparse.Namespace) -> int:
             raise CommandError("cache sizes are whole megabytes, at least 1")
         if args.max_connections < 1:
             raise CommandError("--max-connections must be at least 1")
+        if not 0 <= args.tile_processes <= 64:
+            raise CommandError("--tile-processes must be a whole number from 0 to 64")
         settings = Settings(
             data_dir=args.data_dir,
             host=args.host,
             port=args.port,
             tile_cache_mb=args.tile_cache_mb,
             pixel_cache_mb=args.pixel_cache_mb,
+            tile_processes=args.tile_processes,
             max_connections=args.max_connections,
             trusted_proxies=_trusted_proxies(args),
             import_dir=args.import_dir,

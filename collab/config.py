@@ -54,6 +54,8 @@ class Settings:
     # Threads for slide reads and image encoding; decoders release the GIL.
     slide_threads: int = field(default_factory=lambda: max(2, os.cpu_count() or 1))
     max_open_slides: int = 16
+    # Worker processes drawing tiles (collab.slides.workers); 0: the server's own threads.
+    tile_processes: int = 0
     tile_cache_mb: int = 128
     pixel_cache_mb: int = 256
     # Open connections (websockets included) past which new ones are refused with 503.

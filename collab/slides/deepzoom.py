@@ -49,6 +49,7 @@ class DeepZoomSlide:
 
     def __init__(self, slide_id: str, path: Path | DicomWebRef, reader: SlideReader) -> None:
         self.slide_id = slide_id
+        self.source = path  # where it is stored: what a tile worker opens (collab.slides.workers)
         self.reader = reader
         self.tile_size, self.overlap = choose_tile_size(reader.l0_chunk_size)
         self.geometry = DeepZoomGeometry(

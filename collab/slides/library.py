@@ -18,11 +18,14 @@ from collab.slides.cache import SizedLRU
 from collab.slides.deepzoom import DeepZoomSlide
 from collab.slides.dicomweb import DicomWebRef
 from collab.slides.warmup import warm_up_codecs
+from collab.slides.workers import TileWorkers
 
 P = ParamSpec("P")
 T = TypeVar("T")
 # Where an image came from: the cache, a render for this request, or one under way for another.
 Source = Literal["hit", "rendered", "shared"]
+# Draws one encoded image, off the event loop (threads or worker processes).
+Render = Callable[[], Awaitable[bytes]]
 
 
 class SlideNotFound(Exception):
@@ -44,6 +47,7 @@ class SlideLibrary:
         max_open: int = 16,
         tile_cache_bytes: int = 128 << 20,
         chunk_cache_bytes: int = 256 << 20,
+        tile_processes: int = 0,
     ) -> None:
         self._resolve = resolve
         self._max_open = max_open
@@ -56,13 +60,30 @@ class SlideLibrary:
         self.chunks: SizedLRU[np.ndarray] = SizedLRU(chunk_cache_bytes)
         self._threads = threads
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="slides")
+        # Tiles drawn in processes of their own, when asked for; the rest stays on the threads.
+        self._workers = (
+            TileWorkers(tile_processes, chunk_cache_bytes=chunk_cache_bytes, max_open=max_open)
+            if tile_processes > 0
+            else None
+        )
 
     async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run blocking slide work off the event loop."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
 
-    async def image(self, key: Hashable, render: Callable[[], bytes]) -> tuple[bytes, Source]:
+    def tile_render(self, slide: DeepZoomSlide, z_level: int, t_col: int, t_row: int, fmt: str) -> Render:
+        """How to draw one tile: on a worker process if there are any, else on the threads."""
+        workers = self._workers
+        if workers is None:
+            return lambda: self.run(slide.tile, z_level, t_col, t_row, fmt)
+        return lambda: workers.tile(slide, z_level, t_col, t_row, fmt)
+
+    def thread_render(self, render: Callable[[], bytes]) -> Render:
+        """A blocking render, run on the threads."""
+        return lambda: self.run(render)
+
+    async def image(self, key: Hashable, render: Render) -> tuple[bytes, Source]:
         """An encoded image from the cache, or rendered once however many ask at once; and
         where it came from (counted in /metrics).
 
@@ -82,8 +103,8 @@ class SlideLibrary:
             source = "rendered"
         return await asyncio.shield(task), source
 
-    async def _render(self, key: Hashable, render: Callable[[], bytes]) -> bytes:
-        body = await self.run(render)
+    async def _render(self, key: Hashable, render: Render) -> bytes:
+        body = await render()
         self.tiles.put(key, body, len(body))
         return body
 
@@ -99,6 +120,8 @@ class SlideLibrary:
         # Each job waits for all the others, so each runs on a thread of its own.
         await asyncio.gather(*(loop.run_in_executor(self._pool, started.wait) for _ in range(self._threads)))
         await self.run(warm_up_codecs)
+        if self._workers is not None:
+            await self._workers.warm_up()
 
     @property
     def open_count(self) -> int:
@@ -164,6 +187,8 @@ class SlideLibrary:
     def close(self) -> None:
         """Close every slide and stop the threads."""
         self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._workers is not None:
+            self._workers.close()
         with self._lock:
             for slide in self._open.values():
                 slide.reader.close()

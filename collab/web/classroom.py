@@ -410,7 +410,7 @@ async def slide_tile(request: Request) -> Response:
         request,
         _etag(who.session.id, slide.tile_etag(z_level, t_col, t_row, fmt)),
         MEDIA_TYPES[fmt],
-        lambda: slide.tile(z_level, t_col, t_row, fmt),
+        request.app.state.slides.tile_render(slide, z_level, t_col, t_row, fmt),
         slide.tile_key(z_level, t_col, t_row, fmt),
     )
     if response.status_code == 503:  # its message may name the file

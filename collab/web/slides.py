@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -12,7 +11,7 @@ from starlette.routing import Route
 
 from collab.metrics import ImageKind, ServerMetrics
 from collab.slides.deepzoom import DeepZoomSlide
-from collab.slides.library import SlideLibrary, SlideNotFound
+from collab.slides.library import Render, SlideLibrary, SlideNotFound
 from collab.slides.reader import SlideError
 from collab.web.access import AccessControl
 from collab.web.api import describe
@@ -58,6 +57,11 @@ async def _slide(request: Request, *, identified: bool = False) -> DeepZoomSlide
         raise SlideProblem(error(503, f"The slide cannot be read: {exc}", request)) from None
 
 
+def _library(request: Request) -> SlideLibrary:
+    library: SlideLibrary = request.app.state.slides
+    return library
+
+
 def _not_modified(request: Request, etag: str) -> bool:
     tags = request.headers.get("if-none-match", "")
     return etag in (t.strip().removeprefix("W/") for t in tags.split(",")) or tags.strip() == "*"
@@ -67,7 +71,7 @@ async def _image(
     request: Request,
     etag: str,
     media_type: str,
-    render: Callable[[], bytes],
+    render: Render,
     cache_key: tuple[object, ...],
     kind: ImageKind = "tile",
 ) -> Response:
@@ -108,7 +112,7 @@ async def tile(request: Request) -> Response:
         request,
         slide.tile_etag(z_level, t_col, t_row, fmt),
         MEDIA_TYPES[fmt],
-        lambda: slide.tile(z_level, t_col, t_row, fmt),
+        _library(request).tile_render(slide, z_level, t_col, t_row, fmt),
         slide.tile_key(z_level, t_col, t_row, fmt),
     )
 
@@ -154,7 +158,7 @@ async def thumbnail(request: Request) -> Response:
         request,
         f'"{slide.etag_base}-thumbnail-{max_px}"',
         "image/jpeg",
-        lambda: slide.thumbnail(max_px),
+        _library(request).thread_render(lambda: slide.thumbnail(max_px)),
         (slide.slide_id, slide.etag_base, "thumbnail", max_px),
         "thumbnail",
     )
@@ -174,7 +178,7 @@ async def associated(request: Request) -> Response:
         request,
         f'"{slide.etag_base}-associated-{name}"',
         "image/jpeg",
-        lambda: slide.associated(name),
+        _library(request).thread_render(lambda: slide.associated(name)),
         (slide.slide_id, slide.etag_base, "associated", name),
         "associated",
     )
