@@ -334,7 +334,7 @@ async def run_load(
             with contextlib.suppress(OSError, IndexError):  # it may have just finished
                 puller_cpu[0] = cpu_seconds(puller.pid)
         return Sample(
-            t, cpu_seconds(pid), rss_mb(pid), cpu_seconds(os.getpid()), puller_cpu[0], machine_jiffies()
+            t, tree_cpu_seconds(pid), rss_mb(pid), cpu_seconds(os.getpid()), puller_cpu[0], machine_jiffies()
         )
 
     run = Run(scenario, name, seconds, args.window, per_room - 1, bins, samples, None, rss_before, errors)
@@ -578,6 +578,16 @@ def walk(scenario: str, tiles: dict[str, Any]) -> str:
     )
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds of the server and its live children (tile worker processes, when it has some)."""
+    total = cpu_seconds(pid)
+    with contextlib.suppress(OSError):
+        for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+            with contextlib.suppress(OSError, IndexError):
+                total += cpu_seconds(int(child))
+    return total
+
+
 def report(runs: list[Run], args: argparse.Namespace) -> None:
     print(
         f"\n### Summary\n\nPointer {args.rate:g} Hz per sender; a document change every {args.doc_every:g} s "
@@ -719,16 +729,20 @@ def run_ours(
     seconds: float,
     args: argparse.Namespace,
     with_tiles: bool,
+    tile_processes: int = 0,
 ) -> Run:
     data = Path(tempfile.mkdtemp(prefix="run-", dir=tmp)) / "data"
     shutil.copytree(prepared.data, data)
-    target = serve_ours(data, prepared.token)
+    serve_args = ["--tile-processes", str(tile_processes)] if tile_processes else []
+    target = serve_ours(data, prepared.token, serve_args)
     try:
         tiles = None
         if with_tiles:
             port = target.urls[0].split(":")[2].split("/")[0]
             tiles = (port, pyramid(f"http://127.0.0.1:{port}", prepared.slide_id, prepared.token))
         name = "ours + tiles" if with_tiles else "ours"
+        if tile_processes:
+            name += f", {tile_processes} tile processes"
         return asyncio.run(
             run_load(
                 target,
@@ -792,6 +806,12 @@ def main() -> int:
     )
     parser.add_argument("--keep", type=int, default=20, help="annotations each sender keeps")
     parser.add_argument("--tile-clients", type=int, default=8)
+    parser.add_argument(
+        "--tile-processes",
+        type=int,
+        default=0,
+        help="also run ours + tiles with tiles drawn in N worker processes (collab serve --tile-processes N)",
+    )
     parser.add_argument("--slide-size", default="60000x40000", help="generated slide, level-0 W x H")
     parser.add_argument("--slide", type=Path, help="pull tiles of this slide instead of generating one")
     parser.add_argument("--window", type=float, default=30.0, help="seconds per reported window")
@@ -833,6 +853,13 @@ def main() -> int:
             prepared = prepare(tmp, rooms, slide)
             print(f"{scenario}: ours + tiles for {args.minutes:g} min", file=sys.stderr, flush=True)
             runs.append(run_ours(prepared, tmp, scenario, rooms, per_room, args.minutes * 60, args, True))
+            if args.tile_processes:
+                processes = args.tile_processes
+                print(f"{scenario}: ours + tiles in {processes} processes", file=sys.stderr, flush=True)
+                seconds = args.minutes * 60
+                runs.append(
+                    run_ours(prepared, tmp, scenario, rooms, per_room, seconds, args, True, processes)
+                )
             if not args.no_reference and args.reference_minutes > 0:
                 seconds = args.reference_minutes * 60
                 if not args.no_ours_without_tiles:

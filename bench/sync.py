@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -143,8 +143,9 @@ def setup_ours(tmp: Path, rooms: int) -> tuple[Path, str]:
     return data, token
 
 
-def serve_ours(data: Path, token: str) -> Target:
-    """``collab serve`` on a data directory made by ``setup_ours``: one room per case."""
+def serve_ours(data: Path, token: str, serve_args: Sequence[str] = ()) -> Target:
+    """``collab serve`` (with ``serve_args``) on a data directory made by ``setup_ours``: one
+    room per case."""
     with sqlite3.connect(data / "collab.sqlite3") as db:
         case_ids = [r[0] for r in db.execute("SELECT id FROM cases ORDER BY accession")]
         org = db.execute("SELECT name FROM organisations").fetchone()[0]
@@ -159,7 +160,7 @@ def serve_ours(data: Path, token: str) -> Target:
         people.append(({"Authorization": f"Bearer {person_token}"}, presence_user(user_id, name, role, org)))
     port = free_port()
     process = subprocess.Popen(
-        [*COLLAB, "serve", "--data-dir", str(data), "--port", str(port)],
+        [*COLLAB, "serve", "--data-dir", str(data), "--port", str(port), *serve_args],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
