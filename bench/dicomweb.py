@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
-import json
 import math
 import os
 import platform
@@ -42,7 +41,6 @@ import re
 import shlex
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -65,7 +63,7 @@ sys.path.insert(0, str(REPO))
 from bench.tiles import Pass, Server, cpu_seconds, dz_dims, fetch_all, level_tiles, report, run_async  # noqa: E402
 from tests.conftest import add_slides, api_token, collab, seed_case  # noqa: E402
 from tests.netproxy import FlakyProxy  # noqa: E402
-from tests.orthanc import DICOMWEB_PLUGIN, ORTHANC, Orthanc, available, free_port  # noqa: E402
+from tests.orthanc import Orthanc, available, free_port  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "slides"
 SLIDES = ["dicom-cmu-1-small-region", "dicom-boxes"]
@@ -78,7 +76,7 @@ PASSES = ("open", "cold", "warm")
 class LoggedOrthanc(Orthanc):
     """tests.orthanc's Orthanc, with a Lua filter that logs every HTTP request it is sent."""
 
-    def start(self) -> None:
+    def config(self) -> dict[str, Any]:
         lua = self.folder / "log-requests.lua"
         lua.write_text(
             "function IncomingHttpRequestFilter(method, uri, ip, username, headers)\n"
@@ -86,33 +84,7 @@ class LoggedOrthanc(Orthanc):
             "  return true\n"
             "end\n"
         )
-        config = {
-            "Name": "collab-bench",
-            "StorageDirectory": str(self.folder / "storage"),
-            "IndexDirectory": str(self.folder / "storage"),
-            "HttpPort": self.port,
-            "DicomServerEnabled": False,
-            "RemoteAccessAllowed": False,
-            "AuthenticationEnabled": False,
-            "Plugins": [str(DICOMWEB_PLUGIN)],
-            "DicomWeb": {"Enable": True, "Root": "/dicom-web/", "EnableWado": False},
-            "LuaScripts": [str(lua)],
-        }
-        (self.folder / "orthanc.json").write_text(json.dumps(config))
-        with (self.folder / "orthanc.log").open("ab") as log:  # the child keeps its own handle
-            self.process = subprocess.Popen(
-                [ORTHANC, str(self.folder / "orthanc.json")], stdout=log, stderr=log
-            )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"Orthanc exited: {(self.folder / 'orthanc.log').read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{self.url}/system", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.05)  # polling a process we started, until it answers
-        raise RuntimeError("Orthanc did not answer within 30 s")
+        return super().config() | {"Name": "collab-bench", "LuaScripts": [str(lua)]}
 
     def requests(self) -> list[str]:
         """The URI of every request logged so far."""

@@ -10,6 +10,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -48,8 +49,9 @@ class Orthanc:
             return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
         return {}
 
-    def start(self) -> None:
-        config = {
+    def config(self) -> dict[str, Any]:
+        """Orthanc's configuration file, as a dict."""
+        config: dict[str, Any] = {
             "Name": "collab-test",
             "StorageDirectory": str(self.folder / "storage"),
             "IndexDirectory": str(self.folder / "storage"),
@@ -70,7 +72,11 @@ class Orthanc:
                 "end\n"
             )
             config["LuaScripts"] = [str(lua)]
-        (self.folder / "orthanc.json").write_text(json.dumps(config))
+        return config
+
+    def start(self) -> None:
+        """Start it with ``config()``; returns once it answers."""
+        (self.folder / "orthanc.json").write_text(json.dumps(self.config()))
         with (self.folder / "orthanc.log").open("ab") as log:  # the child keeps its own handle
             command = [ORTHANC, str(self.folder / "orthanc.json")]
             self.process = subprocess.Popen(command, stdout=log, stderr=log)

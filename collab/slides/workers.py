@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
 import threading
 from collections import OrderedDict
 from concurrent.futures import ProcessPoolExecutor
@@ -78,8 +79,6 @@ def render_tile(
 
 
 def _ready() -> int:
-    import os
-
     return os.getpid()
 
 
