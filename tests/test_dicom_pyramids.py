@@ -7,8 +7,10 @@ frames are refused, at open time where it can be told then, with a message namin
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
+import os
 import shutil
 from pathlib import Path
 
@@ -476,5 +478,39 @@ def test_over_dicomweb_frames_asked_for_at_once_each_come_back_as_their_own(tmp_
         finally:
             in_pacs.close()
             on_disk.close()
+    finally:
+        orthanc.stop()
+
+
+def _sockets_to(port: int) -> int:
+    """Sockets this process holds open to 127.0.0.1:``port`` (whatever their TCP state)."""
+    ours = set()
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(FileNotFoundError):  # the listing's own descriptor, closed by now
+            ours.add(os.readlink(f"/proc/self/fd/{fd}"))
+    count = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[2].split(":")[1], 16) == port and f"socket:[{fields[9]}]" in ours:
+            count += 1
+    return count
+
+
+@pytest.mark.skipif(not available(), reason="Orthanc with its DICOMweb plugin is not installed")
+def test_a_closed_pacs_slide_leaves_no_connection_to_the_pacs_open(tmp_path: Path) -> None:
+    """wsidicom's close keeps its client's connections; the reader closes them itself, and a
+    slide the PACS cannot give closes them at once."""
+    orthanc = new_orthanc(tmp_path / "orthanc")
+    try:
+        series = write_series(tmp_path / "slide")
+        orthanc.upload(series.folder)
+        reader = open_dicomweb(DicomWebRef(orthanc.dicomweb, series.study, series.series), SizedLRU(64 << 20))
+        reader.read_region(0, 0, 0, 64, 64)
+        assert _sockets_to(orthanc.port) >= 1
+        reader.close()
+        assert _sockets_to(orthanc.port) == 0
+        with pytest.raises(SlideError):
+            open_dicomweb(DicomWebRef(orthanc.dicomweb, series.study, "1.2.3.4"), SizedLRU(64 << 20))
+        assert _sockets_to(orthanc.port) == 0
     finally:
         orthanc.stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,12 +43,14 @@ class DicomReader(CellRegions):
         *,
         wsi: Any = None,
         source: str = "the DICOM slide",
+        on_close: Callable[[], None] | None = None,
     ) -> None:
         import wsidicom  # imported here: it is slow to import and only DICOM needs it
 
         # ``wsi``: a series opened elsewhere (over DICOMweb, collab.slides.dicomweb); ``source``
         # names where its frames come from in a message.
         self._source = source
+        self._on_close = on_close  # what else to release on close (a PACS client's connections)
         if wsi is not None:
             self._wsi = wsi
         else:
@@ -250,3 +253,5 @@ class DicomReader(CellRegions):
         """Release the files and cached frames."""
         self._cells.forget()
         self._wsi.close()
+        if self._on_close is not None:
+            self._on_close()

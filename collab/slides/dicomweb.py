@@ -10,7 +10,9 @@ A reference is stored where a file slide keeps its path, as text:
 
 from __future__ import annotations
 
+import contextlib
 import io
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -70,24 +72,38 @@ def parse_source(text: str, integrations: Integrations | None = None) -> Path | 
 
 
 def open_dicomweb(ref: DicomWebRef, chunk_cache: SizedLRU[np.ndarray]) -> SlideReader:
-    """The series as a slide reader; SlideError naming the PACS if it cannot be reached or read."""
+    """The series as a slide reader; SlideError naming the PACS if it cannot be reached or read.
+    The reader closes the client's connections when it is closed (wsidicom's own close does not)."""
     import wsidicom
 
     from collab.slides.dicom import DicomReader
 
+    web, session = _new_client(ref.url, ref.endpoint)
     try:
-        wsi = wsidicom.WsiDicom.open_web(wsidicom.WsiDicomWebClient(_client(ref)), ref.study, ref.series)
-    except Exception as exc:  # requests, dicomweb-client and wsidicom raise their own kinds
-        raise SlideError(f"the PACS at {ref.server} did not give the slide: {reason(exc)}") from None
-    return DicomReader(Path(ref.series), chunk_cache, wsi=wsi, source=f"the PACS at {ref.server}")
+        try:
+            wsi = wsidicom.WsiDicom.open_web(wsidicom.WsiDicomWebClient(web), ref.study, ref.series)
+        except Exception as exc:  # requests, dicomweb-client and wsidicom raise their own kinds
+            raise SlideError(f"the PACS at {ref.server} did not give the slide: {reason(exc)}") from None
+        return DicomReader(
+            Path(ref.series), chunk_cache, wsi=wsi, source=f"the PACS at {ref.server}", on_close=session.close
+        )
+    except BaseException:
+        session.close()
+        raise
 
 
-def _client(ref: DicomWebRef) -> Any:
-    return client(ref.url, ref.endpoint)
+@contextlib.contextmanager
+def client(url: str, endpoint: PacsEndpoint | None) -> Iterator[Any]:
+    """A DICOMweb client for the service at ``url``, signed in as its settings say; its
+    connections are closed when the block ends."""
+    web, session = _new_client(url, endpoint)
+    try:
+        yield web
+    finally:
+        session.close()
 
 
-def client(url: str, endpoint: PacsEndpoint | None) -> Any:
-    """A DICOMweb client for the service at ``url``, signed in as its settings say."""
+def _new_client(url: str, endpoint: PacsEndpoint | None) -> tuple[Any, Any]:
     import requests
     from dicomweb_client.api import DICOMwebClient
 
@@ -99,7 +115,7 @@ def client(url: str, endpoint: PacsEndpoint | None) -> Any:
     # client's exponential retries: the person is waiting, and the 503 says why.
     web = DICOMwebClient(url, session=session, headers=headers, timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S))
     web.set_http_retry_params(retry=False)
-    return web
+    return web, session
 
 
 def store_instance(ref: DicomWebRef, data: bytes) -> str:
@@ -109,7 +125,8 @@ def store_instance(ref: DicomWebRef, data: bytes) -> str:
 
     dataset = pydicom.dcmread(io.BytesIO(data))
     try:
-        _client(ref).store_instances(datasets=[dataset])
+        with client(ref.url, ref.endpoint) as web:
+            web.store_instances(datasets=[dataset])
     except Exception as exc:
         raise SlideError(f"the PACS at {ref.server} did not store it: {reason(exc)}") from None
     return str(dataset.SOPInstanceUID)

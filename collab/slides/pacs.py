@@ -46,33 +46,37 @@ def search_series(endpoint: PacsEndpoint, query: str) -> list[PacsSeries]:
     query = query.strip()
     if not query or len(query) > 64 or "*" in query or "?" in query or "\\" in query:
         raise ValueError("Give an accession number or a patient ID (no wildcards).")
-    web = client(endpoint.url, endpoint)
-    try:
-        studies: dict[str, dict[str, Any]] = {}
-        for key in ("AccessionNumber", "PatientID"):
-            found = web.search_for_studies(
-                search_filters={key: query}, fields=_STUDY_FIELDS, limit=MAX_STUDIES + 1
-            )
-            for study in found:
-                studies.setdefault(_text(study, "0020000D"), study)
-        if len(studies) > MAX_STUDIES:
-            raise ValueError(f"More than {MAX_STUDIES} studies match: search by accession number instead.")
-        hits = []
-        for uid, study in studies.items():
-            for series in web.search_for_series(
-                uid, search_filters={"Modality": "SM"}, fields=_SERIES_FIELDS
-            ):  # fmt: skip
-                hits.append(_series(study, series))
-    except (ValueError, SlideError):
-        raise
-    except Exception as exc:  # requests and dicomweb-client raise their own kinds
-        status = getattr(getattr(exc, "response", None), "status_code", None)
-        if status in (401, 403):  # trying again will not help: its settings must change
+    with client(endpoint.url, endpoint) as web:
+        try:
+            studies: dict[str, dict[str, Any]] = {}
+            for key in ("AccessionNumber", "PatientID"):
+                found = web.search_for_studies(
+                    search_filters={key: query}, fields=_STUDY_FIELDS, limit=MAX_STUDIES + 1
+                )
+                for study in found:
+                    studies.setdefault(_text(study, "0020000D"), study)
+            if len(studies) > MAX_STUDIES:
+                raise ValueError(
+                    f"More than {MAX_STUDIES} studies match: search by accession number instead."
+                )
+            hits = []
+            for uid, study in studies.items():
+                for series in web.search_for_series(
+                    uid, search_filters={"Modality": "SM"}, fields=_SERIES_FIELDS
+                ):  # fmt: skip
+                    hits.append(_series(study, series))
+        except (ValueError, SlideError):
+            raise
+        except Exception as exc:  # requests and dicomweb-client raise their own kinds
+            status = getattr(getattr(exc, "response", None), "status_code", None)
+            if status in (401, 403):  # trying again will not help: its settings must change
+                raise SlideError(
+                    f"{_named(endpoint)} refused collab's sign-in ({reason(exc)}): an administrator "
+                    "must check the credentials in its settings"
+                ) from None
             raise SlideError(
-                f"{_named(endpoint)} refused collab's sign-in ({reason(exc)}): an administrator "
-                "must check the credentials in its settings"
+                f"{_named(endpoint)} did not answer: {reason(exc)}. Try again in a moment"
             ) from None
-        raise SlideError(f"{_named(endpoint)} did not answer: {reason(exc)}. Try again in a moment") from None
     return sorted(hits, key=lambda h: (h.study_date, h.accession, h.description), reverse=True)
 
 
