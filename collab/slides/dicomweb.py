@@ -84,11 +84,12 @@ def open_dicomweb(ref: DicomWebRef, chunk_cache: SizedLRU[np.ndarray]) -> SlideR
             wsi = wsidicom.WsiDicom.open_web(wsidicom.WsiDicomWebClient(web), ref.study, ref.series)
         except Exception as exc:  # requests, dicomweb-client and wsidicom raise their own kinds
             raise SlideError(f"the PACS at {ref.server} did not give the slide: {reason(exc)}") from None
+        source = f"the PACS at {ref.server}"
         return DicomReader(
-            Path(ref.series), chunk_cache, wsi=wsi, source=f"the PACS at {ref.server}", on_close=session.close
+            Path(ref.series), chunk_cache, wsi=wsi, source=source, on_close=lambda: _close(session)
         )
     except BaseException:
-        session.close()
+        _close(session)
         raise
 
 
@@ -100,7 +101,7 @@ def client(url: str, endpoint: PacsEndpoint | None) -> Iterator[Any]:
     try:
         yield web
     finally:
-        session.close()
+        _close(session)
 
 
 def _new_client(url: str, endpoint: PacsEndpoint | None) -> tuple[Any, Any]:
@@ -108,6 +109,7 @@ def _new_client(url: str, endpoint: PacsEndpoint | None) -> tuple[Any, Any]:
     from dicomweb_client.api import DICOMwebClient
 
     session = requests.Session()
+    session.hooks["response"].append(_release_refused)
     if endpoint is not None and endpoint.auth == "basic":
         session.auth = (endpoint.username, endpoint.password)
     headers = endpoint.headers() if endpoint is not None else {}
@@ -116,6 +118,26 @@ def _new_client(url: str, endpoint: PacsEndpoint | None) -> tuple[Any, Any]:
     web = DICOMwebClient(url, session=session, headers=headers, timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S))
     web.set_http_retry_params(retry=False)
     return web, session
+
+
+def _close(session: Any) -> None:
+    """Close every connection of the session now: requests' own close only forgets its pools,
+    which close their connections when collected, while a kept error may still hold one."""
+    for adapter in session.adapters.values():
+        pools = adapter.poolmanager.pools
+        for key in pools.keys():  # noqa: SIM118 (a copy, taken under the lock; iterating raises)
+            pool = pools.get(key)
+            if pool is not None:
+                pool.close()
+    session.close()
+
+
+def _release_refused(response: Any, *args: Any, **kwargs: Any) -> None:
+    """Read a refusal's body now. Frames are asked for as a stream, and the client raises on
+    a refusal without reading it: the error, kept by whoever reports it, would hold the
+    connection out of the pool until the garbage collector found it."""
+    if response.status_code >= 400:
+        _ = response.content
 
 
 def store_instance(ref: DicomWebRef, data: bytes) -> str:
