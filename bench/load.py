@@ -56,6 +56,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.sync import (  # noqa: E402
+    PEOPLE,
     Target,
     add_slide,
     cpu_seconds,
@@ -160,6 +161,7 @@ class Bin:
     """What was sent in one window and how it arrived (binned by send time)."""
 
     pointer: array.array[float] = field(default_factory=lambda: array.array("d"))
+    pointer_far: array.array[float] = field(default_factory=lambda: array.array("d"))  # other process
     pointer_sent: int = 0
     doc: array.array[float] = field(default_factory=lambda: array.array("d"))
     doc_sent: int = 0
@@ -213,6 +215,13 @@ class Run:
         expected = self.receivers * sum(b.pointer_sent for b in chosen)
         return pct(values, 0.5), pct(values, 0.99), len(values) / expected if expected else float("nan")
 
+    def pointer_far(self) -> tuple[float, float]:
+        """p50 and p99 (ms) of the pointer moves that crossed to another server process."""
+        values = array.array("d")
+        for b in self.bins:
+            values.extend(b.pointer_far)
+        return pct(values, 0.5), pct(values, 0.99)
+
     def doc(self, bins: list[Bin] | None = None) -> tuple[float, float, float]:
         chosen = self.bins if bins is None else bins
         values = array.array("d")
@@ -240,8 +249,7 @@ async def run_load(
     tiles: tuple[str, list[list[int]]] | None = None,  # (port, pyramid) to pull tiles from
 ) -> Run:
     """Connect everyone, then for `seconds`: pointers, document changes, and tiles if asked."""
-    pid = target.process.pid
-    rss_before = rss_mb(pid)
+    rss_before = sum(rss_mb(p) for p in target.pids)
     n_windows = max(1, math.ceil(seconds / args.window - 1e-9))
     bins = [Bin() for _ in range(n_windows)]
     window_ns = int(args.window * 1e9)
@@ -250,13 +258,16 @@ async def run_load(
     t0_ns = 0  # set when the clock starts; nothing before it is counted
 
     conns: list[tuple[int, websockets.ClientConnection]] = []
+    far: set[websockets.ClientConnection] = set()  # on another server process than the room's sender
     for room in range(rooms):
-        for _ in range(per_room):
+        for n in range(per_room):
             headers, _ = target.person(len(conns))  # the server caps connections per person
             ws = await websockets.connect(
-                target.urls[room], additional_headers=headers, max_queue=None, compression=None
+                target.url(room, n), additional_headers=headers, max_queue=None, compression=None
             )
             conns.append((room, ws))
+            if target.place(n) != target.place(0):
+                far.add(ws)
     senders = {room: ws for room, ws in reversed(conns)}  # the first connection of each room
     docs: dict[int, Doc[Any]] = {room: Doc() for room in senders}
 
@@ -278,6 +289,8 @@ async def run_load(
                         state = json.loads(entry.state_json)
                         if isinstance(state, dict) and "t" in state and (b := bin_of(state["t"])):
                             b.pointer.append((now - state["t"]) / 1e6)
+                            if ws in far:
+                                b.pointer_far.append((now - state["t"]) / 1e6)
                 elif frame.kind == YMessageType.SYNC:
                     if is_sender:  # keep the sender's document in step, as a real client does
                         if frame.sync_kind != YSyncMessageType.SYNC_STEP1:
@@ -334,7 +347,12 @@ async def run_load(
             with contextlib.suppress(OSError, IndexError):  # it may have just finished
                 puller_cpu[0] = cpu_seconds(puller.pid)
         return Sample(
-            t, tree_cpu_seconds(pid), rss_mb(pid), cpu_seconds(os.getpid()), puller_cpu[0], machine_jiffies()
+            t,
+            sum(tree_cpu_seconds(p) for p in target.pids),
+            sum(rss_mb(p) for p in target.pids),
+            cpu_seconds(os.getpid()),
+            puller_cpu[0],
+            machine_jiffies(),
         )
 
     run = Run(scenario, name, seconds, args.window, per_room - 1, bins, samples, None, rss_before, errors)
@@ -712,8 +730,8 @@ class Prepared:
     slide_id: str
 
 
-def prepare(tmp: Path, rooms: int, slide: Path) -> Prepared:
-    data, token = setup_ours(tmp, rooms)
+def prepare(tmp: Path, rooms: int, slide: Path, people: int = PEOPLE) -> Prepared:
+    data, token = setup_ours(tmp, rooms, people)
     slide_id = add_slide(data, slide)
     with sqlite3.connect(data / "collab.sqlite3") as db:
         user_id = int(db.execute("SELECT id FROM users WHERE username = 'bench'").fetchone()[0])

@@ -83,18 +83,34 @@ class Target:
     # caps live connections per person, and names every state's sender itself, so each client
     # sends its own identity as the viewer does. Empty: everyone uses ``headers``, no ``user``.
     people: list[tuple[dict[str, str], dict[str, object]]] = field(default_factory=list)
+    # More server processes sharing the rooms (collab serve --redis-url), each with its own
+    # addresses for them: a room's connections take turns across ``process`` and these.
+    more: list[tuple[subprocess.Popen[bytes], list[str]]] = field(default_factory=list)
 
     def person(self, i: int) -> tuple[dict[str, str], dict[str, object] | None]:
         if not self.people:
             return self.headers, None
         return self.people[i % len(self.people)]
 
+    def url(self, room: int, n: int) -> str:
+        """Room ``room``'s address for its ``n``-th connection; ``place(n)`` says which process."""
+        return self.urls[room] if self.place(n) == 0 else self.more[self.place(n) - 1][1][room]
+
+    def place(self, n: int) -> int:
+        return n % (1 + len(self.more))
+
+    @property
+    def pids(self) -> list[int]:
+        return [self.process.pid, *(process.pid for process, _ in self.more)]
+
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+        for process in [self.process, *(process for process, _ in self.more)]:
+            process.terminate()
+        for process in [self.process, *(process for process, _ in self.more)]:
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
 
 
 def start_ours(tmp: Path, rooms: int) -> Target:
@@ -106,8 +122,8 @@ def start_ours(tmp: Path, rooms: int) -> Target:
 PEOPLE = 16
 
 
-def setup_ours(tmp: Path, rooms: int) -> tuple[Path, str]:
-    """A fresh data directory with PEOPLE pathologists and ``rooms`` cases; returns it and the
+def setup_ours(tmp: Path, rooms: int, people: int = PEOPLE) -> tuple[Path, str]:
+    """A fresh data directory with ``people`` pathologists and ``rooms`` cases; returns it and the
     first one's API token (the others' are in ``bench-people.json`` there)."""
     data = Path(tempfile.mkdtemp(prefix="ours-", dir=tmp))
 
@@ -136,16 +152,16 @@ def setup_ours(tmp: Path, rooms: int) -> tuple[Path, str]:
         return run("users", "token", f"bench{n}")
 
     with ThreadPoolExecutor(4) as pool:
-        tokens = [token, *pool.map(person, range(2, PEOPLE + 1))]
+        tokens = [token, *pool.map(person, range(2, people + 1))]
     (data / "bench-people.json").write_text(json.dumps(tokens))
     for i in range(rooms):
         run("cases", "add", f"BENCH-{i}", "--org", "Bench Trust")
     return data, token
 
 
-def serve_ours(data: Path, token: str, serve_args: Sequence[str] = ()) -> Target:
-    """``collab serve`` (with ``serve_args``) on a data directory made by ``setup_ours``: one
-    room per case."""
+def serve_ours(data: Path, token: str, serve_args: Sequence[str] = (), processes: int = 1) -> Target:
+    """``processes`` x ``collab serve`` (with ``serve_args``; more than one needs a Redis in
+    them) on a data directory made by ``setup_ours``: one room per case."""
     with sqlite3.connect(data / "collab.sqlite3") as db:
         case_ids = [r[0] for r in db.execute("SELECT id FROM cases ORDER BY accession")]
         org = db.execute("SELECT name FROM organisations").fetchone()[0]
@@ -158,6 +174,15 @@ def serve_ours(data: Path, token: str, serve_args: Sequence[str] = ()) -> Target
     for n, person_token in enumerate(tokens, 1):
         user_id, name, role = users["bench" if n == 1 else f"bench{n}"]
         people.append(({"Authorization": f"Bearer {person_token}"}, presence_user(user_id, name, role, org)))
+    started = [start_process(data, case_ids, serve_args) for _ in range(processes)]
+    process, urls = started[0]
+    return Target("ours", process, urls, {"Authorization": f"Bearer {token}"}, data, people, started[1:])
+
+
+def start_process(
+    data: Path, case_ids: list[str], serve_args: Sequence[str]
+) -> tuple[subprocess.Popen[bytes], list[str]]:
+    """One ``collab serve`` on ``data``, up; with each case's room address."""
     port = free_port()
     process = subprocess.Popen(
         [*COLLAB, "serve", "--data-dir", str(data), "--port", str(port), *serve_args],
@@ -165,8 +190,7 @@ def serve_ours(data: Path, token: str, serve_args: Sequence[str] = ()) -> Target
         stderr=subprocess.DEVNULL,
     )
     wait_http(f"http://127.0.0.1:{port}/healthz", process)
-    urls = [f"ws://127.0.0.1:{port}/ws/cases/{c}" for c in case_ids]
-    return Target("ours", process, urls, {"Authorization": f"Bearer {token}"}, data, people)
+    return process, [f"ws://127.0.0.1:{port}/ws/cases/{c}" for c in case_ids]
 
 
 def start_reference(
