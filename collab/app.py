@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -19,6 +20,7 @@ from collab.singleflight import SingleFlight
 from collab.slides.dicomweb import DicomWebRef, parse_source
 from collab.slides.library import SlideLibrary
 from collab.store import Database
+from collab.sync.bus import Bus
 from collab.sync.rooms import Rooms
 from collab.sync.teaching import TeachingRoom
 from collab.throttle import JoinThrottle
@@ -67,11 +69,13 @@ def create_app(settings: Settings) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         dummy_hash()  # made before the first sign-in, whose time must not tell if the name exists
-        async with (
-            Database(settings.database_path) as db,
-            Rooms(db.documents) as rooms,
-            Rooms(db.teaching.documents, TeachingRoom) as teaching_rooms,
-        ):
+        async with contextlib.AsyncExitStack() as stack:
+            db = await stack.enter_async_context(Database(settings.database_path))
+            bus = await stack.enter_async_context(Bus(settings.redis_url)) if settings.redis_url else None
+            rooms = await stack.enter_async_context(Rooms(db.documents, bus=bus, prefix="case:"))
+            teaching_rooms = await stack.enter_async_context(
+                Rooms(db.teaching.documents, TeachingRoom, bus=bus, prefix="teaching:")
+            )
 
             async def resolve(slide_id: str) -> Path | DicomWebRef | None:
                 record = await db.catalog.slide(slide_id)
@@ -93,6 +97,7 @@ def create_app(settings: Settings) -> Starlette:
             app.state.identities = auth.Identities(db, app.state.secret)
             app.state.access = AccessControl(db)
             app.state.rooms = rooms
+            app.state.bus = bus
             app.state.teaching_rooms = teaching_rooms
             app.state.classroom = classroom.Classroom(db, app.state.secret)
             app.state.meeting_channels = MeetingChannels()

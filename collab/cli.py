@@ -109,6 +109,13 @@ def _parser(environ: dict[str, str]) -> argparse.ArgumentParser:
         "threads of the server's own process)",
     )
     server.add_argument(
+        "--redis-url",
+        default=None,
+        metavar="URL",
+        help="share rooms with the other collab serve processes on this Redis, e.g. "
+        "redis://127.0.0.1:6379/0 (default $COLLAB_REDIS_URL; none: this process serves every room alone)",
+    )
+    server.add_argument(
         "--max-connections",
         type=int,
         default=DEFAULT_MAX_CONNECTIONS,
@@ -303,6 +310,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def _redis_url(url: str | None) -> str | None:
+    if url is not None and not url.startswith(("redis://", "rediss://", "unix://")):
+        raise CommandError("--redis-url must start with redis://, rediss:// or unix://")
+    return url
+
+
 def _run(args: argparse.Namespace) -> int:
     """Every command but backup and restore."""
     if args.command in ("serve", "demo"):
@@ -321,6 +334,7 @@ def _run(args: argparse.Namespace) -> int:
             tile_cache_mb=args.tile_cache_mb,
             pixel_cache_mb=args.pixel_cache_mb,
             tile_processes=args.tile_processes,
+            redis_url=_redis_url(args.redis_url or os.environ.get("COLLAB_REDIS_URL") or None),
             max_connections=args.max_connections,
             trusted_proxies=_trusted_proxies(args),
             import_dir=args.import_dir,

@@ -56,6 +56,8 @@ class Settings:
     max_open_slides: int = 16
     # Worker processes drawing tiles (collab.slides.workers); 0: the server's own threads.
     tile_processes: int = 0
+    # Redis shared with the other server processes serving the same rooms (collab.sync.bus).
+    redis_url: str | None = None
     tile_cache_mb: int = 128
     pixel_cache_mb: int = 256
     # Open connections (websockets included) past which new ones are refused with 503.

@@ -73,6 +73,7 @@ class Annotator:
         self.name = name
         self.process = process
         self.said: list[dict[str, Any]] = []
+        self.times: list[float] = []  # time.monotonic() as each of ``said`` arrived
         self.created: list[str] = []
         self.client_id = 0
         self.status = ""
@@ -84,9 +85,12 @@ class Annotator:
         self._reading = asyncio.create_task(self._read())
 
     @classmethod
-    async def start(cls, ws_url: str, case_id: str, person: Person, every_ms: int = 20) -> Annotator:
+    async def start(
+        cls, ws_url: str, case_id: str, person: Person, every_ms: int = 20, max_backoff_ms: int = 500
+    ) -> Annotator:
         config = {"name": person.username, "author": person.user_id, "prefix": person.username}
         config["every_ms"] = every_ms
+        config["max_backoff_ms"] = max_backoff_ms  # the viewer's is 2000 (static/src/session.js)
         process = await asyncio.create_subprocess_exec(
             "node",
             str(ANNOTATOR),
@@ -109,6 +113,7 @@ class Annotator:
             except ValueError:  # node's own complaints, kept for the failure message
                 event = {"text": line.decode(errors="replace")}
             self.said.append(event)
+            self.times.append(time.monotonic())
             if "created" in event:
                 self.created.append(event["created"])
             self.client_id = event.get("client", self.client_id)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pycrdt import Doc
 
 from collab.store.database import now_iso
 
@@ -79,12 +81,28 @@ class Documents:
         )
         return int(row[0]) if row else 0
 
-    async def compact(self, case_id: str, state: bytes) -> None:
-        """Replace the updates so far by a snapshot of the whole document (one transaction)."""
+    async def compact(self, case_id: str) -> None:
+        """Replace the updates so far by a snapshot of them (one transaction).
+
+        The snapshot is made of the rows it replaces, read in the same transaction, never of a
+        document in memory: with several server processes, one's document may lack an update
+        another has just stored, and replacing that row with it would lose the update."""
 
         def write(conn: sqlite3.Connection) -> None:
             row = conn.execute("SELECT max(id) FROM doc_updates WHERE case_id = ?", (case_id,)).fetchone()
             upto = int(row[0]) if row and row[0] is not None else 0
+            doc: Doc[Any] = Doc()
+            snapshot = conn.execute(
+                "SELECT state FROM doc_snapshots WHERE case_id = ?", (case_id,)
+            ).fetchone()
+            if snapshot is not None:
+                doc.apply_update(snapshot[0])
+            for (update,) in conn.execute(
+                "SELECT update_data FROM doc_updates WHERE case_id = ? AND id <= ? ORDER BY id",
+                (case_id, upto),
+            ):
+                doc.apply_update(update)
+            state = doc.get_update()
             conn.execute(
                 "INSERT INTO doc_snapshots (case_id, state, upto, saved) VALUES (?, ?, ?, ?)"
                 " ON CONFLICT(case_id) DO UPDATE SET state = excluded.state, upto = excluded.upto,"

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from pycrdt import Doc
 
 from collab.store.database import StoreError, new_id, now_iso
-from collab.store.documents import Documents
+from collab.store.documents import Documents, atomically
 
 if TYPE_CHECKING:
     from collab.store.database import Database
@@ -268,16 +270,31 @@ class TeachingDocuments(Documents):
         )
         return int(row[0]) if row else 0
 
-    async def compact(self, case_id: str, state: bytes) -> None:
-        row = await self.db.one("SELECT max(id) FROM teaching_doc_updates WHERE session_id = ?", (case_id,))
-        upto = int(row[0]) if row and row[0] is not None else 0
-        await self.db.conn.execute(
-            "INSERT INTO teaching_doc_snapshots (session_id, state, upto, saved) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT(session_id) DO UPDATE SET state = excluded.state, upto = excluded.upto,"
-            " saved = excluded.saved",
-            (case_id, state, upto, now_iso()),
-        )
-        await self.db.conn.execute(
-            "DELETE FROM teaching_doc_updates WHERE session_id = ? AND id <= ?", (case_id, upto)
-        )
-        await self.db.conn.commit()
+    async def compact(self, case_id: str) -> None:
+        """As Documents.compact: the snapshot is made of the rows it replaces, in one transaction."""
+
+        def write(conn: sqlite3.Connection) -> None:
+            row = conn.execute(
+                "SELECT max(id) FROM teaching_doc_updates WHERE session_id = ?", (case_id,)
+            ).fetchone()
+            upto = int(row[0]) if row and row[0] is not None else 0
+            doc: Doc[Any] = Doc()
+            snapshot = conn.execute(
+                "SELECT state FROM teaching_doc_snapshots WHERE session_id = ?", (case_id,)
+            ).fetchone()
+            if snapshot is not None:
+                doc.apply_update(snapshot[0])
+            for (update,) in conn.execute(
+                "SELECT update_data FROM teaching_doc_updates WHERE session_id = ? AND id <= ? ORDER BY id",
+                (case_id, upto),
+            ):
+                doc.apply_update(update)
+            conn.execute(
+                "INSERT INTO teaching_doc_snapshots (session_id, state, upto, saved) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT(session_id) DO UPDATE SET state = excluded.state, upto = excluded.upto,"
+                " saved = excluded.saved",
+                (case_id, doc.get_update(), upto, now_iso()),
+            )
+            conn.execute("DELETE FROM teaching_doc_updates WHERE session_id = ? AND id <= ?", (case_id, upto))
+
+        await atomically(self.db, write)

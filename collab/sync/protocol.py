@@ -177,14 +177,19 @@ def parse_awareness(update: bytes) -> list[AwarenessEntry]:
 
 def encode_awareness(entries: list[AwarenessEntry]) -> bytes:
     """An AWARENESS frame carrying these entries."""
-    body = write_var_uint(len(entries)) + b"".join(
+    body = awareness_payload(entries)
+    return bytes([YMessageType.AWARENESS]) + write_var_uint(len(body)) + body
+
+
+def awareness_payload(entries: list[AwarenessEntry]) -> bytes:
+    """The payload of an AWARENESS frame carrying these entries (what ``parse_awareness`` reads)."""
+    return write_var_uint(len(entries)) + b"".join(
         write_var_uint(e.client_id)
         + write_var_uint(e.clock)
         + write_var_uint(len(t := e.state_json.encode()))
         + t
         for e in entries
     )
-    return bytes([YMessageType.AWARENESS]) + write_var_uint(len(body)) + body
 
 
 def parse_state_vector(data: bytes) -> dict[int, int]:

@@ -18,6 +18,7 @@ from pycrdt import (
     write_var_uint,
 )
 
+from collab.sync.bus import AWARENESS, UPDATE, awareness_body, parse_awareness_body
 from collab.sync.catchup import TOO_MANY_REQUESTS, CatchUp, TooManyRequests
 from collab.sync.discussion import DISCUSSION, Messages, Watch
 from collab.sync.nesting import Nesting, Placed
@@ -27,6 +28,7 @@ from collab.sync.protocol import (
     QUERY_AWARENESS,
     AwarenessEntry,
     Frame,
+    awareness_payload,
     encode_awareness,
     parse_awareness,
     parse_state_vector,
@@ -90,8 +92,11 @@ class Room:
         clients: dict[int, int] | None = None,
         persist_client: Callable[[str, int, int], None] | None = None,
         save_path: Callable[[PathSample], None] | None = None,
+        publish: Callable[[bytes, bytes], None] | None = None,
     ) -> None:
         self.case_id = case_id
+        # To the other server processes with this room open (collab.sync.bus), if there are any.
+        self._publish = publish
         # Yjs client id -> the user whose connection announced it first (kept on disk).
         self.clients: dict[int, int] = dict(clients or {})
         self.doc: Doc[Any] = Doc()
@@ -120,6 +125,10 @@ class Room:
         self._watching: list[Any] = []
         self._touched: dict[str, set[Any]] = {}
         self._watch: Watch | None = None  # the twin's discussion
+        # Awareness client ids held by peers of other server processes: whose process, and
+        # which of them everyone may see (collab.sync.teaching).
+        self.remote_owner: dict[int, str] = {}
+        self.remote_loud: set[int] = set()
 
     def join(self, peer: Peer) -> None:
         """Greet a newcomer: our state vector (so it sends what we lack) and who is here."""
@@ -136,6 +145,7 @@ class Room:
         gone = self.holdings.drop(peer)
         if gone:
             self._relay(peer, encode_awareness(gone))
+            self._share_awareness(peer, gone)
 
     def receive(self, peer: Peer, frame: Frame) -> None:
         """Handle one frame from ``peer``; raises Rejected for what it may not send."""
@@ -153,6 +163,7 @@ class Room:
             self._nesting.record(placed)
             self._persist(self.case_id, frame.payload)
             self._broadcast(create_update_message(frame.payload), skip=peer)
+            self._share(UPDATE, frame.payload)
         elif frame.kind == YMessageType.AWARENESS:
             self._awareness(peer, frame.payload)
         elif frame.kind == QUERY_AWARENESS:
@@ -176,6 +187,7 @@ class Room:
             self._nesting.note(update)
             self._persist(self.case_id, update)
             self._broadcast(create_update_message(update))
+            self._share(UPDATE, update)
 
     def _shape(self, update: bytes) -> Placed:
         """Read the update before any yrs call (collab.sync.yupdate): values or shared types nested
@@ -240,6 +252,8 @@ class Room:
             self._relay(peer, bytes((YMessageType.AWARENESS,)) + write_var_uint(len(payload)) + payload)
         elif accepted:
             self._relay(peer, encode_awareness(accepted))
+        if accepted:
+            self._share_awareness(peer, accepted)
 
     def may_present(self, peer: Peer) -> bool:
         """Contributors, the meeting's chair, and whoever one of them handed the role to."""
@@ -274,6 +288,86 @@ class Room:
                     self.holdings.keep(peer, ended[-1], bounded=False)
             if ended:
                 self._relay(peer, encode_awareness(ended))
+                self._share_awareness(peer, ended)
+
+    def _loud(self, peer: Peer) -> bool:
+        """Whether ``peer``'s awareness reaches everyone (not so for most students)."""
+        return True
+
+    # ------------------------------------------------------------- other server processes
+
+    def _share(self, kind: bytes, body: bytes) -> None:
+        if self._publish is not None:
+            self._publish(kind, body)
+
+    def _share_awareness(self, peer: Peer, entries: list[AwarenessEntry]) -> None:
+        if self._publish is not None:
+            users = {entry.client_id: peer.user_id for entry in entries}
+            self._publish(AWARENESS, awareness_body(awareness_payload(entries), users, self._loud(peer)))
+
+    def local_awareness(self) -> None:
+        """Tell the other processes every state this process's peers hold (after a resync, or
+        to a process that just opened the room)."""
+        for peer in list(self.peers):
+            entries = [self.awareness[c] for c in self.holdings.owned.get(peer, ()) if c in self.awareness]
+            if entries:
+                self._share_awareness(peer, entries)
+
+    def apply_remote(self, update: bytes) -> None:
+        """A document update checked and stored by another server process: applied and passed
+        on to the peers here, never stored again."""
+        before = self.doc.get_state()
+        self.doc.apply_update(update)
+        if self.doc.get_state() == before:
+            return  # nothing new (an answer to another process's question, say)
+        if self._trial is not None:
+            self._trial.apply_update(update)
+        self._nesting.note(update)
+        self._broadcast(create_update_message(update))
+
+    def remote_awareness(self, origin: str, body: bytes) -> None:
+        """Awareness states of another process's peers, checked and named there."""
+        payload, users, loud = parse_awareness_body(body)
+        accepted = []
+        for sent in parse_awareness(payload):
+            current = self.awareness.get(sent.client_id)
+            if current is not None and sent.clock <= current.clock:
+                continue
+            if self.holdings.owner.get(sent.client_id) is not None:
+                continue  # held by a peer here, which the other process cannot know yet
+            user_id = users.get(sent.client_id)
+            if user_id is not None:
+                self.clients.setdefault(sent.client_id, user_id)  # nobody here may take it over
+            if sent.state is None:
+                self.awareness.pop(sent.client_id, None)
+                self.remote_owner.pop(sent.client_id, None)
+                self.remote_loud.discard(sent.client_id)
+            else:
+                self.awareness[sent.client_id] = sent
+                self.remote_owner[sent.client_id] = origin
+                (self.remote_loud.add if loud else self.remote_loud.discard)(sent.client_id)
+                taken_back = self.grants.note(sent.client_id, sent.state, self.holdings.owner_of)
+                if taken_back is not None:
+                    self._end_presenting(taken_back)
+            accepted.append(sent)
+        if accepted:
+            self._relay_remote(encode_awareness(accepted), loud)
+
+    def forget_process(self, origin: str) -> None:
+        """Another process stopped: its peers' pointers and presence go for everyone here."""
+        gone = []
+        for client_id in [c for c, o in self.remote_owner.items() if o == origin]:
+            del self.remote_owner[client_id]
+            self.remote_loud.discard(client_id)
+            entry = self.awareness.pop(client_id, None)
+            if entry is not None and entry.state_json != "null":
+                gone.append(AwarenessEntry(client_id, entry.clock + 1, "null"))
+        if gone:
+            self._broadcast(encode_awareness(gone))
+
+    def _relay_remote(self, data: bytes, loud: bool) -> None:
+        """Pass on another process's awareness message (to everyone, here)."""
+        self._broadcast(data)
 
     def _twin(self) -> Doc[Any]:
         """The trial twin of the document, made when first needed (and again after a refusal)."""

@@ -15,8 +15,9 @@ from pycrdt import Doc
 from collab.metrics import Histogram
 from collab.singleflight import SingleFlight
 from collab.store.documents import Documents
+from collab.sync.bus import ASK, AWARENESS, UPDATE, Bus
 from collab.sync.path import PathSample
-from collab.sync.room import Room
+from collab.sync.room import EMPTY_UPDATE, Room
 
 log = logging.getLogger("collab.sync")
 
@@ -43,9 +44,18 @@ DATA_ERRORS: tuple[type[Exception], ...] = (
 class Rooms:
     """Every open room, and the one writer that saves their updates."""
 
-    def __init__(self, documents: Documents, room_class: type[Room] = Room) -> None:
+    def __init__(
+        self, documents: Documents, room_class: type[Room] = Room, bus: Bus | None = None, prefix: str = ""
+    ) -> None:
         self.documents = documents
         self._room_class = room_class  # teaching sessions have their own (collab.sync.teaching)
+        # Other server processes serving the same rooms (collab.sync.bus); rooms of this kind
+        # are named ``prefix + id`` there.
+        self._bus = bus
+        self._prefix = prefix
+        self._early: dict[str, list[tuple[str, bytes, bytes]]] = {}  # heard while loading
+        if bus is not None:
+            bus.attach(prefix, self)
         self._rooms: dict[str, Room] = {}
         self._loading: SingleFlight[Room] = SingleFlight()
         self._pending: list[tuple[str, bytes]] = []
@@ -97,16 +107,100 @@ class Rooms:
         return await self._loading.run(case_id, lambda: self._load(case_id))
 
     async def _load(self, case_id: str) -> Room:
-        room = self._room_class(
+        if self._bus is None:
+            room = await self._new_room(case_id)
+            self._rooms[case_id] = room
+            return room
+        # Subscribed before reading the database, and asking the other processes after: an
+        # update is in one or the other, or in their answer (collab.sync.bus).
+        self._early[case_id] = []
+        try:
+            await self._bus.subscribe(self._prefix + case_id)
+            room = await self._new_room(case_id)
+        except BaseException:
+            del self._early[case_id]
+            await self._bus.unsubscribe(self._prefix + case_id)
+            raise
+        self._rooms[case_id] = room
+        for origin, kind, body in self._early.pop(case_id):
+            self._apply(room, origin, kind, body)
+        self._bus.publish(self._prefix + case_id, ASK, room.doc.get_state())
+        return room
+
+    async def _new_room(self, case_id: str) -> Room:
+        bus, name = self._bus, self._prefix + case_id
+        return self._room_class(
             case_id,
             await self.documents.load(case_id),
             self._persist,
             clients=await self.documents.clients(case_id),
             persist_client=self._persist_client,
             save_path=self._save_path,
+            publish=(lambda kind, body: bus.publish(name, kind, body)) if bus is not None else None,
         )
-        self._rooms[case_id] = room
-        return room
+
+    # ------------------------------------------------------------- other server processes
+
+    def remote(self, room_id: str, origin: str, kind: bytes, body: bytes) -> None:
+        """A message of another server process about one of our rooms (collab.sync.bus)."""
+        early = self._early.get(room_id)
+        if early is not None:
+            early.append((origin, kind, body))
+            return
+        room = self._rooms.get(room_id)
+        if room is not None:
+            self._apply(room, origin, kind, body)
+
+    def _apply(self, room: Room, origin: str, kind: bytes, body: bytes) -> None:
+        if kind == UPDATE:
+            room.apply_remote(body)
+        elif kind == AWARENESS:
+            room.remote_awareness(origin, body)
+        elif kind == ASK and self._bus is not None:
+            missing = room.doc.get_update(body)
+            if missing != EMPTY_UPDATE:
+                self._bus.publish(self._prefix + room.case_id, UPDATE, missing)
+            room.local_awareness()
+
+    def gone(self, origin: str) -> None:
+        """Another process stopped: its peers' presence goes, and what it had sent us but may not
+        have stored (its last flush window) is stored here. Every survivor may store the same
+        difference: applying an update twice changes nothing, losing one loses work."""
+        for room in list(self._rooms.values()):
+            room.forget_process(origin)
+            task = asyncio.create_task(self._store_missing(room))
+            self._saving.add(task)
+            task.add_done_callback(self._saving.discard)
+
+    async def _store_missing(self, room: Room) -> None:
+        try:
+            stored: Doc[Any] = Doc()
+            for update in await self.documents.load(room.case_id):
+                stored.apply_update(update)
+        except Exception:
+            log.exception("could not read case %s after a server process stopped", room.case_id)
+            return
+        missing = room.doc.get_update(stored.get_state())
+        if missing != EMPTY_UPDATE:
+            self._persist(room.case_id, missing)
+
+    def resync(self) -> None:
+        """Redis was away: each room reads what the others stored meanwhile, asks them for the
+        rest, and tells them its own peers' presence."""
+        for room in list(self._rooms.values()):
+            task = asyncio.create_task(self._resync(room))
+            self._saving.add(task)
+            task.add_done_callback(self._saving.discard)
+
+    async def _resync(self, room: Room) -> None:
+        try:
+            for update in await self.documents.load(room.case_id):
+                room.apply_remote(update)
+        except Exception:
+            log.exception("could not read case %s again after Redis came back", room.case_id)
+        if self._bus is not None and self._rooms.get(room.case_id) is room:
+            self._bus.publish(self._prefix + room.case_id, ASK, room.doc.get_state())
+            room.local_awareness()
 
     def open_room(self, case_id: str) -> Room | None:
         """The case's room if someone is connected to it."""
@@ -137,11 +231,13 @@ class Rooms:
         if room.peers or self._rooms.get(room.case_id) is not room:
             return
         del self._rooms[room.case_id]
+        if self._bus is not None:
+            await self._bus.unsubscribe(self._prefix + room.case_id)
         if room.path is not None:
             room.path.close()
             await self.flush()
         if await self.documents.pending_count(room.case_id) >= COMPACT_AFTER:
-            await self.documents.compact(room.case_id, room.doc.get_update())
+            await self.documents.compact(room.case_id)
 
     def _persist(self, case_id: str, update: bytes) -> None:
         self._pending.append((case_id, update))

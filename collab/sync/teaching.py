@@ -48,6 +48,7 @@ class TeachingRoom(Room):
             return super()._visible(peer)
         owned = self.holdings.owned
         loud = {client_id for other in self.peers if self._loud(other) for client_id in owned.get(other, ())}
+        loud |= self.remote_loud
         return [e for e in super()._visible(peer) if e.client_id in loud]
 
     def _relay(self, sender: Peer, data: bytes) -> None:
@@ -56,4 +57,12 @@ class TeachingRoom(Room):
             return
         for peer in list(self.peers):
             if peer is sender or peer.moderate:
+                peer.send(data)
+
+    def _relay_remote(self, data: bytes, loud: bool) -> None:
+        if loud:
+            self._broadcast(data)
+            return
+        for peer in list(self.peers):
+            if peer.moderate:
                 peer.send(data)

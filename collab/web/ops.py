@@ -30,8 +30,9 @@ async def healthz(request: Request) -> Response:
 def _checks(request: Request) -> dict[str, Callable[[], Awaitable[None]]]:
     """What the server needs in order to serve, by the name its readiness answer reports."""
     checks: dict[str, Callable[[], Awaitable[None]]] = {"database": request.app.state.db.ping}
-    # Redis (``--redis-url``, CONTRACT.md) joins here as "redis" once rooms fan out through it:
-    # a process that cannot reach it would serve rooms that miss other processes' updates.
+    if request.app.state.bus is not None:
+        checks["redis"] = request.app.state.bus.ping
+        # A process that cannot reach it serves rooms that miss other processes' updates.
     return checks
 
 
