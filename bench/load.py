@@ -269,6 +269,12 @@ async def run_load(
             if target.place(n) != target.place(0):
                 far.add(ws)
     senders = {room: ws for room, ws in reversed(conns)}  # the first connection of each room
+    # Each sender writes annotations as the person it connected as (the server checks authors).
+    authors: dict[int, int] = {}
+    for index, (room, ws) in enumerate(conns):
+        if senders[room] is ws:
+            _, user = target.person(index)
+            authors[room] = int(user["id"]) if user else user_id
     docs: dict[int, Doc[Any]] = {room: Doc() for room in senders}
 
     def bin_of(sent_ns: int) -> Bin | None:
@@ -387,7 +393,7 @@ async def run_load(
             await asyncio.sleep(max(0.0, due - time.perf_counter()))
             if time.perf_counter() >= next_change:
                 seq += 1
-                update = change(doc, annotations, mine, room, seq, user_id, slide_id, stamp, args.keep)
+                update = change(doc, annotations, mine, room, seq, authors[room], slide_id, stamp, args.keep)
                 sent_at[(room, seq)] = time.perf_counter_ns()
                 if b := bin_of(sent_at[(room, seq)]):
                     b.doc_sent += 1
