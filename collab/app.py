@@ -100,7 +100,7 @@ def create_app(settings: Settings) -> Starlette:
             app.state.bus = bus
             app.state.teaching_rooms = teaching_rooms
             app.state.classroom = classroom.Classroom(db, app.state.secret)
-            app.state.meeting_channels = MeetingChannels()
+            app.state.meeting_channels = MeetingChannels(bus)
             app.state.login_throttle = auth.LoginThrottle()
             app.state.join_throttle = JoinThrottle()
             app.state.metrics = ServerMetrics()

@@ -7,20 +7,24 @@ needed, npm y-websocket clients (tests/node/annotator.mjs) and Python Yjs client
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 from tests.balancer import Nginx
 from tests.balancer import available as nginx_available
-from tests.conftest import Server, start_server, stop_server
+from tests.conftest import Server, add_user, collab, sign_in_with_form, start_server, stop_server
 from tests.redis_server import RedisServer
 from tests.redis_server import available as redis_available
+from tests.test_meetings import EVENT_SOURCE, step
 from tests.test_resilience import Annotator, _case_id, _fresh_copy, _people, _stored, _ws, node  # noqa: F401
 from tests.yclient import YClient, point_annotation
 
@@ -261,3 +265,74 @@ def _wait_readiness(server: Server, redis_up: bool) -> None:
         if (answer.status_code == 200) == redis_up and (redis_up or answer.json()["checks"]["redis"] != "ok"):
             return
     raise AssertionError(f"/readyz still answers {answer.status_code} {answer.text}")
+
+
+def test_a_meeting_room_open_on_two_processes_shows_every_step_and_everyone_in_it(
+    data_dir: Path, redis: RedisServer, servers: list[Server]
+) -> None:
+    assert collab("orgs", "add", "North Trust", data_dir=data_dir).returncode == 0
+    for username, role, name in (
+        ("north.path", "pathologist", "Dr North"),
+        ("north.onc", "clinician", "Dr Oncology North"),
+        ("north.surgeon", "clinician", "Dr Surgeon North"),
+        ("north.coord", "admin", "Ms Coordinator"),
+    ):
+        extra = ("--specialty", "oncology") if role == "clinician" else ()
+        add_user(data_dir, username, role, "North Trust", "--name", name, *extra)
+    made = collab("cases", "add", "M26-001", "--org", "North Trust", data_dir=data_dir)
+    assert made.returncode == 0, made.stderr
+    case_id = made.stdout.strip()
+    meeting = collab(
+        "meetings", "add", "Breast MDT", "--org", "North Trust", "--starts", "2026-12-01T13:00",
+        "--chair", "north.path", "--coordinator", "north.coord",
+        "--attendee", "north.onc", "--attendee", "north.surgeon", "--case", "M26-001", data_dir=data_dir,
+    )  # fmt: skip
+    assert meeting.returncode == 0, meeting.stderr
+    meeting_id = meeting.stdout.strip()
+    first, second = _two(data_dir, redis, servers)
+    onc = sign_in_with_form(first, "north.onc")
+    surgeon = sign_in_with_form(second, "north.surgeon")
+    chair = sign_in_with_form(second, "north.path")
+    events = f"/meetings/{meeting_id}/events"
+    try:
+        with onc.client.stream("GET", events, headers=EVENT_SOURCE, timeout=30) as onc_stream:
+            onc_states = _states(onc_stream)
+            assert next(onc_states)["current"] is None
+            with surgeon.client.stream("GET", events, headers=EVENT_SOURCE, timeout=30) as surgeon_stream:
+                surgeon_states = _states(surgeon_stream)
+                # Each process's page sees the other's person in the room.
+                both = ["Dr Oncology North", "Dr Surgeon North"]
+                for states in (onc_states, surgeon_states):
+                    here = _first(states, lambda s: len(s["here"]) == 2)["here"]
+                    assert sorted(p["name"] for p in here) == both
+                # The chair steps on the second process: the page open on the first follows.
+                assert step(chair, meeting_id, case_id).status_code == 200
+                assert _first(onc_states, lambda s: s["current"] == case_id)["agenda"][0]["presented"]
+            # The surgeon closed the page on the second process: the first no longer counts them.
+            left = _first(onc_states, lambda s: len(s["here"]) == 1)
+            assert [p["name"] for p in left["here"]] == ["Dr Oncology North"]
+    finally:
+        for person in (onc, surgeon, chair):
+            person.client.close()
+
+
+def _states(response: httpx.Response) -> Iterator[dict[str, Any] | None]:
+    """The states a room's event stream sends, and None for each heartbeat (every 15 s)."""
+    for line in response.iter_lines():
+        if line.startswith("data: "):
+            yield json.loads(line[len("data: ") :])
+        elif line.startswith(":"):
+            yield None
+
+
+def _first(
+    states: Iterator[dict[str, Any] | None], wanted: Callable[[dict[str, Any]], bool], within: float = 40
+) -> dict[str, Any]:
+    """The first state that is ``wanted``; fails once a heartbeat comes ``within`` s without one."""
+    deadline = time.monotonic() + within
+    for state in states:
+        if state is not None and wanted(state):
+            return state
+        if time.monotonic() > deadline:
+            break
+    raise AssertionError(f"no such state within {within} s")
