@@ -68,7 +68,7 @@ def create_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         dummy_hash()  # made before the first sign-in, whose time must not tell if the name exists
         async with (
-            Database(settings.database_path) as db,
+            Database(settings.database_path, settings.database_url) as db,
             Rooms(db.documents) as rooms,
             Rooms(db.teaching.documents, TeachingRoom) as teaching_rooms,
         ):

@@ -40,21 +40,20 @@ class Documents:
         path samples (collab.sync.path) in one transaction: once this returns, they are on disk;
         if it raises, none of them is. A client id keeps its first owner."""
 
-        def write(conn: sqlite3.Connection) -> None:
-            conn.executemany("INSERT INTO doc_updates (case_id, update_data) VALUES (?, ?)", updates)
-            if clients:
-                conn.executemany(
+        await self.db.batch(
+            [
+                ("INSERT INTO doc_updates (case_id, update_data) VALUES (?, ?)", list(updates)),
+                (
                     "INSERT OR IGNORE INTO doc_clients (case_id, client_id, user_id) VALUES (?, ?, ?)",
-                    clients,
-                )
-            if path:
-                conn.executemany(
+                    list(clients or []),
+                ),
+                (
                     "INSERT INTO presenter_path (case_id, at, user_id, slide, x, y, width, rotation)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    path,
-                )
-
-        await atomically(self.db, write)
+                    list(path or []),
+                ),
+            ]
+        )
 
     async def clients(self, case_id: str) -> dict[int, int]:
         """Owners of the document's Yjs client ids: client id -> user id."""
@@ -82,22 +81,28 @@ class Documents:
     async def compact(self, case_id: str, state: bytes) -> None:
         """Replace the updates so far by a snapshot of the whole document (one transaction)."""
 
-        def write(conn: sqlite3.Connection) -> None:
-            row = conn.execute("SELECT max(id) FROM doc_updates WHERE case_id = ?", (case_id,)).fetchone()
-            upto = int(row[0]) if row and row[0] is not None else 0
-            conn.execute(
-                "INSERT INTO doc_snapshots (case_id, state, upto, saved) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT(case_id) DO UPDATE SET state = excluded.state, upto = excluded.upto,"
-                " saved = excluded.saved",
-                (case_id, state, upto, now_iso()),
-            )
-            conn.execute("DELETE FROM doc_updates WHERE case_id = ? AND id <= ?", (case_id, upto))
-
-        await atomically(self.db, write)
+        # The snapshot covers the updates up to the newest one now; later ones stay. In SQL rather
+        # than read first, so that the same statements serve both engines in one batch.
+        await self.db.batch(
+            [
+                (
+                    "INSERT INTO doc_snapshots (case_id, state, upto, saved)"
+                    " SELECT ?, ?, coalesce(max(id), 0), ? FROM doc_updates WHERE case_id = ?"
+                    " ON CONFLICT(case_id) DO UPDATE SET state = excluded.state, upto = excluded.upto,"
+                    " saved = excluded.saved",
+                    [(case_id, state, now_iso(), case_id)],
+                ),
+                (
+                    "DELETE FROM doc_updates WHERE case_id = ?"
+                    " AND id <= (SELECT upto FROM doc_snapshots WHERE case_id = ?)",
+                    [(case_id, case_id)],
+                ),
+            ]
+        )
 
 
 async def atomically(db: Database, write: Callable[[sqlite3.Connection], T]) -> T:
-    """Run ``write`` and commit, as one transaction that nothing else on the connection enters:
+    """SQLite: run ``write`` and commit, as one transaction that nothing else on the connection enters:
     rolled back whole if anything in it fails.
 
     The whole transaction is one call on aiosqlite's thread (which runs one call at a time):

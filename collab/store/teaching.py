@@ -3,12 +3,12 @@ the session's shared document (a snapshot plus updates, like a case's, in its ow
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from collab.store.database import StoreError, new_id, now_iso
+from collab.store.database import Row, StoreError, new_id, now_iso
 from collab.store.documents import Documents
+from collab.store.errors import INTEGRITY_ERRORS
 
 if TYPE_CHECKING:
     from collab.store.database import Database
@@ -89,7 +89,7 @@ class Teaching:
                 "INSERT INTO teaching_sessions (id, title, educator, code, created) VALUES (?, ?, ?, ?, ?)",
                 (session_id, title, educator, code, created),
             )
-        except sqlite3.IntegrityError:
+        except INTEGRITY_ERRORS:
             await self.db.conn.rollback()
             raise StoreError("that join code is in use by another open session") from None
         await self.db.conn.executemany(
@@ -215,7 +215,7 @@ def _aliased(
     return [(new_id(), *slide) for slide in slides]
 
 
-def _session(row: sqlite3.Row) -> TeachingSession:
+def _session(row: Row) -> TeachingSession:
     return TeachingSession(
         row["id"], row["title"], row["educator"], row["code"], row["created"], row["closed"], row["pen"]
     )
