@@ -3,17 +3,16 @@ in a process of its own (``python -m collab``), as a shell runs it."""
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import collab_process as collab
-from tests.conftest import real_slide, write_pyramid_tiff
+from tests.conftest import connect_db, real_slide, write_pyramid_tiff
 
 
 def _slide_rows(data_dir: Path) -> list[tuple[str, str]]:
-    with sqlite3.connect(data_dir / "collab.sqlite3") as db:
+    with connect_db(data_dir) as db:
         return db.execute("SELECT id, path FROM slides ORDER BY path").fetchall()
 
 

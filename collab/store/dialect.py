@@ -3,8 +3,9 @@
 Statements are translated mechanically, outside string literals: ``?`` and ``:name``
 placeholders to psycopg's, ``INSERT OR IGNORE`` to ``ON CONFLICT DO NOTHING``, ``COLLATE
 NOCASE`` to ``lower()``, ``LIKE`` to ``ILIKE`` (SQLite's LIKE ignores ASCII case),
-``group_concat`` to ``string_agg``. Schema scripts get PostgreSQL's types; what cannot be
-translated (triggers, SQLite's table rebuilds) is written for PostgreSQL in migrations_pg.
+``group_concat`` to ``string_agg``, ``IS ?`` to ``IS NOT DISTINCT FROM``. Schema scripts get
+PostgreSQL's types; what cannot be translated (triggers, SQLite's table rebuilds) is written
+for PostgreSQL in migrations_pg.
 """
 
 from __future__ import annotations
@@ -29,7 +30,10 @@ def statement(sql: str) -> str:
     ignore = bool(_OR_IGNORE.search(sql))
     pieces = _QUOTED.split(sql)
     for i in range(0, len(pieces), 2):  # even pieces are outside quotes
-        piece = pieces[i].replace("%", "%%").replace("?", "%s")
+        # SQLite's ``a IS ?`` compares any two values; PostgreSQL's IS takes only NULL and booleans.
+        piece = re.sub(r"\bIS\s+NOT\s+(\?|:\w+)", r"IS DISTINCT FROM \1", pieces[i], flags=re.IGNORECASE)
+        piece = re.sub(r"\bIS\s+(\?|:\w+)", r"IS NOT DISTINCT FROM \1", piece, flags=re.IGNORECASE)
+        piece = piece.replace("%", "%%").replace("?", "%s")
         piece = _NAMED.sub(r"%(\1)s", piece)
         piece = _OR_IGNORE.sub("INSERT INTO", piece)
         piece = _NOCASE.sub(r"lower(\1)", piece)

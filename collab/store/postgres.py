@@ -34,7 +34,7 @@ from collab.store.migrations_pg import pg_migration
 log = logging.getLogger("collab.store")
 
 POOL_MAX = 10
-POOL_TIMEOUT_S = 10.0
+POOL_TIMEOUT_S = 5.0
 # Held (pg_advisory_lock) while a process migrates, so two starting at once take turns.
 MIGRATION_LOCK = 0x636F6C6C6162  # "collab"
 
@@ -139,6 +139,11 @@ class PgConnection:
         self._identity_tables = identity_tables  # where an INSERT returns the new row's id
         self._open: dict[asyncio.Task[Any], psycopg.AsyncConnection[Any]] = {}
         self._ending: set[asyncio.Task[None]] = set()
+
+    @property
+    def in_transaction(self) -> bool:
+        """Whether any task has a transaction open, as sqlite3's attribute of the one connection."""
+        return bool(self._open)
 
     def execute(self, sql: str, params: Any = ()) -> _Pending:
         return _Pending(self._execute(sql, params))
@@ -279,9 +284,25 @@ async def migrate(conninfo: str) -> int:
                     await conn.execute(pg_migration(number).encode())
                     await conn.execute("DELETE FROM collab_schema")
                     await conn.execute("INSERT INTO collab_schema (version) VALUES (%s)", (number,))
+            if version < len(MIGRATIONS):
+                await _resync_identities(conn)
             return version
         finally:
             await conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
+
+
+async def _resync_identities(conn: psycopg.AsyncConnection[Any]) -> None:
+    # Rows written with their own ids (as SQLite allows, and an older schema's data may hold)
+    # leave an identity's sequence behind: the next id it gives would clash.
+    cursor = await conn.execute(
+        "SELECT table_name FROM information_schema.columns"
+        " WHERE column_name = 'id' AND is_identity = 'YES' AND table_schema = current_schema()"
+    )
+    for (table,) in await cursor.fetchall():
+        await conn.execute(
+            f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), coalesce(max(id), 0) + 1, false)"
+            f" FROM {table}".encode()
+        )
 
 
 class NewerSchema(Exception):
