@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import collab_process as collab
-from tests.conftest import connect_db, real_slide, write_pyramid_tiff
+from tests.conftest import connect_db, real_slide, sqlite_only, write_pyramid_tiff
 
 
 def _slide_rows(data_dir: Path) -> list[tuple[str, str]]:
@@ -122,6 +122,7 @@ def test_clear_messages_for_mistakes(data_dir: Path, tmp_path: Path) -> None:
     assert "invalid choice: 'soon'" in bad_priority.stderr
 
 
+@sqlite_only("asserts the SQLite file is made in $COLLAB_DATA_DIR")
 def test_data_dir_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import subprocess
     import sys
