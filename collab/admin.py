@@ -33,7 +33,7 @@ class CommandError(Exception):
 
 async def run_admin(args: argparse.Namespace) -> int:
     """Run one of the ``orgs``, ``users``, ``cases``, ``meetings`` or ``slides`` commands."""
-    async with Database(Settings(data_dir=args.data_dir).database_path) as db:
+    async with Database(Settings(data_dir=args.data_dir).database_path, args.database_url) as db:
         command = (args.command, args.action)
         if command == ("orgs", "add"):
             org = await db.catalog.add_org(args.name, args.network)

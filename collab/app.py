@@ -70,7 +70,7 @@ def create_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         dummy_hash()  # made before the first sign-in, whose time must not tell if the name exists
         async with contextlib.AsyncExitStack() as stack:
-            db = await stack.enter_async_context(Database(settings.database_path))
+            db = await stack.enter_async_context(Database(settings.database_path, settings.database_url))
             bus = await stack.enter_async_context(Bus(settings.redis_url)) if settings.redis_url else None
             rooms = await stack.enter_async_context(Rooms(db.documents, bus=bus, prefix="case:"))
             teaching_rooms = await stack.enter_async_context(

@@ -21,6 +21,7 @@ from collab.integrations import ConfigError, Integrations, load_integrations
 from collab.restore import restore
 from collab.slides import SlideError
 from collab.store import StoreError
+from collab.store.dburl import DatabaseUrlError, parse_database_url
 
 
 def _proxy_address(value: str) -> str:
@@ -86,6 +87,14 @@ def _parser(environ: dict[str, str]) -> argparse.ArgumentParser:
         type=Path,
         default=default_data_dir(environ),
         help="folder of the database and derived files (default: $COLLAB_DATA_DIR or ./collab-data)",
+    )
+    common.add_argument(
+        "--database-url",
+        default=environ.get("COLLAB_DATABASE_URL") or None,
+        metavar="URL",
+        help="postgresql://USER@HOST:PORT/DB to keep the data in PostgreSQL (default:"
+        " $COLLAB_DATABASE_URL, else the SQLite file in the data dir); give a password by"
+        " $COLLAB_DATABASE_URL, PGPASSWORD or ~/.pgpass, not here, where ps shows it",
     )
     parser = argparse.ArgumentParser(prog="collab", description="Look at whole-slide images together, live.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -295,6 +304,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The slide readers turn tifffile's complaints into the refusal message.
     logging.getLogger("tifffile").propagate = False
     try:
+        if args.command in ("backup", "restore"):
+            _sqlite_only(args.command, args.database_url, args.data_dir)
         if args.command == "backup":
             return _backup(args.data_dir, args.dest)
         if args.command == "restore":
@@ -303,7 +314,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # while anything holds it (collab.datadir).
         with datadir.shared(args.data_dir):
             return _run(args)
-    except (CommandError, StoreError, SlideError, BackupError, datadir.DataDirError) as exc:
+    except (CommandError, StoreError, SlideError, BackupError, datadir.DataDirError, DatabaseUrlError) as exc:
         print(f"collab: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -342,6 +353,7 @@ def _run(args: argparse.Namespace) -> int:
             decisions=_decisions(args.decisions),
             integrations=_integrations(args.config or os.environ.get("COLLAB_CONFIG") or None),
             metrics_token=_metrics_token(os.environ),
+            database_url=args.database_url,
         )
 
         if args.command == "demo":
@@ -352,6 +364,16 @@ def _run(args: argparse.Namespace) -> int:
         serve(settings, access_log=args.access_log)
         return 0
     return asyncio.run(run_admin(args))
+
+
+def _sqlite_only(command: str, url: str | None, data_dir: Path) -> None:
+    target = parse_database_url(url, data_dir / DATABASE)
+    if target.engine != "sqlite":
+        tool = "pg_dump --format=custom" if command == "backup" else "pg_restore"
+        raise CommandError(
+            f"collab {command} copies a SQLite database; {target} is PostgreSQL: use {tool} for the"
+            " database and copy the data dir's other files (docs/operations.md)"
+        )
 
 
 def _backup(data_dir: Path, dest: Path) -> int:

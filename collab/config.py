@@ -78,6 +78,9 @@ class Settings:
     # The bearer token a Prometheus scraper sends to /metrics ($COLLAB_METRICS_TOKEN); None: only
     # administrators may read it. Never printed, even in the settings' repr.
     metrics_token: str | None = field(default=None, repr=False)
+    # ``postgresql://user[:password]@host[:port]/db`` or ``sqlite:///FILE``; None: the SQLite file
+    # in the data dir (collab.store.dburl). Left out of the repr: it may hold a password.
+    database_url: str | None = field(default=None, repr=False)
 
     @property
     def database_path(self) -> Path:

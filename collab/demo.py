@@ -104,7 +104,7 @@ def _next_tuesday_lunchtime() -> str:
 async def seed_demo(settings: Settings) -> None:
     """Fill an empty data dir with demo data; a data dir that has cases is left alone."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    async with Database(settings.database_path) as db:
+    async with Database(settings.database_path, settings.database_url) as db:
         if await db.catalog.cases():
             print(f"Using the existing data in {settings.data_dir}", file=sys.stderr)
             if await db.people.user_by_username(PEOPLE[0][0]) is not None:

@@ -16,11 +16,14 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
 import pytest
 import tifffile
+
+from tests import postgres
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_SLIDES = Path(os.environ.get("COLLAB_SHARED_SLIDES", REPO.parent / "shared" / "slides"))
@@ -35,6 +38,67 @@ REAL_SLIDES = {
     "dicom-boxes": SHARED_SLIDES / "dicom-boxes",
     "dicom-cmu-1-small-region": SHARED_SLIDES / "dicom-cmu-1-small-region",
 }
+
+
+# The engine every test's database is on: COLLAB_TEST_DATABASE=postgresql runs the same tests
+# against a real PostgreSQL (tests/postgres.py), each test with a fresh database whose URL is in
+# $COLLAB_DATABASE_URL, which the command line and servers started by tests read.
+ON_POSTGRES = os.environ.get("COLLAB_TEST_DATABASE", "sqlite") == "postgresql"
+
+
+def sqlite_only(why: str) -> pytest.MarkDecorator:
+    """Skip a test about the SQLite file itself when the tests run on PostgreSQL."""
+    return pytest.mark.skipif(ON_POSTGRES, reason=f"SQLite only: {why}")
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[postgres.Cluster]:
+    """One PostgreSQL cluster for the session, stopped and removed at its end."""
+    why = postgres.available()
+    if why:
+        pytest.fail(f"COLLAB_TEST_DATABASE=postgresql, but {why}")
+    cluster = postgres.Cluster()
+    try:
+        cluster.start()
+        cluster.make_template()
+        yield cluster
+    finally:
+        cluster.remove()
+
+
+@pytest.fixture(autouse=True)
+def database_url(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str | None]:
+    """On PostgreSQL: a fresh database for this test, named by $COLLAB_DATABASE_URL; else None."""
+    if not ON_POSTGRES:
+        yield None
+        return
+    cluster: postgres.Cluster = request.getfixturevalue("pg_cluster")
+    name = cluster.new_database()
+    monkeypatch.setenv("COLLAB_DATABASE_URL", cluster.url(name))
+    yield cluster.url(name)
+    cluster.drop_database(name)
+
+
+def db_url() -> str | None:
+    """The database URL of the running test (None: the SQLite file in the data dir)."""
+    return os.environ.get("COLLAB_DATABASE_URL") if ON_POSTGRES else None
+
+
+def connect_db(data_dir: Path) -> Any:
+    """A plain (sync) connection to the test's database, as ``sqlite3.connect`` gives: on
+    PostgreSQL one that takes the same SQL (tests/postgres.py)."""
+    url = db_url()
+    if url:
+        return postgres.SyncDb(url)
+    return sqlite3.connect(data_dir / "collab.sqlite3")
+
+
+def connect_file(database: Path) -> Any:
+    """``connect_db`` for a test that names the SQLite file: closed when the block ends."""
+    url = db_url()
+    if url:
+        return postgres.SyncDb(url)
+    return contextlib.closing(sqlite3.connect(database))
 
 
 def real_slide(name: str) -> Path:
@@ -229,7 +293,7 @@ def room_people(
         add_user(data_dir, "north.onc", "clinician", "North Trust", "--specialty", "oncology")
     names = ("north.path", "north.trainee", *(("north.onc",) if clinician else ()), *also)
     tokens = {name: api_token(data_dir, name) for name in names}
-    with sqlite3.connect(data_dir / "collab.sqlite3") as db:
+    with connect_db(data_dir) as db:
         case_id = db.execute("SELECT id FROM cases WHERE accession = 'S26-1'").fetchone()[0]
         ids = dict(db.execute("SELECT username, id FROM users").fetchall())
     return case_id, tokens, ids

@@ -15,6 +15,7 @@ from tests.conftest import (
     add_user,
     api_token,
     collab,
+    connect_db,
     start_server,
     stop_server,
     write_fake_svs,
@@ -94,10 +95,9 @@ def _expected(role: str, ownership: str, surface: str) -> int:
 @pytest.fixture(scope="module")
 def case_ids(world: tuple[Server, dict[str, str], dict[str, str]]) -> dict[str, str]:
     """Case ids, read from the database file as an outside tool would."""
-    import sqlite3
 
     server, _, _ = world
-    with sqlite3.connect(server.data_dir / "collab.sqlite3") as db:
+    with connect_db(server.data_dir) as db:
         return dict(db.execute("SELECT accession, id FROM cases").fetchall())
 
 

@@ -20,6 +20,7 @@ from tests.conftest import (
     add_user,
     api_token,
     collab,
+    connect_db,
     seed_case,
     sign_in_with_form,
     start_server,
@@ -49,7 +50,7 @@ def _api(person: Person, method: str, path: str, body: object = None) -> httpx.R
 
 
 def _db(server: Server) -> sqlite3.Connection:
-    return sqlite3.connect(server.data_dir / "collab.sqlite3")
+    return connect_db(server.data_dir)
 
 
 def _create(admin: Person, username: str, **extra: object) -> dict[str, object]:

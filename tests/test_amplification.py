@@ -5,7 +5,6 @@ Real servers and sockets, except where the work itself is counted on a room in t
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import sys
 from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
@@ -18,7 +17,7 @@ from pycrdt import Array, Doc, Map, YMessageType, YSyncMessageType, write_var_ui
 from collab.sync.catchup import PULL_BURST_BYTES, SYNC_REQUEST_BURST
 from collab.sync.protocol import Frame, parse
 from collab.sync.room import MAX_ROOT_BYTES, Rejected, Room
-from tests.conftest import Server, room_people
+from tests.conftest import Server, connect_db, room_people
 from tests.yclient import YClient
 
 # Sync step 1 with an empty state vector: "send me everything" (4 bytes).
@@ -60,7 +59,7 @@ def people(server: Server) -> Iterator[tuple[Server, str, dict[str, str], dict[s
 
 def _seeded(data_dir: Path, case_id: str, update: bytes) -> None:
     """Store a document update for the case before any room is loaded (the server reads it on join)."""
-    with sqlite3.connect(data_dir / "collab.sqlite3") as db:
+    with connect_db(data_dir) as db:
         db.execute("INSERT INTO doc_updates (case_id, update_data) VALUES (?, ?)", (case_id, update))
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ import httpx
 import pytest
 from pycrdt import Map
 
-from tests.conftest import Server, add_slides, collab, room_people, write_pyramid_tiff
+from tests.conftest import Server, add_slides, collab, connect_db, room_people, write_pyramid_tiff
 from tests.yclient import YClient
 
 SHAPES = {
@@ -140,7 +139,7 @@ def test_export_then_import_gives_the_same_shapes_live(server: Server, tmp_path:
             await client.close()
 
     asyncio.run(scenario())
-    with sqlite3.connect(server.data_dir / "collab.sqlite3") as db:
+    with connect_db(server.data_dir) as db:
         (detail,) = db.execute("SELECT detail FROM audit WHERE event = 'annotations imported'").fetchone()
     assert detail == f"GeoJSON, {len(SHAPES)} shapes"
 
@@ -212,7 +211,7 @@ def test_what_cannot_be_imported_is_refused_saying_why(server: Server, tmp_path:
     assert bad.status_code == 400
     made = collab("users", "token", "north.path", "--scope", "read", data_dir=server.data_dir)
     assert _post(server, case_id, slide, made.stdout.strip(), QUPATH).status_code == 403
-    with sqlite3.connect(server.data_dir / "collab.sqlite3") as db:
+    with connect_db(server.data_dir) as db:
         assert db.execute("SELECT count(*) FROM doc_updates WHERE case_id = ?", (case_id,)).fetchone()[0] == 0
 
 

@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 
 import httpx
 from pycrdt import Map
 
-from tests.conftest import Server, add_user, api_token, collab
+from tests.conftest import Server, add_user, api_token, collab, connect_db
 from tests.yclient import YClient
 
 
 def _case_id(server: Server) -> str:
-    with sqlite3.connect(server.data_dir / "collab.sqlite3") as db:
+    with connect_db(server.data_dir) as db:
         return str(db.execute("SELECT id FROM cases WHERE accession = 'S26-1'").fetchone()[0])
 
 
 def _user_id(server: Server, username: str) -> int:
-    with sqlite3.connect(server.data_dir / "collab.sqlite3") as db:
+    with connect_db(server.data_dir) as db:
         return int(db.execute("SELECT id FROM users WHERE username = ?", (username,)).fetchone()[0])
 
 

@@ -4,7 +4,6 @@ Real server, real SQLite; the schemas are checked with jsonschema."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from tests.conftest import (
     add_user,
     api_token,
     collab,
+    connect_db,
     seed_case,
     sign_in_with_form,
     start_server,
@@ -57,7 +57,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     add_user(data_dir, "north.admin", "admin", "North Trust", "--name", "Ms Admin")
     slide = write_pyramid_tiff(data_dir.parent / "one.tiff", 600, 500, tile=256)
     (slide_id,) = add_slides(data_dir, slide)
-    with sqlite3.connect(data_dir / "collab.sqlite3") as db:
+    with connect_db(data_dir) as db:
         case_id = db.execute("SELECT id FROM cases").fetchone()[0]
         user_id = db.execute("SELECT id FROM users WHERE username = 'north.path'").fetchone()[0]
     made = collab(
@@ -151,7 +151,7 @@ def test_every_get_answers_as_described(world: dict[str, Any]) -> None:
 
 def _counts(data_dir: Path) -> dict[str, int]:
     """Rows of every table but the audit trail (which records refusals too)."""
-    with sqlite3.connect(data_dir / "collab.sqlite3") as db:
+    with connect_db(data_dir) as db:
         tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
         return {t: db.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in tables if t != "audit"}
 

@@ -9,7 +9,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import PASSWORD, Server, add_slides, add_user, api_token, collab, write_pyramid_tiff
+from tests.conftest import (
+    PASSWORD,
+    Server,
+    add_slides,
+    add_user,
+    api_token,
+    collab,
+    connect_db,
+    write_pyramid_tiff,
+)
 
 
 @pytest.fixture
@@ -162,7 +171,7 @@ def test_audit_log_records_every_kind_of_event(
 def test_the_audit_log_cannot_be_changed(server: Server) -> None:
     import sqlite3
 
-    with sqlite3.connect(server.data_dir / "collab.sqlite3") as db:
+    with connect_db(server.data_dir) as db:
         db.execute("INSERT INTO audit (at, event) VALUES ('2026-01-01T00:00:00+00:00', 'login')")
         with pytest.raises(sqlite3.IntegrityError, match="append-only"):
             db.execute("UPDATE audit SET event = 'logout'")

@@ -20,8 +20,11 @@ import pytest
 from pycrdt import Doc, Map
 
 from collab.store.migrations import MIGRATIONS
-from tests.conftest import REPO, Server, collab, seed_case, start_server, stop_server
+from tests.conftest import REPO, Server, collab, seed_case, sqlite_only, start_server, stop_server
 from tests.test_resilience import Person, _annotators, _case_id, _fresh_copy, _people, _stored, _ws
+
+# collab backup and restore copy the SQLite file; on PostgreSQL they refuse (tests/test_postgres.py).
+pytestmark = sqlite_only("backup and restore copy the SQLite file; PostgreSQL uses pg_dump/pg_restore")
 
 
 @dataclass

@@ -20,6 +20,7 @@ from tests.conftest import (
     add_user,
     api_token,
     collab,
+    connect_db,
     seed_case,
     sign_in_with_form,
     start_server,
@@ -53,12 +54,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, di
 
 
 def _rows(server: Server, table: str) -> int:
-    with sqlite3.connect(server.data_dir / "collab.sqlite3") as db:
+    with connect_db(server.data_dir) as db:
         return int(db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
 
 
 def _events(server: Server, case_id: str) -> list[str]:
-    with sqlite3.connect(server.data_dir / "collab.sqlite3") as db:
+    with connect_db(server.data_dir) as db:
         return [r[0] for r in db.execute("SELECT event FROM audit WHERE case_id = ? ORDER BY id", (case_id,))]
 
 

@@ -3,17 +3,16 @@ in a process of its own (``python -m collab``), as a shell runs it."""
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import collab_process as collab
-from tests.conftest import real_slide, write_pyramid_tiff
+from tests.conftest import connect_db, real_slide, sqlite_only, write_pyramid_tiff
 
 
 def _slide_rows(data_dir: Path) -> list[tuple[str, str]]:
-    with sqlite3.connect(data_dir / "collab.sqlite3") as db:
+    with connect_db(data_dir) as db:
         return db.execute("SELECT id, path FROM slides ORDER BY path").fetchall()
 
 
@@ -123,6 +122,7 @@ def test_clear_messages_for_mistakes(data_dir: Path, tmp_path: Path) -> None:
     assert "invalid choice: 'soon'" in bad_priority.stderr
 
 
+@sqlite_only("asserts the SQLite file is made in $COLLAB_DATA_DIR")
 def test_data_dir_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import subprocess
     import sys

@@ -4,14 +4,13 @@ server with a one-line reason. Real server, real SQLite."""
 
 from __future__ import annotations
 
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import collab, seed_case, sign_in_with_form, start_server, stop_server
+from tests.conftest import collab, connect_db, seed_case, sign_in_with_form, start_server, stop_server
 
 SITE_LIST = (
     "# Breast MDT decisions, North Trust\nwide local excision\nmastectomy\n\nneoadjuvant chemotherapy\n"
@@ -28,7 +27,7 @@ def test_the_sites_list_is_offered_and_the_only_one_accepted(data_dir: Path, tmp
     )  # fmt: skip
     assert made.returncode == 0, made.stderr
     meeting_id = made.stdout.strip()
-    with sqlite3.connect(data_dir / "collab.sqlite3") as db:
+    with connect_db(data_dir) as db:
         case_id = db.execute("SELECT id FROM cases").fetchone()[0]
     server = start_server(data_dir, args=("--decisions", str(decisions)))
     try:

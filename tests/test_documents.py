@@ -9,11 +9,12 @@ from pycrdt import Doc, Map
 
 from collab.store import Database
 from collab.sync.rooms import COMPACT_AFTER, Rooms
+from tests.conftest import db_url
 
 
 def test_updates_reload_and_compact_into_a_snapshot(tmp_path: Path) -> None:
     async def scenario() -> None:
-        async with Database(tmp_path / "collab.sqlite3") as db:
+        async with Database(tmp_path / "collab.sqlite3", db_url()) as db:
             org = await db.catalog.add_org("North Trust")
             case = await db.catalog.add_case("S1", org.id)
             source: Doc = Doc()

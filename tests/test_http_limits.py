@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import socket
-import sqlite3
 import time
 import tracemalloc
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ from tests.conftest import (
     add_user,
     api_token,
     collab,
+    connect_db,
     seed_case,
     start_server,
     stop_server,
@@ -107,7 +107,7 @@ def test_half_sent_requests_are_closed_and_the_server_keeps_answering(site: Serv
 def test_connections_past_the_limit_are_refused_and_served_again_once_below(data_dir: Path) -> None:
     seed_case(data_dir)
     token = api_token(data_dir, "north.path")
-    with sqlite3.connect(data_dir / "collab.sqlite3") as db:
+    with connect_db(data_dir) as db:
         case_id = db.execute("SELECT id FROM cases WHERE accession = 'S26-1'").fetchone()[0]
     server = start_server(data_dir, args=("--max-connections", "6"))
     try:

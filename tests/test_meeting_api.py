@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import add_user, api_token, collab, seed_case, start_server, stop_server
+from tests.conftest import add_user, api_token, collab, connect_db, seed_case, start_server, stop_server
 
 
 @pytest.fixture
@@ -25,7 +25,7 @@ def meeting(data_dir: Path) -> Iterator[dict[str, Any]]:
         "--case", "S26-1", data_dir=data_dir,
     )  # fmt: skip
     assert made.returncode == 0, made.stderr
-    with sqlite3.connect(data_dir / "collab.sqlite3") as db:
+    with connect_db(data_dir) as db:
         case_id = db.execute("SELECT id FROM cases").fetchone()[0]
     server = start_server(data_dir)
     clients = {

@@ -19,6 +19,7 @@ from tests.conftest import (
     add_slides,
     add_user,
     collab,
+    connect_db,
     sign_in_with_form,
     start_server,
     stop_server,
@@ -52,7 +53,7 @@ class World:
         assert result.returncode == 0, result.stderr
         slide = write_pyramid_tiff(self.slides_dir / f"{accession}.tiff", 600, 500, seed=self.made)
         [slide_id] = add_slides(data_dir, slide, accession=accession)
-        with sqlite3.connect(data_dir / "collab.sqlite3") as db:
+        with connect_db(data_dir) as db:
             (case_id,) = db.execute("SELECT id FROM cases WHERE accession = ?", (accession,)).fetchone()
         return case_id, slide_id
 

@@ -3,13 +3,21 @@ another network changes who may find whom at once. Real server, real SQLite."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import Person, Server, add_user, collab, sign_in_with_form, start_server, stop_server
+from tests.conftest import (
+    Person,
+    Server,
+    add_user,
+    collab,
+    connect_db,
+    sign_in_with_form,
+    start_server,
+    stop_server,
+)
 
 
 @pytest.fixture
@@ -33,7 +41,7 @@ def _api(person: Person, method: str, path: str, body: object = None) -> object:
 
 
 def _audit(server: Server) -> list[tuple[str, str]]:
-    with sqlite3.connect(server.data_dir / "collab.sqlite3") as db:
+    with connect_db(server.data_dir) as db:
         return db.execute(
             "SELECT event, detail FROM audit WHERE event LIKE 'organisation%' ORDER BY id"
         ).fetchall()
@@ -86,7 +94,7 @@ def test_others_are_refused_and_bad_input_stores_nothing(site) -> None:  # type:
         == 409
     )  # type: ignore[attr-defined]
     assert _api(admin, "PATCH", f"/api/admin/organisations/{north['id']}", {"id": 7}).status_code == 422  # type: ignore[attr-defined]
-    with sqlite3.connect(server.data_dir / "collab.sqlite3") as db:
+    with connect_db(server.data_dir) as db:
         assert db.execute("SELECT name, network FROM organisations ORDER BY id").fetchall() == [
             ("North Trust", "North"),
             ("East Trust", None),

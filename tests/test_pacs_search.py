@@ -7,7 +7,6 @@ its tiles are then read from the PACS. Everyone else is refused."""
 from __future__ import annotations
 
 import io
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +14,16 @@ import pydicom
 import pytest
 from PIL import Image
 
-from tests.conftest import Server, add_user, api_token, collab, seed_case, start_server, stop_server
+from tests.conftest import (
+    Server,
+    add_user,
+    api_token,
+    collab,
+    connect_db,
+    seed_case,
+    start_server,
+    stop_server,
+)
 from tests.orthanc import Orthanc, available, new_orthanc
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "slides"
@@ -44,7 +52,7 @@ def relabelled(source: Path, dest: Path, accession: str = ACCESSION) -> Path:
 
 
 def _case_id(data_dir: Path) -> str:
-    with sqlite3.connect(data_dir / "collab.sqlite3") as db:
+    with connect_db(data_dir) as db:
         return str(db.execute("SELECT id FROM cases WHERE accession = 'S26-1'").fetchone()[0])
 
 
@@ -120,7 +128,7 @@ def test_search_attach_and_read_tiles_through_an_authenticated_pacs(pacs: tuple[
 
     again = server.client.get(f"/api/cases/{case_id}/pacs/search", params={"q": ACCESSION}).json()
     assert again["series"][0]["attached"] is True
-    with sqlite3.connect(server.data_dir / "collab.sqlite3") as db:
+    with connect_db(server.data_dir) as db:
         (stored,) = db.execute("SELECT path FROM slides WHERE id = ?", (slide_id,)).fetchone()
         audit = db.execute("SELECT detail FROM audit WHERE event = 'slide attached'").fetchall()
     assert stored.startswith("dicomweb+") and hit["series"] in stored

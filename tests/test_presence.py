@@ -16,7 +16,16 @@ import pytest
 from pycrdt import Doc, YMessageType, create_sync_message
 
 from collab.sync.protocol import AwarenessEntry, encode_awareness, parse, parse_awareness
-from tests.conftest import Server, add_user, api_token, collab, seed_case, start_server, stop_server
+from tests.conftest import (
+    Server,
+    add_user,
+    api_token,
+    collab,
+    connect_db,
+    seed_case,
+    start_server,
+    stop_server,
+)
 from tests.test_teaching import Classroom, join
 from tests.test_teaching import classroom as teaching_classroom  # noqa: F401 (a fixture, by that name)
 from tests.yclient import YClient
@@ -65,7 +74,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         data_dir=data_dir,
     )  # fmt: skip
     assert meeting.returncode == 0, meeting.stderr
-    with sqlite3.connect(data_dir / "collab.sqlite3") as db:
+    with connect_db(data_dir) as db:
         ids = dict(db.execute("SELECT username, id FROM users").fetchall())
         case_ids = dict(db.execute("SELECT accession, id FROM cases").fetchall())
     tokens = {name: api_token(data_dir, name) for name in ("north.path", "north.onc", "stu")}

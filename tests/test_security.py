@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import sqlite3
 from pathlib import Path
 
 import httpx
@@ -19,6 +18,7 @@ from tests.conftest import (
     add_slides,
     api_token,
     collab,
+    connect_db,
     sign_in_with_form,
     start_server,
     stop_server,
@@ -35,7 +35,7 @@ def slide_id(server: Server, tmp_path: Path) -> str:
 
 
 def _case_id(server: Server) -> str:
-    with sqlite3.connect(server.data_dir / "collab.sqlite3") as db:
+    with connect_db(server.data_dir) as db:
         return str(db.execute("SELECT id FROM cases WHERE accession = 'S26-1'").fetchone()[0])
 
 
@@ -144,7 +144,7 @@ def test_secrets_are_kept_only_as_hashes_and_sessions_expire(server: Server) -> 
         )
         assert signed.status_code == 303
         session_id = browser.cookies["collab_session"].rpartition(".")[0]
-        with sqlite3.connect(server.data_dir / "collab.sqlite3") as db:
+        with connect_db(server.data_dir) as db:
             rows = [*db.execute("SELECT * FROM sessions"), *db.execute("SELECT * FROM api_tokens")]
             assert not any(token in str(v) or session_id in str(v) for row in rows for v in row)
             # The session ends when it expires, whatever the browser keeps.
@@ -160,7 +160,7 @@ def test_sql_metacharacters_are_data_and_methods_are_only_those_of_the_route(ser
         "cases", "add", "S26-7", "--org", "North Trust", "--patient-name", name, data_dir=server.data_dir
     )
     assert made.returncode == 0, made.stderr
-    with sqlite3.connect(server.data_dir / "collab.sqlite3") as db:
+    with connect_db(server.data_dir) as db:
         (case_id,) = db.execute("SELECT id FROM cases WHERE accession = 'S26-7'").fetchone()
     shown = server.client.get(f"/api/cases/{case_id}")
     assert shown.status_code == 200 and shown.json()["patient"]["name"] == name

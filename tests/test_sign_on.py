@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 import httpx
 import pytest
 
-from tests.conftest import Server
+from tests.conftest import Server, connect_db, db_url
 from tests.oidc_provider import ACCOUNTS, OidcProvider, signed_on_site
 
 BROWSERS: list[httpx.Client] = []
@@ -61,7 +61,7 @@ def sign_in(
 
 
 def _user(server: Server, username_like: str) -> sqlite3.Row:
-    with sqlite3.connect(server.data_dir / "collab.sqlite3") as db:
+    with connect_db(server.data_dir) as db:
         db.row_factory = sqlite3.Row
         return db.execute(
             "SELECT users.*, organisations.name AS org FROM users"
@@ -96,7 +96,7 @@ def test_first_sign_in_creates_the_person_with_their_trust_and_role(
 def test_a_later_sign_in_updates_the_person(trusts: tuple[Server, OidcProvider], tmp_path: Path) -> None:
     server, provider = trusts
     sign_in(server, provider, "ada")
-    with sqlite3.connect(server.data_dir / "collab.sqlite3") as db:
+    with connect_db(server.data_dir) as db:
         db.execute(
             "UPDATE users SET display_name = 'Old Name', role = 'trainee' WHERE username = 'ada.north'"
         )
@@ -104,7 +104,7 @@ def test_a_later_sign_in_updates_the_person(trusts: tuple[Server, OidcProvider],
     assert answer.status_code == 303
     ada = _user(server, "ada.north")
     assert (ada["display_name"], ada["role"]) == ("Dr Ada North", "pathologist")
-    with sqlite3.connect(server.data_dir / "collab.sqlite3") as db:
+    with connect_db(server.data_dir) as db:
         assert db.execute("SELECT count(*) FROM users WHERE username LIKE 'ada%'").fetchone()[0] == 1
 
 
@@ -123,10 +123,10 @@ def test_someone_the_mapping_does_not_admit_is_refused_with_a_clear_page(
 def test_a_local_account_is_never_taken_over_by_name(trusts: tuple[Server, OidcProvider]) -> None:
     server, provider = trusts
     assert ACCOUNTS["ada"]["preferred_username"].startswith("ada.north@")  # a local name, below
-    with sqlite3.connect(server.data_dir / "collab.sqlite3") as db:
+    with connect_db(server.data_dir) as db:
         db.execute("UPDATE users SET username = 'ada.north' WHERE username = 'north.path'")
     sign_in(server, provider, "ada")
-    with sqlite3.connect(server.data_dir / "collab.sqlite3") as db:
+    with connect_db(server.data_dir) as db:
         rows = db.execute(
             "SELECT username, password_hash != '!' FROM users WHERE username LIKE 'ada.north%'"
         ).fetchall()
@@ -157,7 +157,7 @@ def test_sign_ins_under_way_are_bounded(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setattr(store, "MAX_PENDING", 3)
 
     async def begin_many() -> list[bool]:
-        async with Database(tmp_path / "collab.sqlite3") as db:
+        async with Database(tmp_path / "collab.sqlite3", db_url()) as db:
             flow = store.Flow("north", "nonce", "verifier", "/")
             return [await db.sign_on.begin(f"state-{n}", "browser", flow) for n in range(4)]
 

@@ -5,7 +5,6 @@ back to another browser; and a code exchanged without its PKCE verifier (at the 
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -13,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from tests.conftest import Server
+from tests.conftest import Server, connect_db
 from tests.oidc_forger import Forger, forged_config
 from tests.oidc_provider import OidcProvider, signed_on_site
 from tests.test_sign_on import BROWSERS, back_to_collab, begin
@@ -52,7 +51,7 @@ def _forged_sign_in(server: Server, forger: Forger, forgery: str) -> httpx.Respo
 
 
 def _forged_users(server: Server) -> int:
-    with sqlite3.connect(server.data_dir / "collab.sqlite3") as db:
+    with connect_db(server.data_dir) as db:
         return int(
             db.execute("SELECT count(*) FROM oidc_identities WHERE subject = 'forged-ada'").fetchone()[0]
         )
@@ -85,7 +84,7 @@ def test_a_forged_id_token_is_refused(sites: Sites, forgery: str, said: str) -> 
     assert said in answer.text and "collab cannot admit you" in answer.text
     assert "collab_session" not in answer.cookies
     assert _forged_users(server) == 0
-    with sqlite3.connect(server.data_dir / "collab.sqlite3") as db:
+    with connect_db(server.data_dir) as db:
         failed = db.execute("SELECT detail FROM audit WHERE event = 'login failed'").fetchall()
     assert any(said in row[0] for row in failed)
 

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 from collab.store.migrations import MIGRATIONS
-from tests.conftest import PASSWORD, add_user, collab
+from tests.conftest import PASSWORD, add_user, collab, connect_db, sqlite_only
 
 
+@sqlite_only("a schema-1 SQLite file; tests/test_postgres_store.py upgrades a PostgreSQL database")
 def test_a_first_release_database_upgrades_in_place(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     data_dir.mkdir()
     # Exactly what the first release wrote: schema 1 and some records.
-    with sqlite3.connect(data_dir / "collab.sqlite3") as db:
+    with connect_db(data_dir) as db:
         db.executescript(MIGRATIONS[0])
         db.execute("PRAGMA user_version = 1")
         db.execute("INSERT INTO organisations (id, name, network) VALUES (1, 'North Trust', 'North')")
@@ -27,7 +27,7 @@ def test_a_first_release_database_upgrades_in_place(tmp_path: Path) -> None:
             " '2026-01-02T03:04:05+00:00')"
         )
     add_user(data_dir, "n.path", "pathologist", "North Trust")  # any command opens, and so upgrades
-    with sqlite3.connect(data_dir / "collab.sqlite3") as db:
+    with connect_db(data_dir) as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
         assert db.execute("SELECT accession, priority, patient_name FROM cases").fetchall() == [
             ("OLD-1", "urgent", None)
@@ -42,15 +42,16 @@ def test_a_first_release_database_upgrades_in_place(tmp_path: Path) -> None:
     assert shared.returncode == 0, shared.stderr
 
 
+@sqlite_only("PRAGMA user_version; tests/test_postgres_store.py refuses a newer PostgreSQL database")
 def test_a_newer_database_is_refused_untouched(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     data_dir.mkdir()
-    with sqlite3.connect(data_dir / "collab.sqlite3") as db:
+    with connect_db(data_dir) as db:
         db.execute("PRAGMA user_version = 99")
     result = collab("orgs", "add", "X", data_dir=data_dir)
     assert result.returncode == 1
     assert "written by a newer collab (schema 99)" in result.stderr
-    with sqlite3.connect(data_dir / "collab.sqlite3") as db:
+    with connect_db(data_dir) as db:
         assert db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
 
 
@@ -99,6 +100,6 @@ def test_user_commands_refuse_mistakes_clearly(tmp_path: Path) -> None:
     assert (again.returncode, again.stderr) == (1, "collab: a user named 'a.b' already exists\n")
     token = collab("users", "token", "nobody", data_dir=data_dir)
     assert (token.returncode, token.stderr) == (1, "collab: no user named 'nobody'\n")
-    with sqlite3.connect(data_dir / "collab.sqlite3") as db:
+    with connect_db(data_dir) as db:
         stored = db.execute("SELECT password_hash FROM users").fetchone()[0]
     assert stored.startswith("$argon2id$") and PASSWORD not in stored

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,16 @@ import websockets
 from pycrdt import Array, Doc, Map
 
 from collab.sync.protocol import AwarenessEntry, encode_awareness
-from tests.conftest import Server, add_user, api_token, collab, room_people, start_server, stop_server
+from tests.conftest import (
+    Server,
+    add_user,
+    api_token,
+    collab,
+    connect_db,
+    room_people,
+    start_server,
+    stop_server,
+)
 from tests.yclient import YClient, point_annotation
 
 
@@ -40,7 +48,7 @@ async def _closed(client: YClient, timeout: float = 15.0) -> None:
 
 
 def _stored_updates(server: Server, case_id: str) -> int:
-    with sqlite3.connect(server.data_dir / "collab.sqlite3") as db:
+    with connect_db(server.data_dir) as db:
         return int(db.execute("SELECT count(*) FROM doc_updates WHERE case_id = ?", (case_id,)).fetchone()[0])
 
 
@@ -133,7 +141,7 @@ def test_read_only_clinicians_discuss_but_students_and_read_tokens_do_not(room) 
     assert shared.returncode == 0, shared.stderr
     made = collab("users", "token", "north.onc", "--scope", "read", data_dir=server.data_dir)
     assert made.returncode == 0, made.stderr
-    with sqlite3.connect(server.data_dir / "collab.sqlite3") as db:
+    with connect_db(server.data_dir) as db:
         (student_id,) = db.execute("SELECT id FROM users WHERE username = 'north.student'").fetchone()
 
     async def scenario() -> None:
@@ -424,7 +432,7 @@ def test_strangers_are_refused_before_any_document_byte(room) -> None:  # type: 
 def test_kill_9_loses_nothing_that_was_flushed_and_clients_push_the_rest(data_dir: Path, case: str) -> None:
     add_user(data_dir, "north.trainee", "trainee", "North Trust")
     token = api_token(data_dir, "north.path")
-    with sqlite3.connect(data_dir / "collab.sqlite3") as db:
+    with connect_db(data_dir) as db:
         case_id = db.execute("SELECT id FROM cases").fetchone()[0]
         author = db.execute("SELECT id FROM users WHERE username = 'north.path'").fetchone()[0]
     server = start_server(data_dir)

@@ -21,6 +21,7 @@ from tests.conftest import (
     add_slides,
     add_user,
     collab,
+    connect_db,
     seed_case,
     sign_in_with_form,
     start_server,
@@ -119,7 +120,7 @@ def classroom(data_dir: Path) -> Iterator[Classroom]:
             url = server.url.replace("http://", "ws://") + f"/ws/cases/{case_id}"
             client = await YClient(url, educator.token).connect()
             await client.wait_for(client.synced.is_set)
-            with sqlite3.connect(data_dir / "collab.sqlite3") as db:
+            with connect_db(data_dir) as db:
                 (user_id,) = db.execute("SELECT id FROM users WHERE username = 'north.path'").fetchone()
             client.annotations()["a1"] = Map(
                 {"slide": slide_id, "kind": "rect", "points": [[10.0, 10.0], [200.0, 150.0]],
@@ -134,7 +135,7 @@ def classroom(data_dir: Path) -> Iterator[Classroom]:
         made = educator.post("/teaching", title="Breast pathology for year 3", case=case_id)
         assert made.status_code == 303, made.text
         session_id = made.headers["location"].rsplit("/", 1)[1]
-        with sqlite3.connect(data_dir / "collab.sqlite3") as db:
+        with connect_db(data_dir) as db:
             (code,) = db.execute("SELECT code FROM teaching_sessions WHERE id = ?", (session_id,)).fetchone()
         room = Classroom(server, educator, session_id, code, case_id, slide_id, str(slide_path.resolve()))
         room.clients.append(educator.client)

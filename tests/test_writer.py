@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,7 +22,7 @@ from pycrdt import Doc, Map
 from collab.store.database import Database
 from collab.sync.protocol import QUERY_AWARENESS, AwarenessEntry, encode_awareness
 from collab.sync.rooms import Rooms
-from tests.conftest import add_user, api_token, collab, start_server, stop_server
+from tests.conftest import add_user, api_token, collab, connect_file, db_url, start_server, stop_server
 from tests.yclient import YClient, point_annotation
 
 GOOD_VIEW = {"slide": "3f2a9c0d1e2b4a5c", "x": 1000.0, "y": 2000.0, "width": 4000.0, "rotation": 90}
@@ -56,7 +55,7 @@ def _ws(url: str, case_id: str) -> str:
 
 
 def _ids(database: Path) -> dict[str, Any]:
-    with contextlib.closing(sqlite3.connect(database)) as db:
+    with connect_file(database) as db:
         cases = dict(db.execute("SELECT accession, id FROM cases").fetchall())
         users = dict(db.execute("SELECT username, id FROM users").fetchall())
     return {**cases, **users}
@@ -64,7 +63,7 @@ def _ids(database: Path) -> dict[str, Any]:
 
 def _stored(database: Path, case_id: str) -> tuple[list[bytes], set[str]]:
     """A case's committed update rows and the annotations they rebuild (read from the file)."""
-    with contextlib.closing(sqlite3.connect(database)) as db:
+    with connect_file(database) as db:
         found = db.execute("SELECT update_data FROM doc_updates WHERE case_id = ? ORDER BY id", (case_id,))
         rows = [bytes(r[0]) for r in found]
     doc: Doc[Any] = Doc()
@@ -74,7 +73,7 @@ def _stored(database: Path, case_id: str) -> tuple[list[bytes], set[str]]:
 
 
 def _path(database: Path, case_id: str) -> list[tuple[Any, ...]]:
-    with contextlib.closing(sqlite3.connect(database)) as db:
+    with connect_file(database) as db:
         return db.execute(
             "SELECT user_id, slide, x, y, width, rotation FROM presenter_path WHERE case_id = ? ORDER BY id",
             (case_id,),
@@ -205,7 +204,7 @@ def test_an_unstorable_row_is_dropped_alone_and_the_rest_lands_once(
         return _adding(label, path_id)
 
     async def scenario() -> None:
-        async with Database(database) as db, Rooms(db.documents) as rooms:
+        async with Database(database, db_url()) as db, Rooms(db.documents) as rooms:
             room = await rooms.join(case_id)
             assert room.path is not None
             room.change(add("first"))
@@ -245,7 +244,7 @@ def test_a_write_cut_short_by_shutdown_lands_once(data_dir: Path, case: str) -> 
     case_id, path_id = ids["S26-1"], ids["north.path"]
 
     async def scenario() -> None:
-        async with Database(database) as db, Rooms(db.documents) as rooms:
+        async with Database(database, db_url()) as db, Rooms(db.documents) as rooms:
             room = await rooms.join(case_id)
             room.change(_adding("only", path_id))
             flushing = asyncio.create_task(rooms.flush())

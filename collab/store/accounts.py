@@ -7,14 +7,13 @@ SHA-256 for invitation tokens, which are random.
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from collab.domain import ROLES, SPECIALTIES, Organisation, User
 from collab.security import MIN_PASSWORD_LENGTH
-from collab.store.database import StoreError, now_iso
+from collab.store.database import Row, StoreError, now_iso
 from collab.store.people import NO_PASSWORD, _user
 
 if TYPE_CHECKING:
@@ -241,7 +240,7 @@ _ACCOUNT_SQL = (
 )
 
 
-def _account(row: sqlite3.Row) -> Account:
+def _account(row: Row) -> Account:
     return Account(
         _user(row),
         row["organisation"],

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import sqlite3
 from typing import TYPE_CHECKING
 
 from collab.domain import NO_PATIENT, PRIORITIES, Case, Organisation, Patient, Share, SlideRecord
-from collab.store.database import StoreError, new_id, now_iso
+from collab.store.database import Row, StoreError, new_id, now_iso
+from collab.store.errors import INTEGRITY_ERRORS
 
 if TYPE_CHECKING:
     from collab.store.database import Database
@@ -31,7 +31,7 @@ class Catalog:
             org_id = await self.db.write(
                 "INSERT INTO organisations (name, network) VALUES (?, ?)", (name, network)
             )
-        except sqlite3.IntegrityError:
+        except INTEGRITY_ERRORS:
             raise StoreError(f"an organisation named {name!r} already exists") from None
         assert org_id is not None
         return Organisation(org_id, name, network)
@@ -95,7 +95,7 @@ class Catalog:
                     assigned_to,
                 ),
             )
-        except sqlite3.IntegrityError:
+        except INTEGRITY_ERRORS:
             raise StoreError(f"a case with accession {accession!r} already exists") from None
         return case
 
@@ -225,7 +225,7 @@ class Catalog:
         return [_slide(r) for r in rows]
 
 
-def _case(row: sqlite3.Row) -> Case:
+def _case(row: Row) -> Case:
     return Case(
         row["id"],
         row["accession"],
@@ -240,7 +240,7 @@ def _case(row: sqlite3.Row) -> Case:
     )
 
 
-def _slide(row: sqlite3.Row) -> SlideRecord:
+def _slide(row: Row) -> SlideRecord:
     return SlideRecord(
         row["id"],
         row["case_id"],

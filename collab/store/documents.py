@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import secrets
 import sqlite3
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -20,15 +22,17 @@ T = TypeVar("T")
 class Documents:
     """Stores Yjs updates as they come and gives them back to rebuild a document."""
 
+    # Where: the update log, the snapshots, and the column naming the document.
+    UPDATES, SNAPSHOTS, KEY = "doc_updates", "doc_snapshots", "case_id"
+
     def __init__(self, db: Database) -> None:
         self.db = db
 
     async def load(self, case_id: str) -> list[bytes]:
-        """The snapshot (if any) then every later update, oldest first."""
-        snapshot = await self.db.one("SELECT state, upto FROM doc_snapshots WHERE case_id = ?", (case_id,))
-        upto = snapshot["upto"] if snapshot else 0
+        """The snapshot (if any) then every update not folded into it, oldest first."""
+        snapshot = await self.db.one(f"SELECT state FROM {self.SNAPSHOTS} WHERE {self.KEY} = ?", (case_id,))
         rows = await self.db.all(
-            "SELECT update_data FROM doc_updates WHERE case_id = ? AND id > ? ORDER BY id", (case_id, upto)
+            f"SELECT update_data FROM {self.UPDATES} WHERE {self.KEY} = ? ORDER BY id", (case_id,)
         )
         return ([bytes(snapshot["state"])] if snapshot else []) + [bytes(r["update_data"]) for r in rows]
 
@@ -42,21 +46,20 @@ class Documents:
         path samples (collab.sync.path) in one transaction: once this returns, they are on disk;
         if it raises, none of them is. A client id keeps its first owner."""
 
-        def write(conn: sqlite3.Connection) -> None:
-            conn.executemany("INSERT INTO doc_updates (case_id, update_data) VALUES (?, ?)", updates)
-            if clients:
-                conn.executemany(
+        await self.db.batch(
+            [
+                ("INSERT INTO doc_updates (case_id, update_data) VALUES (?, ?)", list(updates)),
+                (
                     "INSERT OR IGNORE INTO doc_clients (case_id, client_id, user_id) VALUES (?, ?, ?)",
-                    clients,
-                )
-            if path:
-                conn.executemany(
+                    list(clients or []),
+                ),
+                (
                     "INSERT INTO presenter_path (case_id, at, user_id, slide, x, y, width, rotation)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    path,
-                )
-
-        await atomically(self.db, write)
+                    list(path or []),
+                ),
+            ]
+        )
 
     async def clients(self, case_id: str) -> dict[int, int]:
         """Owners of the document's Yjs client ids: client id -> user id."""
@@ -74,48 +77,63 @@ class Documents:
 
     async def pending_count(self, case_id: str) -> int:
         """How many updates a load would replay after the snapshot."""
-        row = await self.db.one(
-            "SELECT count(*) FROM doc_updates WHERE case_id = ? AND id > coalesce("
-            "(SELECT upto FROM doc_snapshots WHERE case_id = ?), 0)",
-            (case_id, case_id),
-        )
+        row = await self.db.one(f"SELECT count(*) FROM {self.UPDATES} WHERE {self.KEY} = ?", (case_id,))
         return int(row[0]) if row else 0
 
     async def compact(self, case_id: str) -> None:
-        """Replace the updates so far by a snapshot of them (one transaction).
+        """Fold the snapshot and the updates stored after it into a new snapshot.
 
-        The snapshot is made of the rows it replaces, read in the same transaction, never of a
-        document in memory: with several server processes, one's document may lack an update
-        another has just stored, and replacing that row with it would lose the update."""
-
-        def write(conn: sqlite3.Connection) -> None:
-            row = conn.execute("SELECT max(id) FROM doc_updates WHERE case_id = ?", (case_id,)).fetchone()
-            upto = int(row[0]) if row and row[0] is not None else 0
-            doc: Doc[Any] = Doc()
-            snapshot = conn.execute(
-                "SELECT state FROM doc_snapshots WHERE case_id = ?", (case_id,)
-            ).fetchone()
-            if snapshot is not None:
-                doc.apply_update(snapshot[0])
-            for (update,) in conn.execute(
-                "SELECT update_data FROM doc_updates WHERE case_id = ? AND id <= ? ORDER BY id",
-                (case_id, upto),
-            ):
-                doc.apply_update(update)
-            state = doc.get_update()
-            conn.execute(
-                "INSERT INTO doc_snapshots (case_id, state, upto, saved) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT(case_id) DO UPDATE SET state = excluded.state, upto = excluded.upto,"
-                " saved = excluded.saved",
-                (case_id, state, upto, now_iso()),
+        Made of the stored rows, never of a document in memory: with several server processes,
+        one's document may lack an update another has just stored. The rows folded are deleted
+        by id (on PostgreSQL a row may commit after a row with a higher id), in the transaction
+        that writes the snapshot, so a load replays exactly the rows not folded. That write
+        happens only if the snapshot is still the one read: of two processes compacting a case
+        at once, one wins and the other changes nothing. ``upto`` is the snapshot's version."""
+        snapshot = await self.db.one(
+            f"SELECT state, upto FROM {self.SNAPSHOTS} WHERE {self.KEY} = ?", (case_id,)
+        )
+        rows = await self.db.all(
+            f"SELECT id, update_data FROM {self.UPDATES} WHERE {self.KEY} = ? ORDER BY id", (case_id,)
+        )
+        if not rows:
+            return
+        parts = ([bytes(snapshot["state"])] if snapshot else []) + [bytes(r["update_data"]) for r in rows]
+        state = await asyncio.to_thread(_fold, parts)  # a long log is seconds of work
+        version = secrets.randbits(62) + 1
+        claim: tuple[str, list[tuple[Any, ...]]]
+        if snapshot is None:
+            claim = (
+                f"INSERT INTO {self.SNAPSHOTS} ({self.KEY}, state, upto, saved) VALUES (?, ?, ?, ?)"
+                f" ON CONFLICT({self.KEY}) DO NOTHING",
+                [(case_id, state, version, now_iso())],
             )
-            conn.execute("DELETE FROM doc_updates WHERE case_id = ? AND id <= ?", (case_id, upto))
+        else:
+            claim = (
+                f"UPDATE {self.SNAPSHOTS} SET state = ?, upto = ?, saved = ?"
+                f" WHERE {self.KEY} = ? AND upto = ?",
+                [(state, version, now_iso(), case_id, snapshot["upto"])],
+            )
+        await self.db.batch(
+            [
+                claim,
+                (
+                    f"DELETE FROM {self.UPDATES} WHERE id = ? AND EXISTS ("
+                    f"SELECT 1 FROM {self.SNAPSHOTS} WHERE {self.KEY} = ? AND upto = ?)",
+                    [(r["id"], case_id, version) for r in rows],
+                ),
+            ]
+        )
 
-        await atomically(self.db, write)
+
+def _fold(updates: list[bytes]) -> bytes:
+    doc: Doc[Any] = Doc()
+    for update in updates:
+        doc.apply_update(update)
+    return doc.get_update()
 
 
 async def atomically(db: Database, write: Callable[[sqlite3.Connection], T]) -> T:
-    """Run ``write`` and commit, as one transaction that nothing else on the connection enters:
+    """SQLite: run ``write`` and commit, as one transaction that nothing else on the connection enters:
     rolled back whole if anything in it fails.
 
     The whole transaction is one call on aiosqlite's thread (which runs one call at a time):

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from typing import TYPE_CHECKING
 
 from collab.domain import LEGACY_DECISIONS, AgendaItem, Meeting, Presentation, meeting_source
-from collab.store.database import new_id, now_iso
+from collab.store.database import Row, new_id, now_iso
 
 if TYPE_CHECKING:
     from collab.store.database import Database
@@ -215,7 +214,7 @@ class Meetings:
         return str(row["closed"]) if row else None
 
 
-def _meeting(row: sqlite3.Row) -> Meeting:
+def _meeting(row: Row) -> Meeting:
     return Meeting(
         row["id"],
         row["name"],

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import sqlite3
 from typing import TYPE_CHECKING
 
 from collab.domain import OPEN_OPINION_STATES, OpinionRequest, opinion_source
-from collab.store.database import now_iso
+from collab.store.database import Row, now_iso
 
 if TYPE_CHECKING:
     from collab.store.database import Database
@@ -114,7 +113,7 @@ class Opinions:
         return await self.get(request_id)
 
 
-def _request(row: sqlite3.Row) -> OpinionRequest:
+def _request(row: Row) -> OpinionRequest:
     return OpinionRequest(
         row["id"],
         row["case_id"],

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from collab.domain import Organisation
 from collab.store.database import StoreError
+from collab.store.errors import INTEGRITY_ERRORS
 
 if TYPE_CHECKING:
     from collab.store.database import Database
@@ -45,6 +45,6 @@ class Organisations:
             await self.db.write(
                 "UPDATE organisations SET name = ?, network = ? WHERE id = ?", (name, network, org_id)
             )
-        except sqlite3.IntegrityError:
+        except INTEGRITY_ERRORS:
             raise StoreError(f"an organisation named {name!r} already exists") from None
         return Organisation(org_id, name, network)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from collab.domain import ROLES, User, may_find
-from collab.store.database import StoreError, now_iso
+from collab.store.database import Row, StoreError, now_iso
+from collab.store.errors import INTEGRITY_ERRORS
 
 if TYPE_CHECKING:
     from collab.store.database import Database
@@ -62,7 +62,7 @@ class People:
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (username, display_name or username, org_id, role, specialty, password_hash, now_iso()),
             )
-        except sqlite3.IntegrityError:
+        except INTEGRITY_ERRORS:
             raise StoreError(f"a user named {username!r} already exists") from None
         assert user_id is not None
         return User(user_id, username, display_name or username, org_id, role, specialty)
@@ -209,5 +209,5 @@ class People:
         await self.db.write("DELETE FROM sessions WHERE id_hash = ?", (id_hash,))
 
 
-def _user(row: sqlite3.Row) -> User:
+def _user(row: Row) -> User:
     return User(row["id"], row["username"], row["display_name"], row["org_id"], row["role"], row["specialty"])

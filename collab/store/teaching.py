@@ -3,14 +3,12 @@ the session's shared document (a snapshot plus updates, like a case's, in its ow
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from pycrdt import Doc
-
-from collab.store.database import StoreError, new_id, now_iso
-from collab.store.documents import Documents, atomically
+from collab.store.database import Row, StoreError, new_id, now_iso
+from collab.store.documents import Documents
+from collab.store.errors import INTEGRITY_ERRORS
 
 if TYPE_CHECKING:
     from collab.store.database import Database
@@ -91,7 +89,7 @@ class Teaching:
                 "INSERT INTO teaching_sessions (id, title, educator, code, created) VALUES (?, ?, ?, ?, ?)",
                 (session_id, title, educator, code, created),
             )
-        except sqlite3.IntegrityError:
+        except INTEGRITY_ERRORS:
             await self.db.conn.rollback()
             raise StoreError("that join code is in use by another open session") from None
         await self.db.conn.executemany(
@@ -217,7 +215,7 @@ def _aliased(
     return [(new_id(), *slide) for slide in slides]
 
 
-def _session(row: sqlite3.Row) -> TeachingSession:
+def _session(row: Row) -> TeachingSession:
     return TeachingSession(
         row["id"], row["title"], row["educator"], row["code"], row["created"], row["closed"], row["pen"]
     )
@@ -226,16 +224,7 @@ def _session(row: sqlite3.Row) -> TeachingSession:
 class TeachingDocuments(Documents):
     """The shared documents of teaching sessions, keyed by session id (see Documents)."""
 
-    async def load(self, case_id: str) -> list[bytes]:
-        snapshot = await self.db.one(
-            "SELECT state, upto FROM teaching_doc_snapshots WHERE session_id = ?", (case_id,)
-        )
-        upto = snapshot["upto"] if snapshot else 0
-        rows = await self.db.all(
-            "SELECT update_data FROM teaching_doc_updates WHERE session_id = ? AND id > ? ORDER BY id",
-            (case_id, upto),
-        )
-        return ([bytes(snapshot["state"])] if snapshot else []) + [bytes(r["update_data"]) for r in rows]
+    UPDATES, SNAPSHOTS, KEY = "teaching_doc_updates", "teaching_doc_snapshots", "session_id"
 
     async def append(
         self,
@@ -245,56 +234,19 @@ class TeachingDocuments(Documents):
         **__: object,
     ) -> None:
         """As Documents.append; what case rooms save besides (e.g. presenter paths) has no place here."""
-        await self.db.conn.executemany(
-            "INSERT INTO teaching_doc_updates (session_id, update_data) VALUES (?, ?)", updates
+        await self.db.batch(
+            [
+                ("INSERT INTO teaching_doc_updates (session_id, update_data) VALUES (?, ?)", list(updates)),
+                (
+                    "INSERT OR IGNORE INTO teaching_doc_clients (session_id, client_id, peer_id)"
+                    " VALUES (?, ?, ?)",
+                    list(clients or []),
+                ),
+            ]
         )
-        if clients:
-            await self.db.conn.executemany(
-                "INSERT OR IGNORE INTO teaching_doc_clients (session_id, client_id, peer_id)"
-                " VALUES (?, ?, ?)",
-                clients,
-            )
-        await self.db.conn.commit()
 
     async def clients(self, case_id: str) -> dict[int, int]:
         rows = await self.db.all(
             "SELECT client_id, peer_id FROM teaching_doc_clients WHERE session_id = ?", (case_id,)
         )
         return {int(r["client_id"]): int(r["peer_id"]) for r in rows}
-
-    async def pending_count(self, case_id: str) -> int:
-        row = await self.db.one(
-            "SELECT count(*) FROM teaching_doc_updates WHERE session_id = ? AND id > coalesce("
-            "(SELECT upto FROM teaching_doc_snapshots WHERE session_id = ?), 0)",
-            (case_id, case_id),
-        )
-        return int(row[0]) if row else 0
-
-    async def compact(self, case_id: str) -> None:
-        """As Documents.compact: the snapshot is made of the rows it replaces, in one transaction."""
-
-        def write(conn: sqlite3.Connection) -> None:
-            row = conn.execute(
-                "SELECT max(id) FROM teaching_doc_updates WHERE session_id = ?", (case_id,)
-            ).fetchone()
-            upto = int(row[0]) if row and row[0] is not None else 0
-            doc: Doc[Any] = Doc()
-            snapshot = conn.execute(
-                "SELECT state FROM teaching_doc_snapshots WHERE session_id = ?", (case_id,)
-            ).fetchone()
-            if snapshot is not None:
-                doc.apply_update(snapshot[0])
-            for (update,) in conn.execute(
-                "SELECT update_data FROM teaching_doc_updates WHERE session_id = ? AND id <= ? ORDER BY id",
-                (case_id, upto),
-            ):
-                doc.apply_update(update)
-            conn.execute(
-                "INSERT INTO teaching_doc_snapshots (session_id, state, upto, saved) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT(session_id) DO UPDATE SET state = excluded.state, upto = excluded.upto,"
-                " saved = excluded.saved",
-                (case_id, doc.get_update(), upto, now_iso()),
-            )
-            conn.execute("DELETE FROM teaching_doc_updates WHERE session_id = ? AND id <= ?", (case_id, upto))
-
-        await atomically(self.db, write)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from collab.store.database import new_id, now_iso
+from collab.store.database import Row, new_id, now_iso
+from collab.store.errors import INTEGRITY_ERRORS
 
 if TYPE_CHECKING:
     from collab.store.database import Database
@@ -145,7 +145,7 @@ class Uploads:
                     vendor, barcode, int(has_label), refusal, record.added,
                 ),
             )  # fmt: skip
-        except sqlite3.IntegrityError:
+        except INTEGRITY_ERRORS:
             return None
         return record
 
@@ -177,14 +177,14 @@ class Uploads:
         return cursor.rowcount == 1
 
 
-def _upload(row: sqlite3.Row) -> Upload:
+def _upload(row: Row) -> Upload:
     return Upload(
         row["id"], row["user_id"], row["case_id"], row["filename"], row["length"], row["state"],
         row["slide_id"], row["refusal"], row["created"], row["expires"],
     )  # fmt: skip
 
 
-def _unassigned(row: sqlite3.Row) -> UnassignedSlide:
+def _unassigned(row: Row) -> UnassignedSlide:
     return UnassignedSlide(
         row["id"], row["org_id"], row["path"], row["source"], row["filename"], row["width"], row["height"],
         row["vendor"], row["barcode"], bool(row["has_label"]), row["refusal"], row["added"],

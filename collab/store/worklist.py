@@ -36,10 +36,10 @@ WITH covering AS (
 ),
 visible AS (
     SELECT cases.*, cases.rowid AS seq, CASE WHEN :role = 'student' THEN 0
-        WHEN :own AND cases.org_id = :org_id AND :role IN ('admin', 'pathologist', 'trainee') THEN 1
+        WHEN :own = 1 AND cases.org_id = :org_id AND :role IN ('admin', 'pathologist', 'trainee') THEN 1
         ELSE coalesce(covering.contributing, 0) END AS contribute
     FROM cases LEFT JOIN covering ON covering.case_id = cases.id
-    WHERE (:own AND cases.org_id = :org_id) OR covering.case_id IS NOT NULL
+    WHERE (:own = 1 AND cases.org_id = :org_id) OR covering.case_id IS NOT NULL
 )
 """
 
@@ -122,10 +122,10 @@ async def worklist_page(db: Database, viewer: User, query: WorklistQuery) -> tup
     sql = (
         _VISIBLE + "SELECT v.*, organisations.name AS org_name, assignee.display_name AS assignee_name,"
         " (SELECT group_concat(id) FROM (SELECT id FROM slides WHERE case_id = v.id"
-        " ORDER BY added, rowid)) AS slide_ids, count(*) OVER () AS matched"
+        " ORDER BY added, rowid) AS ordered) AS slide_ids, count(*) OVER () AS matched"
         " FROM visible AS v JOIN organisations ON organisations.id = v.org_id"
         " LEFT JOIN users AS assignee ON assignee.id = v.assigned_to"
-        f" WHERE 1{where} ORDER BY {_ORDER[sort]} LIMIT :limit OFFSET :offset"
+        f" WHERE 1 = 1{where} ORDER BY {_ORDER[sort]} LIMIT :limit OFFSET :offset"
     )
     rows = await _rows(db, sql, params)
     if not rows and query.page > 1:

@@ -44,6 +44,8 @@ RETRY_CAP_S = 2.0
 # Messages waiting to be published while Redis is slow or away; past it the oldest go (the
 # database has the updates, and a resync follows the reconnection).
 QUEUE_LIMIT = 10_000
+# How long a starting process waits for Redis before it serves anyway.
+STARTUP_WAIT_S = 5.0
 
 UPDATE, AWARENESS, ASK = b"u", b"a", b"q"
 ID_BYTES = 16  # hex of 8 random bytes
@@ -83,6 +85,8 @@ class Bus:
         self._rooms: set[str] = set()  # channels subscribed to
         self._seen: dict[str, float] = {}  # other processes heard from -> when
         self._grace_until = 0.0  # time.monotonic() before which nobody is declared dead
+        self._connected = asyncio.Event()  # set once the first subscription connection is up
+        self._wanted = asyncio.Event()  # a first channel was subscribed to: there is something to read
         self._outbox: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._client: Any = None
@@ -111,6 +115,10 @@ class Bus:
             asyncio.create_task(self._publish_loop()),
             asyncio.create_task(self._heartbeat()),
         ]
+        # Serve once connected, if Redis answers soon; if not, serve anyway (/readyz says why),
+        # and rooms resync when it does.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._connected.wait(), STARTUP_WAIT_S)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -140,6 +148,7 @@ class Bus:
             # On failure the listener notices too, and subscribes to everything again.
             with contextlib.suppress(Exception):
                 await self._pubsub.subscribe(channel)
+            self._wanted.set()
 
     async def unsubscribe(self, room: str) -> None:
         channel = CHANNEL + room
@@ -207,17 +216,25 @@ class Bus:
                     await pubsub.subscribe(*self._rooms)
                 self._pubsub = pubsub
                 self.up = True
+                self._connected.set()
                 if not first:
                     log.warning("Redis is back: every open room resyncs")
                     # The others renew their keys as they reconnect: none is dead for lacking one yet.
                     self._grace_until = time.monotonic() + ALIVE_TTL_MS / 1000 + RETRY_CAP_S
+                if self._rooms:
+                    # Rooms opened while this process had no subscription (after a loss, or
+                    # before the first connection) may have missed what was published.
                     for handler in self._handlers.values():
                         handler.resync()
                 first = False
                 delay = RETRY_FIRST_S
                 while True:
-                    if not pubsub.subscribed:
+                    if not pubsub.subscribed:  # nothing to read yet (redis-py refuses to try)
                         await self._client.ping()  # finds a Redis that went away
+                        self._wanted.clear()
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(self._wanted.wait(), HEARTBEAT_S)
+                        continue
                     message = await pubsub.get_message(timeout=HEARTBEAT_S)
                     if message is not None and message.get("type") == "message":
                         self._deliver(message["channel"].decode(), message["data"])

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sqlite3
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +14,7 @@ from pycrdt import Doc
 from collab.metrics import Histogram
 from collab.singleflight import SingleFlight
 from collab.store.documents import Documents
+from collab.store.errors import DATA_ERRORS
 from collab.sync.bus import ASK, AWARENESS, UPDATE, Bus
 from collab.sync.path import PathSample
 from collab.sync.room import EMPTY_UPDATE, Room
@@ -27,18 +27,7 @@ FLUSH_WINDOW_S = 0.05
 RETRY_AFTER_S = 1.0
 # A document's update log is folded into a snapshot once it is this long.
 COMPACT_AFTER = 500
-# A row the database will never take, however often it is tried: text that is not Unicode,
-# a number past SQLite's INTEGER, a broken reference, a value of no SQL type. The disk
-# refusing (locked, full, I/O) is sqlite3.OperationalError, none of these: that batch waits.
-DATA_ERRORS: tuple[type[Exception], ...] = (
-    sqlite3.InterfaceError,
-    sqlite3.ProgrammingError,
-    sqlite3.IntegrityError,
-    sqlite3.DataError,
-    ValueError,  # UnicodeEncodeError is one
-    OverflowError,
-    TypeError,
-)
+# Data errors are dropped; anything else the database raises (collab.store.errors) is retried.
 
 
 class Rooms:

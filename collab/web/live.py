@@ -6,8 +6,8 @@ writing after its person signed out, their session expired, a share ended or was
 Each connection is a ``Link``: whose it is (for the caps), which credential opened it (a session,
 an API token, a teaching guest's place) and what it reaches (a case, a teaching session, a
 meeting's events). Changes made here (sign-out, shares, opinions, meetings) re-check at once;
-changes made by another process (the command line) are noticed by ``watch``, which polls SQLite's
-``PRAGMA data_version`` (it moves only when another connection commits). Every check reads the
+changes made by another process (the command line) are noticed by ``watch``, which polls
+``Database.data_version`` (SQLite's moves only when another connection commits). Every check reads the
 database: the identity and access caches may lag.
 """
 
@@ -262,8 +262,7 @@ class LiveLinks:
                 log.exception("could not re-check live connections")
 
     async def _data_version(self) -> int:
-        row = await self.db.one("PRAGMA data_version")
-        return int(row[0]) if row else 0
+        return await self.db.data_version()
 
     async def _holder(self, credential: Credential | None) -> _Holder | None:
         """Who holds the credential now, and until when; None if it no longer holds."""
