@@ -51,9 +51,21 @@ def sqlite_only(why: str) -> pytest.MarkDecorator:
     return pytest.mark.skipif(ON_POSTGRES, reason=f"SQLite only: {why}")
 
 
-@pytest.fixture(scope="session")
-def pg_cluster() -> Iterator[postgres.Cluster]:
-    """One PostgreSQL cluster for the session, stopped and removed at its end."""
+# On PostgreSQL: the session's cluster, and the database each data dir uses. A data dir's
+# database is the one of the test that first used it, or, for a data dir made by a fixture
+# wider than one test (a module's running server), one of its own, kept to the session's end:
+# the command line, servers and checks on that data dir all reach the same database.
+_CLUSTER: list[postgres.Cluster] = []
+_DATA_DIR_DATABASES: dict[Path, str] = {}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def pg_cluster() -> Iterator[postgres.Cluster | None]:
+    """One PostgreSQL cluster for the session, stopped and removed at its end (none on SQLite).
+    Autouse and session-wide, so that it is up before any module's fixtures."""
+    if not ON_POSTGRES:
+        yield None
+        return
     why = postgres.available()
     if why:
         pytest.fail(f"COLLAB_TEST_DATABASE=postgresql, but {why}")
@@ -61,22 +73,45 @@ def pg_cluster() -> Iterator[postgres.Cluster]:
     try:
         cluster.start()
         cluster.make_template()
+        _CLUSTER.append(cluster)
         yield cluster
     finally:
+        _CLUSTER.clear()
         cluster.remove()
 
 
 @pytest.fixture(autouse=True)
-def database_url(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str | None]:
+def database_url(monkeypatch: pytest.MonkeyPatch) -> Iterator[str | None]:
     """On PostgreSQL: a fresh database for this test, named by $COLLAB_DATABASE_URL; else None."""
     if not ON_POSTGRES:
         yield None
         return
-    cluster: postgres.Cluster = request.getfixturevalue("pg_cluster")
+    cluster = _CLUSTER[0]
     name = cluster.new_database()
-    monkeypatch.setenv("COLLAB_DATABASE_URL", cluster.url(name))
-    yield cluster.url(name)
+    url = cluster.url(name)
+    monkeypatch.setenv("COLLAB_DATABASE_URL", url)
+    yield url
+    for data_dir in [d for d, u in _DATA_DIR_DATABASES.items() if u == url]:
+        del _DATA_DIR_DATABASES[data_dir]
     cluster.drop_database(name)
+
+
+def database_for(data_dir: Path) -> str | None:
+    """The database URL of a data dir on PostgreSQL (None: its SQLite file)."""
+    if not ON_POSTGRES:
+        return None
+    key = data_dir.resolve()
+    url = _DATA_DIR_DATABASES.get(key)
+    if url is None:
+        url = os.environ.get("COLLAB_DATABASE_URL") or _CLUSTER[0].url(_CLUSTER[0].new_database())
+        _DATA_DIR_DATABASES[key] = url
+    return url
+
+
+def environment_for(data_dir: Path) -> dict[str, str]:
+    """The environment of a command or server on ``data_dir``."""
+    url = database_for(data_dir)
+    return {**os.environ, "COLLAB_DATABASE_URL": url} if url else dict(os.environ)
 
 
 def db_url() -> str | None:
@@ -85,9 +120,9 @@ def db_url() -> str | None:
 
 
 def connect_db(data_dir: Path) -> Any:
-    """A plain (sync) connection to the test's database, as ``sqlite3.connect`` gives: on
+    """A plain (sync) connection to the data dir's database, as ``sqlite3.connect`` gives: on
     PostgreSQL one that takes the same SQL (tests/postgres.py)."""
-    url = db_url()
+    url = database_for(data_dir)
     if url:
         return postgres.SyncDb(url)
     return sqlite3.connect(data_dir / "collab.sqlite3")
@@ -131,6 +166,9 @@ def collab(*args: str, data_dir: Path, stdin: str | None = None) -> subprocess.C
 
     argv = [*args, "--data-dir", str(data_dir)]
     out, err = io.StringIO(), io.StringIO()
+    url, saved_url = database_for(data_dir), os.environ.get("COLLAB_DATABASE_URL")
+    if url:
+        os.environ["COLLAB_DATABASE_URL"] = url
     tifffile_log = logging.getLogger("tifffile")
     propagate = tifffile_log.propagate  # main() quiets it; the test process keeps its own
     saved_stdin = sys.stdin
@@ -144,6 +182,11 @@ def collab(*args: str, data_dir: Path, stdin: str | None = None) -> subprocess.C
     finally:
         sys.stdin = saved_stdin
         tifffile_log.propagate = propagate
+        if url:
+            if saved_url is None:
+                del os.environ["COLLAB_DATABASE_URL"]
+            else:
+                os.environ["COLLAB_DATABASE_URL"] = saved_url
     return subprocess.CompletedProcess(["collab", *argv], code, out.getvalue(), err.getvalue())
 
 
@@ -151,6 +194,7 @@ def collab_process(*args: str, data_dir: Path, stdin: str | None = None) -> subp
     """``python -m collab ...`` in a process of its own."""
     return subprocess.run(
         [sys.executable, "-m", "collab", *args, "--data-dir", str(data_dir)],
+        env=environment_for(data_dir),
         capture_output=True,
         text=True,
         input=stdin,
@@ -194,6 +238,7 @@ def start_server(data_dir: Path, port: int | None = None, *, args: Sequence[str]
         port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "collab", "serve", "--data-dir", str(data_dir), "--port", str(port), *args],
+        env=environment_for(data_dir),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )

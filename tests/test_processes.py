@@ -10,7 +10,6 @@ import asyncio
 import json
 import os
 import signal
-import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,7 +20,7 @@ import pytest
 
 from tests.balancer import Nginx
 from tests.balancer import available as nginx_available
-from tests.conftest import Server, add_user, collab, sign_in_with_form, start_server, stop_server
+from tests.conftest import Server, add_user, collab, connect_db, sign_in_with_form, start_server, stop_server
 from tests.redis_server import RedisServer
 from tests.redis_server import available as redis_available
 from tests.test_meetings import EVENT_SOURCE, step
@@ -56,7 +55,7 @@ def _two(data_dir: Path, redis: RedisServer, servers: list[Server]) -> tuple[Ser
 
 
 def _rows(data_dir: Path, case_id: str) -> list[bytes]:
-    with sqlite3.connect(data_dir / "collab.sqlite3") as db:
+    with connect_db(data_dir) as db:
         return [
             bytes(r[0])
             for r in db.execute("SELECT update_data FROM doc_updates WHERE case_id = ?", (case_id,))

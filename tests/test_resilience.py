@@ -32,7 +32,7 @@ from tests.conftest import (
     api_token,
     connect_db,
     connect_file,
-    db_url,
+    database_for,
     free_port,
     sqlite_only,
     start_server,
@@ -216,7 +216,7 @@ def _stored(data_dir: Path, case_id: str) -> set[str]:
     """The annotations of the document as collab loads it from the database (server stopped)."""
 
     async def load() -> list[bytes]:
-        async with Database(data_dir / "collab.sqlite3", db_url()) as db:
+        async with Database(data_dir / "collab.sqlite3", database_for(data_dir)) as db:
             return await db.documents.load(case_id)
 
     doc: Doc[Any] = Doc()
