@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:  # only for hints: this module imports nothing of ours at run time
     from collab.slides.library import SlideLibrary
+    from collab.sync.bus import Bus
     from collab.sync.rooms import Rooms
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -116,8 +117,11 @@ class ServerMetrics:
     def image_served(self, kind: ImageKind, outcome: ImageOutcome) -> None:
         self.images[(kind, outcome)] += 1
 
-    def families(self, rooms: Mapping[str, Rooms], library: SlideLibrary) -> list[Family]:
-        """Every metric as it stands; ``rooms`` by kind of room (``case``, ``teaching``)."""
+    def families(
+        self, rooms: Mapping[str, Rooms], library: SlideLibrary, bus: Bus | None = None
+    ) -> list[Family]:
+        """Every metric as it stands; ``rooms`` by kind of room (``case``, ``teaching``); the
+        link to the other server processes, if there is one."""
         uptime = Family("collab_uptime_seconds", "gauge", "Seconds since the server started.")
         families = [uptime.add(round(time.monotonic() - self.started, 3))]
         families += _room_families(rooms)
@@ -136,7 +140,23 @@ class ServerMetrics:
         for kind, histogram in self.render_seconds.items():
             render_time.add_histogram(histogram, image=kind)
         families += [served, render_time, *_cache_families(library)]
+        if bus is not None:
+            families += _bus_families(bus)
         return families
+
+
+def _bus_families(bus: Bus) -> list[Family]:
+    up = Family("collab_redis_up", "gauge", "1 while the link to the other server processes (Redis) is up.")
+    messages = Family(
+        "collab_redis_messages_total", "counter", "Room messages to and from the other server processes."
+    )
+    messages.add(bus.published, direction="published").add(bus.received, direction="received")
+    dropped = Family(
+        "collab_redis_dropped_total",
+        "counter",
+        "Messages not published because too many waited while Redis was away (the rooms resync).",
+    )
+    return [up.add(int(bus.up)), messages, dropped.add(bus.dropped)]
 
 
 def _room_families(rooms: Mapping[str, Rooms]) -> list[Family]:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
+import secrets
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -26,6 +28,8 @@ from tests.redis_server import available as redis_available
 from tests.test_meetings import EVENT_SOURCE, step
 from tests.test_resilience import Annotator, _case_id, _fresh_copy, _people, _stored, _ws, node  # noqa: F401
 from tests.yclient import YClient, point_annotation
+
+METRICS_TOKEN = secrets.token_urlsafe(32)
 
 pytestmark = pytest.mark.skipif(
     not redis_available(), reason="redis-server is not installed (.ci/run installs it)"
@@ -195,8 +199,9 @@ def test_a_process_killed_mid_meeting_takes_its_pointers_and_loses_no_annotation
 
 
 def test_a_redis_restart_loses_nothing_and_the_rooms_resync(
-    data_dir: Path, case: str, redis: RedisServer, servers: list[Server]
+    data_dir: Path, case: str, redis: RedisServer, servers: list[Server], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("COLLAB_METRICS_TOKEN", METRICS_TOKEN)
     people = _people(data_dir, 2)
     case_id = _case_id(data_dir)
     first, second = _two(data_dir, redis, servers)
@@ -227,6 +232,11 @@ def test_a_redis_restart_loses_nothing_and_the_rooms_resync(
             await two.close()
 
     made = asyncio.run(scenario())
+    # Its link is up again, and the room's messages crossed it (counted for /metrics).
+    token = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+    text = first.get("/metrics", headers=token).text
+    assert "collab_redis_up 1" in text
+    assert re.search(r'collab_redis_messages_total\{direction="received"\} [1-9]', text), text[-800:]
     for server in (first, second):
         stop_server(server)
     assert made <= _stored(data_dir, case_id)

@@ -96,7 +96,9 @@ async def metrics(request: Request) -> Response:
         return refused
     state = request.app.state
     server: ServerMetrics = state.metrics
-    families = server.families({"case": state.rooms, "teaching": state.teaching_rooms}, state.slides)
+    families = server.families(
+        {"case": state.rooms, "teaching": state.teaching_rooms}, state.slides, state.bus
+    )
     return Response(render(families), media_type=CONTENT_TYPE, headers=NO_STORE)
 
 
