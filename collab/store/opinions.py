@@ -64,8 +64,8 @@ class Opinions:
         """Requests asked of the person, or of the organisation when ``org_id`` is given."""
         rows = await self.db.all(
             "SELECT * FROM opinion_requests WHERE (to_user = ? OR to_org = ?)"
-            f" AND (NOT ? OR {IS_OPEN}) {WORKLIST_ORDER}",
-            (user_id, org_id, open_only),
+            f"{f' AND {IS_OPEN}' if open_only else ''} {WORKLIST_ORDER}",
+            (user_id, org_id),
         )
         return [_request(r) for r in rows]
 
