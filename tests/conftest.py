@@ -285,6 +285,16 @@ def stop_server(server: Server) -> None:
 
 
 @pytest.fixture
+def servers() -> Iterator[list[Server]]:
+    """Servers a test started (several, when it restarts one); all stopped at the end."""
+    started: list[Server] = []
+    yield started
+    for server in started:
+        if server.process.returncode is None:
+            stop_server(server)
+
+
+@pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     path = tmp_path / "data"
     path.mkdir()

@@ -23,11 +23,8 @@ from tests.test_resilience import (
     _people,
     _wait_for_log,
     _ws,
-    servers,
 )
 from tests.yclient import YClient
-
-__all__ = ["servers"]  # the fixture, shared with tests/test_resilience.py
 
 pytestmark = pytest.mark.skipif(not ON_POSTGRES, reason="PostgreSQL only (COLLAB_TEST_DATABASE=postgresql)")
 

@@ -43,15 +43,6 @@ def redis(tmp_path: Path) -> Iterator[RedisServer]:
     server.stop()
 
 
-@pytest.fixture
-def servers() -> Iterator[list[Server]]:
-    started: list[Server] = []
-    yield started
-    for server in started:
-        if server.process.returncode is None:
-            stop_server(server)
-
-
 def _two(data_dir: Path, redis: RedisServer, servers: list[Server]) -> tuple[Server, Server]:
     for _ in range(2):
         servers.append(start_server(data_dir, args=["--redis-url", redis.url]))

@@ -14,7 +14,7 @@ import signal
 import sqlite3
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -229,16 +229,6 @@ def _kill_9(server: Server) -> None:
     os.kill(server.process.pid, signal.SIGKILL)
     server.process.wait()
     stop_server(server)  # closes its client and log pipe; the process is already gone
-
-
-@pytest.fixture
-def servers() -> Iterator[list[Server]]:
-    """Servers a test started (several, when it restarts one); all stopped at the end."""
-    started: list[Server] = []
-    yield started
-    for server in started:
-        if server.process.returncode is None:
-            stop_server(server)
 
 
 def test_kill_9_of_the_server_while_five_annotate_loses_nothing(
