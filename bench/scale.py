@@ -42,8 +42,6 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.redis_server import RedisServer  # noqa: E402
-
 from bench.load import (  # noqa: E402
     Prepared,
     Run,
@@ -56,6 +54,7 @@ from bench.load import (  # noqa: E402
     write_csv,
 )
 from bench.sync import free_port, serve_ours  # noqa: E402
+from tests.redis_server import RedisServer  # noqa: E402
 
 # Each person may hold 20 live connections (collab.web.live): 1,000 clients need 50 and more.
 PEOPLE = 60
