@@ -188,14 +188,10 @@ class Bus:
         others = list(self._seen)
         if not others or time.monotonic() < self._grace_until:
             return
-        alive = await self._client.exists(*(ALIVE + other for other in others)) if len(others) == 1 else None
-        if alive is None:
-            async with self._client.pipeline(transaction=False) as pipe:
-                for other in others:
-                    pipe.exists(ALIVE + other)
-                answers = await pipe.execute()
-        else:
-            answers = [alive]
+        async with self._client.pipeline(transaction=False) as pipe:
+            for other in others:
+                pipe.exists(ALIVE + other)
+            answers = await pipe.execute()
         for other, answer in zip(others, answers, strict=True):
             if not answer and other in self._seen:
                 del self._seen[other]

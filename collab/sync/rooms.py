@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -157,15 +158,11 @@ class Rooms:
         difference: applying an update twice changes nothing, losing one loses work."""
         for room in list(self._rooms.values()):
             room.forget_process(origin)
-            task = asyncio.create_task(self._store_missing(room))
-            self._saving.add(task)
-            task.add_done_callback(self._saving.discard)
+            self._in_background(self._store_missing(room))
 
     async def _store_missing(self, room: Room) -> None:
         try:
-            stored: Doc[Any] = Doc()
-            for update in await self.documents.load(room.case_id):
-                stored.apply_update(update)
+            stored = await self._stored(room.case_id)
         except Exception:
             log.exception("could not read case %s after a server process stopped", room.case_id)
             return
@@ -177,9 +174,13 @@ class Rooms:
         """Redis was away: each room reads what the others stored meanwhile, asks them for the
         rest, and tells them its own peers' presence."""
         for room in list(self._rooms.values()):
-            task = asyncio.create_task(self._resync(room))
-            self._saving.add(task)
-            task.add_done_callback(self._saving.discard)
+            self._in_background(self._resync(room))
+
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` beside the rooms; a stop waits for it as for a write under way."""
+        task = asyncio.create_task(work)
+        self._saving.add(task)
+        task.add_done_callback(self._saving.discard)
 
     async def _resync(self, room: Room) -> None:
         try:
@@ -200,6 +201,10 @@ class Rooms:
         room = self._rooms.get(case_id)
         if room is not None:
             return room.doc
+        return await self._stored(case_id)
+
+    async def _stored(self, case_id: str) -> Doc[Any]:
+        """The case's document as the database holds it."""
         doc: Doc[Any] = Doc()
         for update in await self.documents.load(case_id):
             doc.apply_update(update)
