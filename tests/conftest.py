@@ -108,6 +108,12 @@ def database_for(data_dir: Path) -> str | None:
     return url
 
 
+def use_database(data_dir: Path, url: str) -> None:
+    """On PostgreSQL: commands and servers on ``data_dir`` use the database at ``url`` (one the
+    test made, e.g. restored from a dump; the test drops it)."""
+    _DATA_DIR_DATABASES[data_dir.resolve()] = url
+
+
 def environment_for(data_dir: Path) -> dict[str, str]:
     """The environment of a command or server on ``data_dir``."""
     url = database_for(data_dir)

@@ -14,7 +14,6 @@ import contextlib
 import json
 import math
 import re
-import sqlite3
 import urllib.parse
 from collections.abc import Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -35,6 +34,7 @@ from tests.conftest import (
     add_user,
     api_token,
     collab,
+    connect_db,
     room_people,
     seed_case,
     start_server,
@@ -399,7 +399,7 @@ class Site:
     meeting_id: str
     session_id: str
     code: str
-    db: Path
+    data_dir: Path
 
     def counts(self) -> dict[str, int]:
         tables = (
@@ -410,9 +410,8 @@ class Site:
             "sessions",
             "users",
         )
-        with sqlite3.connect(self.db) as db:
-            names = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            return {t: db.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables if t in names}
+        with connect_db(self.data_dir) as db:
+            return {t: db.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables}
 
 
 @pytest.fixture(scope="module")
@@ -436,8 +435,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     )
     assert teaching.returncode == 0, teaching.stderr
     code = teaching.stdout.strip().split("\t")[0]
-    db = data_dir / "collab.sqlite3"
-    with sqlite3.connect(db) as conn:
+    with connect_db(data_dir) as conn:
         case_id = conn.execute("SELECT id FROM cases").fetchone()[0]
         slide_id = conn.execute("SELECT id FROM slides").fetchone()[0]
         meeting_id = str(conn.execute("SELECT id FROM meetings").fetchone()[0])
@@ -445,7 +443,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     server = start_server(data_dir)
     server.client.headers["Authorization"] = f"Bearer {api_token(data_dir, 'north.path')}"
     try:
-        yield Site(server, case_id, slide_id, meeting_id, session_id, code, db)
+        yield Site(server, case_id, slide_id, meeting_id, session_id, code, data_dir)
     finally:
         stop_server(server)
     _no_traceback(data_dir)

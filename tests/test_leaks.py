@@ -8,7 +8,6 @@ import csv
 import io
 import json
 import re
-import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +21,7 @@ from tests.conftest import (
     add_user,
     api_token,
     collab,
+    connect_db,
     sign_in_with_form,
     start_server,
     stop_server,
@@ -45,8 +45,8 @@ class World:
     south_case: str
     meeting_id: str
 
-    def db(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.server.data_dir / "collab.sqlite3")
+    def db(self) -> Any:
+        return connect_db(self.server.data_dir)
 
     def attended(self, username: str) -> str | None:
         with self.db() as db:

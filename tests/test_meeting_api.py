@@ -3,7 +3,6 @@ off, the meeting closes; the same rules and audit as the meeting page. Real serv
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -73,7 +72,7 @@ def test_outcome_sign_off_and_close_through_the_api(meeting: dict[str, Any]) -> 
     assert coord.post(f"{base}/close", json={}).status_code == 200
     assert coord.post(f"{base}/close", json={}).status_code == 409
 
-    with sqlite3.connect(meeting["server"].data_dir / "collab.sqlite3") as db:
+    with connect_db(meeting["server"].data_dir) as db:
         events = [
             r[0]
             for r in db.execute(

@@ -8,7 +8,6 @@ import csv
 import io
 import json
 import re
-import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from tests.conftest import (
     add_slides,
     add_user,
     collab,
+    connect_db,
     sign_in_with_form,
     start_server,
     stop_server,
@@ -45,8 +45,8 @@ class World:
     people: dict[str, Person]
     case_ids: list[str]
 
-    def db(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.server.data_dir / "collab.sqlite3")
+    def db(self) -> Any:
+        return connect_db(self.server.data_dir)
 
     def add_meeting(self, *extra: str) -> str:
         result = collab(

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import io
-import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -14,7 +13,16 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import Person, Server, add_user, collab, sign_in_with_form, start_server, stop_server
+from tests.conftest import (
+    Person,
+    Server,
+    add_user,
+    collab,
+    connect_db,
+    sign_in_with_form,
+    start_server,
+    stop_server,
+)
 
 PEOPLE = {
     "north.coord": ("admin", "North Trust", "Ms Coordinator", ()),
@@ -33,8 +41,8 @@ class World:
     people: dict[str, Person]
     cases: dict[str, str]  # accession -> case id
 
-    def db(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.server.data_dir / "collab.sqlite3")
+    def db(self) -> Any:
+        return connect_db(self.server.data_dir)
 
     def api(self, username: str, method: str, path: str, body: Any = None) -> httpx.Response:
         person = self.people[username]

@@ -4,7 +4,6 @@ exactly as long as the request, the worklist, clear refusals and the audit trail
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,7 +58,7 @@ class World:
 
     def audit(self, case_id: str) -> list[tuple[str, str, str]]:
         """(event, username, detail) of the case's opinion entries, oldest first, read from the file."""
-        with sqlite3.connect(self.server.data_dir / "collab.sqlite3") as db:
+        with connect_db(self.server.data_dir) as db:
             rows = db.execute(
                 "SELECT event, username, detail FROM audit WHERE case_id = ? AND event LIKE 'opinion %'"
                 " ORDER BY id",

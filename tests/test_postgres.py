@@ -4,6 +4,8 @@ carries on through a restart of PostgreSQL losing nothing it had received."""
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
 import subprocess
 import sys
 import time
@@ -15,12 +17,23 @@ from pycrdt import Map
 from collab.store.migrations import MIGRATIONS
 from collab.store.migrations_pg import pg_migration
 from tests import postgres
-from tests.conftest import ON_POSTGRES, REPO, Server, collab, start_server
+from tests.conftest import (
+    ON_POSTGRES,
+    REPO,
+    Server,
+    collab,
+    database_for,
+    start_server,
+    stop_server,
+    use_database,
+)
 from tests.test_resilience import (
+    _annotators,
     _case_id,
     _committed_annotations,
     _fresh_copy,
     _people,
+    _stored,
     _wait_for_log,
     _ws,
 )
@@ -100,6 +113,62 @@ def test_backup_and_restore_name_the_postgresql_tools(data_dir: Path, tmp_path: 
     assert backup.returncode == 1 and "pg_dump" in backup.stderr, backup.stderr
     restore = collab("restore", str(tmp_path / "copy"), data_dir=data_dir)
     assert restore.returncode == 1 and "pg_restore" in restore.stderr, restore.stderr
+
+
+def test_a_pg_dump_taken_while_a_room_draws_restores_every_committed_annotation(
+    pg_cluster: postgres.Cluster, data_dir: Path, case: str, tmp_path: Path, servers: list[Server]
+) -> None:
+    """The backup docs/operations.md gives for PostgreSQL, taken while two people draw: pg_dump
+    --format=custom, then pg_restore into an empty database on a new data dir holding the old
+    one's secret.key. A server there gives a newcomer every annotation committed before the dump."""
+    if shutil.which("node") is None or not (REPO / "node_modules" / "y-websocket").exists():
+        pytest.skip("node and the npm packages (scripts/setup) are needed")
+    people = _people(data_dir, 2)
+    case_id = _case_id(data_dir)
+    server = start_server(data_dir)
+    servers.append(server)
+    dump = tmp_path / "collab.dump"
+
+    async def scenario() -> tuple[set[str], int]:
+        async with _annotators(_ws(server.url), case_id, people) as annotators:
+            await asyncio.gather(*(a.wait_for(lambda a=a: len(a.created) >= 20, "20") for a in annotators))
+            committed = await asyncio.to_thread(_stored, data_dir, case_id)
+            drawn = sum(len(a.created) for a in annotators)
+            command = [str(postgres.BIN / "pg_dump"), "--format=custom", "--file", str(dump)]
+            dumping = await asyncio.create_subprocess_exec(
+                *command, str(database_for(data_dir)), stderr=subprocess.PIPE
+            )
+            _, err = await dumping.communicate()
+            assert dumping.returncode == 0, err.decode()
+            return committed, sum(len(a.created) for a in annotators) - drawn
+
+    committed, drawn_meanwhile = asyncio.run(scenario())
+    assert committed
+    restored = tmp_path / "restored"
+    restored.mkdir()
+    shutil.copy(data_dir / "secret.key", restored / "secret.key")
+    name = f"restored_{os.getpid()}"
+    url = _empty(pg_cluster, name)
+    try:
+        done = subprocess.run(
+            [str(postgres.BIN / "pg_restore"), "--no-owner", "--dbname", url, str(dump)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        use_database(restored, url)
+        again = start_server(restored)
+        servers.append(again)
+        found = asyncio.run(_fresh_copy(again, case_id, people[0].token, committed))
+        assert committed <= found
+        print(f"\n{len(committed)} annotations committed before pg_dump, {len(found)} in the dump;")
+        print(f"{drawn_meanwhile} drawn while it ran")
+    finally:
+        for started in servers:
+            if started.process.returncode is None:
+                stop_server(started)
+        pg_cluster.drop_database(name)
 
 
 def _readyz(server: Server) -> int:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,7 +51,7 @@ class World:
         return client
 
     def rows(self, sql: str, *args: object) -> list[tuple[Any, ...]]:
-        with sqlite3.connect(self.server.data_dir / "collab.sqlite3") as db:
+        with connect_db(self.server.data_dir) as db:
             return list(db.execute(sql, args).fetchall())
 
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-import sqlite3
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -28,6 +28,7 @@ from tests.conftest import (
     add_slides,
     add_user,
     collab,
+    connect_db,
     sign_in_with_form,
     start_server,
     stop_server,
@@ -62,8 +63,8 @@ class World:
     def data_dir(self) -> Path:
         return self.server.data_dir
 
-    def db(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.data_dir / "collab.sqlite3")
+    def db(self) -> Any:
+        return connect_db(self.data_dir)
 
     def user_id(self, username: str) -> int:
         with self.db() as db:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -355,7 +354,7 @@ def test_quiz_answers_stay_private_until_the_reveal(classroom: Classroom) -> Non
     assert outside.status_code == 400
     named = _educator_json(classroom, "/quiz/reveal", {"names": True})
     assert named.json() == {"revealed": 0}
-    with sqlite3.connect(classroom.server.data_dir / "collab.sqlite3") as db:
+    with connect_db(classroom.server.data_dir) as db:
         events = [r[0] for r in db.execute("SELECT event FROM audit WHERE event LIKE 'teaching%'")]
     assert events.count("teaching session joined") == 2
     assert events.count("teaching quiz revealed") == 2
