@@ -403,7 +403,7 @@ class Site:
 
     def counts(self) -> dict[str, int]:
         tables = (
-            "shares",
+            "case_shares",
             "opinion_requests",
             "meeting_outcomes",
             "teaching_participants",
