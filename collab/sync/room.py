@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import Any
 
 from pycrdt import (
     Array,
@@ -20,9 +19,11 @@ from pycrdt import (
 
 from collab.sync.bus import AWARENESS, UPDATE, awareness_body, parse_awareness_body
 from collab.sync.catchup import TOO_MANY_REQUESTS, CatchUp, TooManyRequests
-from collab.sync.discussion import DISCUSSION, Messages, Watch
+from collab.sync.discussion import DISCUSSION, Messages
+from collab.sync.guard import Guard
 from collab.sync.nesting import Nesting, Placed
 from collab.sync.path import PathSample, PresenterPath, presenting_view
+from collab.sync.peer import Peer, Rejected
 from collab.sync.presence import TOO_MUCH_PRESENCE, Grants, Holdings, TooMuchPresence, neutralise, state_entry
 from collab.sync.protocol import (
     QUERY_AWARENESS,
@@ -31,7 +32,6 @@ from collab.sync.protocol import (
     awareness_payload,
     encode_awareness,
     parse_awareness,
-    parse_state_vector,
 )
 from collab.sync.yupdate import MalformedUpdate
 
@@ -41,36 +41,9 @@ ROOTS = {"annotations": Map, "discussion": Array, "outcome": Map, "meta": Map}
 # everyone downloads them on joining: each may hold this much as JSON, hundreds of times what
 # they are for. Refused past it with 4413; checking costs no more than the bound itself.
 MAX_ROOT_BYTES = 64 * 1024
-TOO_LARGE = 4413
 BOUNDED_ROOTS = {"outcome": MAX_ROOT_BYTES, "meta": MAX_ROOT_BYTES}
 
 EMPTY_UPDATE = b"\x00\x00"
-
-
-class Rejected(Exception):
-    """The connection sent something it may not; it is closed with this code and reason."""
-
-    def __init__(self, code: int, reason: str) -> None:
-        super().__init__(reason)
-        self.code = code
-        self.reason = reason
-
-
-class Peer(Protocol):
-    """A connection as the room sees it."""
-
-    user_id: int
-    contribute: bool  # may change the document
-    moderate: bool  # may change or delete other people's annotations
-    chairs: bool  # chairs an open meeting with this case on its agenda: presents there
-    identity: dict[str, Any]  # the ``user`` its awareness states carry (collab.sync.presence)
-
-    @property
-    def discuss(self) -> bool:
-        """May change the discussion (their own messages), contributing or not."""
-        ...
-
-    def send(self, data: bytes) -> None: ...
 
 
 class Room:
@@ -117,14 +90,8 @@ class Room:
         self.grants = Grants()  # who was handed the presenter's role
         # Where whoever presents looked, for the catch-up timeline (collab.sync.path).
         self.path = PresenterPath(case_id, save_path) if save_path else None
-        # A twin of ``doc`` that updates are tried on first (``_check``), kept in step with it,
-        # and what each try changed there. Copying the document for every update made each
-        # update cost the whole document: five people drawing on a case with a few hundred
-        # annotations left the server minutes behind (tests/test_resilience.py).
-        self._trial: Doc[Any] | None = None
-        self._watching: list[Any] = []
-        self._touched: dict[str, set[Any]] = {}
-        self._watch: Watch | None = None  # the twin's discussion
+        # Who may change what: each update is tried on a twin of ``doc`` first.
+        self._guard = Guard(self.doc, self._messages, self.roots, self.server_roots, self.bounded_roots)
         # Awareness client ids held by peers of other server processes: whose process, and
         # which of them everyone may see (collab.sync.teaching).
         self.remote_owner: dict[int, str] = {}
@@ -158,7 +125,7 @@ class Room:
             if not peer.contribute and not peer.discuss:
                 raise Rejected(4403, "read-only: document changes are not accepted from this participant")
             placed = self._shape(frame.payload)
-            self._check(peer, frame.payload)
+            self._guard.check(peer, frame.payload, self.clients)
             self.doc.apply_update(frame.payload)
             self._nesting.record(placed)
             self._persist(self.case_id, frame.payload)
@@ -182,8 +149,7 @@ class Room:
         for update in updates:
             if update == EMPTY_UPDATE:
                 continue
-            if self._trial is not None:
-                self._trial.apply_update(update)
+            self._guard.follow(update)
             self._nesting.note(update)
             self._persist(self.case_id, update)
             self._broadcast(create_update_message(update))
@@ -320,8 +286,7 @@ class Room:
         self.doc.apply_update(update)
         if self.doc.get_state() == before:
             return  # nothing new (an answer to another process's question, say)
-        if self._trial is not None:
-            self._trial.apply_update(update)
+        self._guard.follow(update)
         self._nesting.note(update)
         self._broadcast(create_update_message(update))
 
@@ -369,140 +334,8 @@ class Room:
         """Pass on another process's awareness message (to everyone, here)."""
         self._broadcast(data)
 
-    def _twin(self) -> Doc[Any]:
-        """The trial twin of the document, made when first needed (and again after a refusal)."""
-        if self._trial is None:
-            trial: Doc[Any] = Doc()
-            # The discussion is watched message by message, from the copy on (collab.sync.discussion).
-            self._watch = Watch(trial) if DISCUSSION in self.roots else None
-            trial.apply_update(self.doc.get_update())
-            # The subscriptions are kept: pycrdt drops an observer whose subscription is gone.
-            self._watching = [
-                trial.get(root, type=kind).observe_deep(self._observer(root))
-                for root, kind in self.roots.items()
-                if root != DISCUSSION
-            ]
-            self._trial = trial
-        return self._trial
-
-    def _observer(self, root: str) -> Callable[[list[Any]], None]:
-        """Notes what an update changed in the twin's ``root``: for a map, its top-level keys.
-        (One argument: pycrdt passes a second, the transaction, to a callback that takes two.)"""
-
-        def saw(events: list[Any]) -> None:
-            keys = self._touched.setdefault(root, set())
-            for event in events:
-                keys.update(event.path[:1] if event.path else getattr(event, "keys", {}))
-
-        return saw
-
-    def _check(self, peer: Peer, update: bytes) -> None:
-        """Apply the update to the twin first: refuse unknown roots and others' annotations or messages.
-        A refused update has changed the twin, so it is dropped and made again when next needed."""
-        try:
-            self._check_on_twin(peer, update)
-        except BaseException:
-            self._trial = None
-            self._watching = []
-            raise
-
-    def _check_on_twin(self, peer: Peer, update: bytes) -> None:
-        trial = self._twin()
-        self._touched = {}
-        if self._watch is not None:
-            self._watch.reset()
-        clocks = _clocks(trial)
-        try:
-            trial.apply_update(update)
-        except Exception as exc:
-            raise Rejected(4400, "malformed document update") from exc
-        # The Yjs clients whose items this update added: their clocks moved in the twin.
-        made = {client for client, clock in _clocks(trial).items() if clock > clocks.get(client, 0)}
-        unknown = set(trial.keys()) - set(self.roots)
-        if unknown:
-            raise Rejected(4400, f"unknown document parts: {', '.join(sorted(unknown))}")
-        if self._watch is not None and self._watch.touched:
-            self._touched.setdefault(DISCUSSION, set())
-        if not peer.contribute and self._touched.keys() - {DISCUSSION}:
-            parts = ", ".join(sorted(self._touched.keys() - {DISCUSSION}))
-            raise Rejected(4403, f"read-only: only the discussion is open to this participant, not {parts}")
-        for root in self.server_roots & self._touched.keys():
-            if _plain(trial, root, self.roots[root]) != _plain(self.doc, root, self.roots[root]):
-                raise Rejected(4403, f"{root} is written by the server only")
-        for root in self.bounded_roots.keys() & self._touched.keys():
-            # As JSON, in one pass in Rust: its size before this update was bounded, and the
-            # update by the frame size, so this costs no more than they do.
-            size, limit = len(str(trial.get(root, type=self.roots[root])).encode()), self.bounded_roots[root]
-            if size > limit:
-                raise Rejected(TOO_LARGE, f"{root} too large: {size} bytes of JSON, at most {limit}")
-        # Whose work this update may carry: the sender's, and that of the people whose Yjs
-        # clients made items in it. After a server crash a participant's client resends
-        # what it had, including others' edits the server lost; a forgery made by the
-        # sender's own client still names only the sender. (This read the clients from the
-        # update's own state vector, which pycrdt gives only for items from a client's first
-        # on: a replay of what followed stored work vouched for nobody, was refused with 4403,
-        # and y-websocket gives up on 4403: every client was locked out after a crash.)
-        vouched = {str(peer.user_id)} | {str(self.clients[c]) for c in made if c in self.clients}
-        if "annotations" in self._touched:  # only the keys the update touched
-            only = self._touched["annotations"]
-            before, after = _authored(self.doc, "annotations", only), _authored(trial, "annotations", only)
-            pairs = [(before.get(key), after.get(key)) for key in before.keys() | after.keys()]
-            _judge(pairs, vouched, peer.moderate, "an annotation")
-        if self._watch is not None and self._messages is not None and self._watch.touched:
-            # Only the messages the update touched; known by id or content, not by place.
-            _judge(self._watch.pairs(self._messages), vouched, peer.moderate, "a message")
-
     def _broadcast(self, data: bytes, skip: Peer | None = None) -> None:
         """Encoded once, queued for every peer (a slow peer's queue does not hold up others)."""
         for peer in list(self.peers):
             if peer is not skip:
                 peer.send(data)
-
-
-def _plain(doc: Doc[Any], root: str, kind: type) -> Any:
-    """A root's content as plain Python (None when absent)."""
-    if root not in set(doc.keys()):
-        return None
-    return _py(doc.get(root, type=kind))
-
-
-def _py(value: Any) -> Any:
-    """A value of a map as plain Python (shared types converted, plain values as they are).
-    Maps and arrays go through yrs's JSON, one pass in Rust: pycrdt's ``to_py`` reads an array
-    index by index, each time from its start."""
-    if isinstance(value, (Map, Array)):
-        return json.loads(str(value))
-    return value.to_py() if hasattr(value, "to_py") else value
-
-
-def _clocks(doc: Doc[Any]) -> dict[int, int]:
-    """The document's state vector: Yjs client id -> items seen from it."""
-    try:
-        return parse_state_vector(doc.get_state())
-    except Exception:  # a client id past what browsers can read: it vouches for nobody
-        return {}
-
-
-def _authored(doc: Doc[Any], root: str, only: set[Any]) -> dict[str, Any]:
-    """The entries of a map of authored entries (the annotations) in ``only``, by key."""
-    if root not in set(doc.keys()):
-        return {}
-    entries = doc.get(root, type=Map)
-    values = {key: _py(entries[key]) for key in only if key in entries}
-    return {key: (value if isinstance(value, dict) else {"value": value}) for key, value in values.items()}
-
-
-def _judge(pairs: list[tuple[Any, Any]], vouched: set[str], moderate: bool, what: str) -> None:
-    """Refuse a change to an annotation or message (before, after; None for absent) unless
-    ``vouched`` names its author (or ``moderate``), and any new one not in a vouched name."""
-    for old, new in pairs:
-        if old == new:
-            continue
-        if old is None:
-            if new is not None and str(new.get("author")) not in vouched:
-                raise Rejected(4403, f"{what} must carry its author's own id")
-        elif str(old.get("author")) not in vouched and not moderate:
-            # Moderation: pathologists of the owning trust may correct or remove.
-            raise Rejected(4403, "only the author or a pathologist of the owning trust may change that")
-        elif new is not None and new.get("author") != old.get("author"):
-            raise Rejected(4403, f"{what}'s author cannot change")
