@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import sqlite3
 from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,12 +18,15 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, Playwright
 
 from collab.slides.demo import generate_demo_slide
-from tests.conftest import (
+from tests.conftest import (  # noqa: F401 (pg_cluster, database_url: autouse fixtures here too)
     PASSWORD,
     Server,
     add_slides,
     add_user,
     collab,
+    connect_db,
+    database_url,
+    pg_cluster,
     seed_case,
     start_server,
     stop_server,
@@ -98,7 +100,7 @@ class E2ESession:
         add_user(data_dir, "north.trainee", "trainee", "North Trust", "--name", "North Trainee")
         add_user(data_dir, "north.onc", "clinician", "North Trust", "--name", "Dr Oncology")
         self.slide_ids = add_slides(data_dir, *slide_files)
-        with sqlite3.connect(data_dir / "collab.sqlite3") as db:
+        with connect_db(data_dir) as db:
             (self.case_id,) = db.execute("SELECT id FROM cases WHERE accession = 'S26-1'").fetchone()
         self.server: Server = start_server(data_dir)
 

@@ -3,12 +3,10 @@ a share made read-only brings the page back read-only."""
 
 from __future__ import annotations
 
-import sqlite3
-
 from playwright.sync_api import Page, expect
 
 from e2e.conftest import E2ESession
-from tests.conftest import add_user, collab, sign_in_with_form
+from tests.conftest import add_user, collab, connect_db, sign_in_with_form
 
 TIMEOUT_MS = 15_000
 NHS_NUMBER = "943 476 5919"
@@ -18,7 +16,7 @@ def _shared_with_south(session: E2ESession, *extra: str) -> None:
     """South Trust's pathologist gets S26-1 (which now names a patient) through a share."""
     assert collab("orgs", "add", "South Trust", data_dir=session.data_dir).returncode == 0
     add_user(session.data_dir, "south.path", "pathologist", "South Trust", "--name", "Dr South")
-    with sqlite3.connect(session.data_dir / "collab.sqlite3") as db:
+    with connect_db(session.data_dir) as db:
         db.execute(
             "UPDATE cases SET patient_name = 'Margaret Ellis', nhs_number = ?, date_of_birth = '1958-03-14'"
             " WHERE id = ?",

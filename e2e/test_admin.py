@@ -5,13 +5,12 @@ administrator deactivates them, their open case page says their access has ended
 from __future__ import annotations
 
 import re
-import sqlite3
 from urllib.parse import urlsplit
 
 from playwright.sync_api import Dialog, Page, expect
 
 from e2e.conftest import E2ESession
-from tests.conftest import add_user
+from tests.conftest import add_user, connect_db
 
 TIMEOUT_MS = 15_000
 FIRST_PASSWORD = "a first password, long enough"
@@ -113,7 +112,7 @@ def test_invite_change_password_then_deactivate(session: E2ESession) -> None:
     assert urlsplit(new.url).path == "/login", new.url
 
     # Each administrative act is in the audit log, naming the person it was done to.
-    with sqlite3.connect(session.data_dir / "collab.sqlite3") as db:
+    with connect_db(session.data_dir) as db:
         (new_id,) = db.execute("SELECT id FROM users WHERE username = 'north.new'").fetchone()
         (admin_id,) = db.execute("SELECT id FROM users WHERE username = 'north.admin'").fetchone()
         rows = db.execute("SELECT event, user_id, detail FROM audit ORDER BY id").fetchall()

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import io
 import json
-import sqlite3
 
 from PIL import Image
 from playwright.sync_api import Page, expect
 
 from e2e.conftest import E2ESession
 from e2e.test_session import TIMEOUT_MS, at_viewer, click_tool, draw_rectangle
+from tests.conftest import connect_db
 
 SIZE = {"width": 1366, "height": 768}
 
@@ -54,7 +54,7 @@ def test_a_region_snapshot_attached_to_the_outcome_is_in_the_printed_summary(ses
     got = chair.request.get(download)
     assert got.status == 200 and got.headers["content-type"] == "image/png"
     assert got.headers["content-disposition"].startswith("attachment;")
-    with sqlite3.connect(session.data_dir / "collab.sqlite3") as db:
+    with connect_db(session.data_dir) as db:
         acts = [r[0] for r in db.execute("SELECT event FROM audit WHERE event LIKE 'snapshot%'")]
     assert acts == ["snapshot made", "snapshot downloaded"], acts
 
@@ -76,7 +76,7 @@ def test_a_region_snapshot_attached_to_the_outcome_is_in_the_printed_summary(ses
 
 
 def test_a_teaching_snapshot_carries_no_identifier(session: E2ESession) -> None:
-    with sqlite3.connect(session.data_dir / "collab.sqlite3") as db:
+    with connect_db(session.data_dir) as db:
         db.execute(
             "UPDATE cases SET patient_name = 'Margaret Ellis', nhs_number = '943 476 5919' WHERE id = ?",
             (session.case_id,),
@@ -107,7 +107,7 @@ def test_a_teaching_snapshot_carries_no_identifier(session: E2ESession) -> None:
     got = student.request.get(snapshot["download"])
     assert got.status == 200, got.status
     png = got.body()
-    with sqlite3.connect(session.data_dir / "collab.sqlite3") as db:
+    with connect_db(session.data_dir) as db:
         secrets = [session.case_id, "S26-1", "Margaret Ellis", "943 476 5919", "9434765919"]
         secrets += session.slide_ids
         secrets += [r[0] for r in db.execute("SELECT path FROM slides")]

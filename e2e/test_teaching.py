@@ -6,7 +6,6 @@ carry the case's accession, its patient's identifiers, or the real case or slide
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 from playwright.sync_api import Page, Response, WebSocket, expect
@@ -14,6 +13,7 @@ from pycrdt import Doc, Map, create_update_message
 
 from e2e.conftest import E2ESession
 from e2e.test_session import TIMEOUT_MS, at_viewer, draw_rectangle, same_view, settled_view
+from tests.conftest import connect_db
 
 PATIENT = ("Margaret Ellis", "943 476 5919", "1958-03-14")
 TEXT_TYPES = ("text/", "application/json", "application/xml", "application/javascript")
@@ -81,7 +81,7 @@ SEND_RAW = """async ([url, bytes]) => new Promise((resolve) => {
 
 
 def test_teaching_session_follow_quiz_pen_and_no_identifiers(session: E2ESession) -> None:
-    with sqlite3.connect(session.data_dir / "collab.sqlite3") as db:
+    with connect_db(session.data_dir) as db:
         db.execute(
             "UPDATE cases SET patient_name = ?, nhs_number = ?, date_of_birth = ? WHERE id = ?",
             (*PATIENT, session.case_id),

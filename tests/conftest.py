@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+import psycopg
 import pytest
 import tifffile
 
@@ -132,6 +133,25 @@ def connect_db(data_dir: Path) -> Any:
     if url:
         return postgres.SyncDb(url)
     return sqlite3.connect(data_dir / "collab.sqlite3")
+
+
+# What either engine raises when a constraint or trigger refuses a change.
+INTEGRITY_ERRORS: tuple[type[Exception], ...] = (sqlite3.IntegrityError, psycopg.errors.IntegrityError)
+
+
+def table_names(db: Any) -> list[str]:
+    """The tables of a database opened with ``connect_db``."""
+    if isinstance(db, postgres.SyncDb):
+        rows = db.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'")
+    else:
+        rows = db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+    return sorted(row[0] for row in rows)
+
+
+def row_dict(cursor: Any) -> dict[str, Any] | None:
+    """The next row of a cursor of either engine, by column name (None: no more rows)."""
+    row = cursor.fetchone()
+    return None if row is None else dict(zip([d[0] for d in cursor.description], row, strict=True))
 
 
 def connect_file(database: Path) -> Any:

@@ -132,7 +132,7 @@ class SyncDb:
 
     def execute(self, sql: str, params: Iterable[Any] | dict[str, Any] = ()) -> psycopg.Cursor[Any]:
         bound = params if isinstance(params, dict) else tuple(params)
-        return self.conn.execute(dialect.statement(sql), bound or None)
+        return self.conn.execute(dialect.statement(sql), bound)
 
     def executemany(self, sql: str, rows: Iterable[Any]) -> None:
         with self.conn.cursor() as cursor:

@@ -26,6 +26,7 @@ from tests.conftest import (
     sign_in_with_form,
     start_server,
     stop_server,
+    table_names,
     write_pyramid_tiff,
 )
 
@@ -152,7 +153,7 @@ def test_every_get_answers_as_described(world: dict[str, Any]) -> None:
 def _counts(data_dir: Path) -> dict[str, int]:
     """Rows of every table but the audit trail (which records refusals too)."""
     with connect_db(data_dir) as db:
-        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        tables = table_names(db)
         return {t: db.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in tables if t != "audit"}
 
 

@@ -10,6 +10,7 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -354,20 +355,20 @@ def test_time_spent_per_case_is_in_the_room_the_summary_and_the_csv(world: World
     step(chair, meeting_id, first)  # back to the first case: its time adds up
     # Times are the server's clock; move the recorded stretches back rather than wait.
     with world.db() as db:
-        ids = [
-            r[0]
-            for r in db.execute("SELECT id FROM meeting_presentations WHERE meeting_id = ?", (meeting_id,))
-        ]
-        for row_id, seconds in zip(ids[:2], (150, 45), strict=True):
+        stretches = db.execute(
+            "SELECT id, ended FROM meeting_presentations WHERE meeting_id = ? ORDER BY id", (meeting_id,)
+        ).fetchall()
+        ids = [row_id for row_id, _ in stretches]
+        for (row_id, ended), seconds in zip(stretches[:2], (150, 45), strict=True):
+            started = datetime.fromisoformat(ended) - timedelta(seconds=seconds)
             db.execute(
-                "UPDATE meeting_presentations SET started = strftime('%Y-%m-%dT%H:%M:%S+00:00',"
-                " ended, ?) WHERE id = ?",
-                (f"-{seconds} seconds", row_id),
+                "UPDATE meeting_presentations SET started = ? WHERE id = ?",
+                (started.isoformat(timespec="seconds"), row_id),
             )
+        a_minute_ago = datetime.now(UTC) - timedelta(seconds=60)
         db.execute(
-            "UPDATE meeting_presentations"
-            " SET started = strftime('%Y-%m-%dT%H:%M:%S+00:00', 'now', '-60 seconds') WHERE id = ?",
-            (ids[2],),
+            "UPDATE meeting_presentations SET started = ? WHERE id = ?",
+            (a_minute_ago.isoformat(timespec="seconds"), ids[2]),
         )
 
     room = chair.get(f"/api/meetings/{meeting_id}/room").json()

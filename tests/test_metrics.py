@@ -24,6 +24,7 @@ from tests.conftest import (
     api_token,
     room_people,
     seed_case,
+    sqlite_only,
     start_server,
     stop_server,
     write_pyramid_tiff,
@@ -163,6 +164,7 @@ def test_readyz_answers_when_the_database_does(site: Site) -> None:
     assert site.get("/healthz").json() == {"status": "ok"}
 
 
+@sqlite_only("the SQLite file moved away; tests/test_postgres.py stops PostgreSQL under a server")
 def test_readyz_fails_naming_the_database_when_its_file_is_gone(site: Site) -> None:
     database = site.server.data_dir / "collab.sqlite3"
     moved = database.with_name("collab.sqlite3.moved")

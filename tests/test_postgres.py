@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from pycrdt import Map
 
+from collab.store.database import Database
 from collab.store.migrations import MIGRATIONS
 from collab.store.migrations_pg import pg_migration
 from tests import postgres
@@ -98,6 +99,21 @@ def test_processes_starting_at_once_migrate_once(pg_cluster: postgres.Cluster, d
     with postgres.SyncDb(url) as db:
         assert db.execute("SELECT version FROM collab_schema").fetchall() == [(len(MIGRATIONS),)]
         assert db.execute("SELECT count(*) FROM organisations").fetchone() == (4,)
+
+
+def test_a_percent_sign_is_read_as_written_with_or_without_parameters(data_dir: Path) -> None:
+    """psycopg reads ``%`` as the start of a placeholder, inside string literals too: a LIKE
+    pattern or a date format in a statement with parameters failed, and one without any kept
+    the doubled ``%%``."""
+
+    async def run() -> list[object]:
+        async with Database(data_dir / "collab.sqlite3", database_for(data_dir)) as db:
+            quoted = await db.one("SELECT 'opinion %' || ? AS said", ("asked",))
+            bare = await db.one("SELECT 7 % 3 AS rest, '100%' AS whole")
+            assert quoted is not None and bare is not None
+            return [quoted["said"], bare["rest"], bare["whole"]]
+
+    assert asyncio.run(run()) == ["opinion %asked", 1, "100%"]
 
 
 def test_the_password_is_never_shown(pg_cluster: postgres.Cluster, data_dir: Path) -> None:

@@ -5,15 +5,15 @@ the provider's session on sign-out. Each refusal the protocol needs has its test
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urljoin, urlsplit
 
 import httpx
 import pytest
 
-from tests.conftest import Server, connect_db, db_url
+from tests.conftest import Server, connect_db, db_url, row_dict
 from tests.oidc_provider import ACCOUNTS, OidcProvider, signed_on_site
 
 BROWSERS: list[httpx.Client] = []
@@ -60,14 +60,15 @@ def sign_in(
     return browser, browser.get(callback)
 
 
-def _user(server: Server, username_like: str) -> sqlite3.Row:
+def _user(server: Server, username_like: str) -> dict[str, Any] | None:
     with connect_db(server.data_dir) as db:
-        db.row_factory = sqlite3.Row
-        return db.execute(
-            "SELECT users.*, organisations.name AS org FROM users"
-            " JOIN organisations ON organisations.id = org_id WHERE username LIKE ?",
-            (username_like,),
-        ).fetchone()
+        return row_dict(
+            db.execute(
+                "SELECT users.*, organisations.name AS org FROM users"
+                " JOIN organisations ON organisations.id = org_id WHERE username LIKE ?",
+                (username_like,),
+            )
+        )
 
 
 def test_first_sign_in_creates_the_person_with_their_trust_and_role(

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
+from collab.store.accounts import Accounts
+from collab.store.database import Database
 from collab.store.migrations import MIGRATIONS
-from tests.conftest import PASSWORD, add_user, collab, connect_db, sqlite_only
+from tests.conftest import PASSWORD, add_user, collab, connect_db, database_for, sqlite_only
 
 
-@sqlite_only("a schema-1 SQLite file; tests/test_postgres_store.py upgrades a PostgreSQL database")
+@sqlite_only("a schema-1 SQLite file; tests/test_postgres.py upgrades a PostgreSQL database")
 def test_a_first_release_database_upgrades_in_place(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     data_dir.mkdir()
@@ -42,7 +45,7 @@ def test_a_first_release_database_upgrades_in_place(tmp_path: Path) -> None:
     assert shared.returncode == 0, shared.stderr
 
 
-@sqlite_only("PRAGMA user_version; tests/test_postgres_store.py refuses a newer PostgreSQL database")
+@sqlite_only("PRAGMA user_version; tests/test_postgres.py refuses a newer PostgreSQL database")
 def test_a_newer_database_is_refused_untouched(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     data_dir.mkdir()
@@ -103,3 +106,26 @@ def test_user_commands_refuse_mistakes_clearly(tmp_path: Path) -> None:
     with connect_db(data_dir) as db:
         stored = db.execute("SELECT password_hash FROM users").fetchone()[0]
     assert stored.startswith("$argon2id$") and PASSWORD not in stored
+
+
+def test_a_nul_character_finds_nothing_and_keeps_the_rest_of_the_text(tmp_path: Path) -> None:
+    """Anyone may put a NUL in a form or a URL. A lookup finds nothing, and text keeps the rest of
+    what was typed. (PostgreSQL's text cannot hold NUL: there every such lookup was a 500.)"""
+    data_dir = tmp_path / "data"
+    collab("orgs", "add", "North Trust", data_dir=data_dir)
+    add_user(data_dir, "n.path", "pathologist", "North Trust")
+
+    async def run() -> tuple[object, object, str]:
+        async with Database(data_dir / "collab.sqlite3", database_for(data_dir)) as db:
+            unknown = await db.people.user_by_username("n.path\x00")
+            no_password = await db.people.password_hash("\x00n.path")
+            user = await db.people.user_by_username("n.path")
+            assert user is not None
+            await Accounts(db).update(user.id, display_name="Dr Ada\x00 North")
+            changed = await db.people.user_by_username("n.path")
+            assert changed is not None
+            return unknown, no_password, changed.display_name
+
+    unknown, no_password, name = asyncio.run(run())
+    assert unknown is None and no_password is None
+    assert name.startswith("Dr Ada") and name.endswith(" North") and len(name) == len("Dr Ada\x00 North")

@@ -134,7 +134,8 @@ class Accounts:
         check_details(display_name, role, specialty)
         await self.db.write(
             "UPDATE users SET display_name = COALESCE(?, display_name), org_id = COALESCE(?, org_id),"
-            " role = COALESCE(?, role), specialty = CASE WHEN ? THEN NULL ELSE COALESCE(?, specialty) END"
+            " role = COALESCE(?, role),"
+            " specialty = CASE WHEN ? <> 0 THEN NULL ELSE COALESCE(?, specialty) END"
             " WHERE id = ?",
             (
                 display_name.strip() if display_name else None,

@@ -147,7 +147,7 @@ class Catalog:
     async def visible_cases(self, user_org_id: int, user_id: int, *, own_org: bool) -> list[Case]:
         """Cases of the organisation (when ``own_org``) and those shared with the person or it."""
         rows = await self.db.all(
-            "SELECT * FROM cases WHERE (? AND org_id = ?) OR id IN (SELECT case_id FROM case_shares"
+            "SELECT * FROM cases WHERE (? <> 0 AND org_id = ?) OR id IN (SELECT case_id FROM case_shares"
             " WHERE revoked IS NULL AND (user_id = ? OR org_id = ?))"
             f" ORDER BY {PRIORITY_ORDER}, created, accession",
             (own_org, user_org_id, user_id, user_org_id),

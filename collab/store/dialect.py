@@ -25,8 +25,9 @@ _INSERT_INTO = re.compile(r"^\s*INSERT\s+(?:OR\s+IGNORE\s+)?INTO\s+(\w+)", re.IG
 
 @functools.cache  # a pure function of the statement's text, and the statements are few
 def statement(sql: str) -> str:
-    """One statement (or several, without parameters) in PostgreSQL's words, placeholders
-    in psycopg's form (``%s``, ``%(name)s``)."""
+    """One statement in PostgreSQL's words, placeholders in psycopg's form (``%s``,
+    ``%(name)s``) and every other ``%`` doubled: run it with parameters, an empty sequence if
+    there are none, for psycopg to read ``%%`` as ``%``."""
     ignore = bool(_OR_IGNORE.search(sql))
     pieces = _QUOTED.split(sql)
     for i in range(0, len(pieces), 2):  # even pieces are outside quotes
@@ -40,6 +41,8 @@ def statement(sql: str) -> str:
         piece = _LIKE.sub("ILIKE", piece)
         piece = _GROUP_CONCAT.sub(r"string_agg((\1)::text, ',')", piece)
         pieces[i] = piece
+    for i in range(1, len(pieces), 2):  # psycopg reads % inside quotes as a placeholder too
+        pieces[i] = pieces[i].replace("%", "%%")
     out = "".join(pieces).rstrip().rstrip(";")
     if ignore:
         out += " ON CONFLICT DO NOTHING"

@@ -70,7 +70,7 @@ class Documents:
         """The presenter path of a case, oldest first (the newest ``limit`` samples)."""
         rows = await self.db.all(
             "SELECT at, user_id, slide, x, y, width, rotation FROM ("
-            " SELECT * FROM presenter_path WHERE case_id = ? ORDER BY id DESC LIMIT ?) ORDER BY id",
+            " SELECT * FROM presenter_path WHERE case_id = ? ORDER BY id DESC LIMIT ?) AS newest ORDER BY id",
             (case_id, limit),
         )
         return [dict(r) for r in rows]

@@ -138,7 +138,8 @@ class Meetings:
             " (meeting_id, case_id, decision, decisions, notes, recorded_by, recorded)"
             " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (meeting_id, case_id) DO UPDATE SET"
             " decision = excluded.decision, decisions = excluded.decisions, notes = excluded.notes,"
-            " recorded_by = excluded.recorded_by, recorded = excluded.recorded WHERE signed_off IS NULL",
+            " recorded_by = excluded.recorded_by, recorded = excluded.recorded"
+            " WHERE meeting_outcomes.signed_off IS NULL",
             (meeting_id, case_id, legacy, json.dumps(decisions), notes, by, now_iso()),
         )
         await self.db.conn.commit()

@@ -120,10 +120,21 @@ class _Pending:
 
 
 def _params(params: Any) -> Any:
-    # psycopg sends a bool as boolean; the columns are integers, as in SQLite.
     if isinstance(params, dict):
-        return {key: int(v) if isinstance(v, bool) else v for key, v in params.items()}
-    return tuple(int(v) if isinstance(v, bool) else v for v in params)
+        return {key: _value(v) for key, v in params.items()}
+    return tuple(_value(v) for v in params)
+
+
+def _value(value: Any) -> Any:
+    # psycopg sends a bool as boolean; the columns are integers, as in SQLite.
+    if isinstance(value, bool):
+        return int(value)
+    # PostgreSQL's text cannot hold NUL (SQLite's can), and anyone may put one in a form or a
+    # URL: passed as is, a lookup failed with a 500 where it should find nothing. No clinical
+    # text needs it: it goes as U+FFFD, the character standing for one that cannot be shown.
+    if isinstance(value, str) and "\x00" in value:
+        return value.replace("\x00", "\ufffd")
+    return value
 
 
 async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
@@ -239,7 +250,8 @@ def _task() -> asyncio.Task[Any]:
 
 async def _run(conn: psycopg.AsyncConnection[Any], query: str, params: Any, returning: bool) -> Cursor:
     async with conn.cursor() as cursor:
-        await cursor.execute(query, params or None)
+        # Always with parameters, even none: psycopg then reads %% as %, as dialect.statement wrote it.
+        await cursor.execute(query, params)
         rows = await cursor.fetchall() if cursor.description else []
         lastrowid = int(rows[0][0]) if returning and rows else None
         return Cursor([] if returning else rows, cursor.rowcount, lastrowid)
