@@ -264,6 +264,7 @@ def _wait_readiness(server: Server, redis_up: bool) -> None:
         answer = server.get("/readyz")
         if (answer.status_code == 200) == redis_up and (redis_up or answer.json()["checks"]["redis"] != "ok"):
             return
+        time.sleep(0.05)  # the poll interval: not to flood the server it waits for
     raise AssertionError(f"/readyz still answers {answer.status_code} {answer.text}")
 
 
