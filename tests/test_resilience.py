@@ -562,7 +562,7 @@ def _wait_for_log(server: Server, text: str, timeout_s: float = 30) -> None:
         time.sleep(0.05)  # the poll interval
 
 
-@sqlite_only("holds the SQLite file's write lock; tests/test_postgres_resilience.py restarts PostgreSQL")
+@sqlite_only("holds the SQLite file's write lock; tests/test_postgres.py restarts PostgreSQL")
 def test_a_write_the_disk_refuses_is_kept_and_retried(
     data_dir: Path, case: str, servers: list[Server]
 ) -> None:
