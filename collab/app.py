@@ -29,6 +29,7 @@ from collab.web import (
     admin_users,
     admin_users_api,
     agenda,
+    analyses,
     api,
     audit,
     auth,
@@ -141,6 +142,7 @@ def create_app(settings: Settings) -> Starlette:
         # Before the slide routes: /api/slides/unassigned is not a slide id.
         *uploads.routes,
         *unassigned.routes,
+        *analyses.routes,
         *slides.routes,
         *sync.routes,
         Mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static"),

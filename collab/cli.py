@@ -11,7 +11,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from collab import datadir
+from collab import analysis_commands, datadir
 from collab.admin import CommandError, run_admin
 from collab.backup import BackupError, take_backup
 from collab.config import DEFAULT_MAX_CONNECTIONS, Settings, default_data_dir, read_decisions
@@ -278,6 +278,8 @@ def _parser(environ: dict[str, str]) -> argparse.ArgumentParser:
     slides_web.add_argument("--case", required=True, help="the case's accession number")
     slides_web.add_argument("--stain", help="e.g. H&E, Ki-67")
 
+    analysis_commands.add_parser(commands, common)
+
     backup = commands.add_parser(
         "backup",
         parents=[common],
@@ -363,6 +365,8 @@ def _run(args: argparse.Namespace) -> int:
             print(f"Open http://{args.host}:{args.port}/ in a browser.", file=sys.stderr)
         serve(settings, access_log=args.access_log)
         return 0
+    if args.command == "analyses":
+        return asyncio.run(analysis_commands.run_analyses(args))
     return asyncio.run(run_admin(args))
 
 

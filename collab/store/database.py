@@ -58,6 +58,7 @@ class Database:
     """
 
     def __init__(self, path: Path, url: str | None = None) -> None:
+        from collab.store.analyses import Analyses
         from collab.store.audit import AuditLog
         from collab.store.case_notes import CaseNotes
         from collab.store.catalog import Catalog
@@ -87,6 +88,7 @@ class Database:
         self.organisations = Organisations(self)
         self.snapshots = Snapshots(self)
         self.sign_on = SignOn(self)
+        self.analyses = Analyses(self)
 
     async def __aenter__(self) -> Self:
         if self.engine == "postgresql":

@@ -448,4 +448,39 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (issuer, subject)
     );
     """,
+    # Analyses of slides (collab.analysis): jobs waiting for or running in a worker process,
+    # and results, from an analysis run here or posted by an outside tool (``source``). A result
+    # is decision support: it never changes a case by itself.
+    """
+    CREATE TABLE analysis_jobs (
+        id INTEGER PRIMARY KEY,
+        slide_id TEXT NOT NULL REFERENCES slides(id),
+        analysis TEXT NOT NULL,
+        state TEXT NOT NULL DEFAULT 'queued'
+            CHECK (state IN ('queued', 'running', 'done', 'failed', 'cancelled')),
+        progress REAL NOT NULL DEFAULT 0,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        requested_by INTEGER REFERENCES users(id),
+        requested TEXT NOT NULL,
+        started TEXT,
+        heartbeat TEXT,
+        finished TEXT,
+        cancel INTEGER NOT NULL DEFAULT 0,
+        error TEXT,
+        result_id INTEGER
+    );
+    CREATE INDEX analysis_jobs_by_state ON analysis_jobs(state, id);
+    CREATE INDEX analysis_jobs_by_slide ON analysis_jobs(slide_id, id);
+    CREATE TABLE analysis_results (
+        id INTEGER PRIMARY KEY,
+        slide_id TEXT NOT NULL REFERENCES slides(id),
+        analysis TEXT NOT NULL,
+        version TEXT NOT NULL,
+        source TEXT NOT NULL,
+        made TEXT NOT NULL,
+        job_id INTEGER REFERENCES analysis_jobs(id),
+        result TEXT NOT NULL
+    );
+    CREATE INDEX analysis_results_by_slide ON analysis_results(slide_id, id);
+    """,
 )

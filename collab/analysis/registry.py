@@ -1,0 +1,38 @@
+"""The analyses installed here: Python entry points in the group ``collab.analyses``.
+
+A package offers an analysis by naming its class in its own metadata, e.g. in pyproject.toml::
+
+    [project.entry-points."collab.analyses"]
+    tissue-qc = "vendor_qc.analysis:TissueQC"
+
+The entry point's name is the analysis's name in the CLI and the API (docs/analysis.md).
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+
+from collab.analysis.base import Analysis
+
+GROUP = "collab.analyses"
+
+
+class UnknownAnalysis(LookupError):
+    """No analysis of that name is installed (the message says which are)."""
+
+
+def installed() -> list[str]:
+    """The names of the installed analyses, sorted."""
+    return sorted({entry.name for entry in entry_points(group=GROUP)})
+
+
+def load(name: str) -> Analysis:
+    """An instance, with its default parameters, of the analysis called ``name``."""
+    for entry in entry_points(group=GROUP):
+        if entry.name == name:
+            kind = entry.load()
+            if not (isinstance(kind, type) and issubclass(kind, Analysis)):
+                raise UnknownAnalysis(f"{entry.value} (analysis {name!r}) is not a collab Analysis")
+            return kind()
+    names = ", ".join(installed()) or "none"
+    raise UnknownAnalysis(f"no analysis is called {name!r} (installed: {names})")

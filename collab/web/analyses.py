@@ -1,0 +1,192 @@
+"""Analysis results of a slide, for whoever may see the slide: ``GET /api/slides/{id}/analyses``
+(scores, flags, regions, and each heatmap as a layer image) and the layer images themselves.
+
+Every result is decision support, labelled so: it names the analysis, its version and
+parameters, and where it came from (``source``: run here, or the outside tool that posted it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import re
+from typing import Any
+
+import numpy as np
+from PIL import Image
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from collab.analysis.result import Heatmap
+from collab.store.analyses import Job, StoredResult
+from collab.store.database import Database
+from collab.web.access import AccessControl
+from collab.web.api import describe
+from collab.web.errors import error
+
+SLIDE_ID = re.compile(r"[0-9a-f]{16}")
+NOTICE = "Decision support from software, not a diagnosis: a person decides."
+# The colour map of every layer: transparent dark blue at 0 through teal to opaque yellow at
+# 1 (after viridis, readable by the colour-blind); the viewer draws its legend from the same stops.
+STOPS = np.array(
+    [[68, 1, 84, 0], [59, 82, 139, 150], [33, 145, 140, 190], [94, 201, 98, 220], [253, 231, 37, 245]],
+    dtype=np.float32,
+)
+
+
+async def _allowed(request: Request) -> str | Response:
+    """The slide id, if the person may see the slide; else the answer to send."""
+    slide_id = request.path_params["slide_id"]
+    access: AccessControl = request.app.state.access
+    if not SLIDE_ID.fullmatch(slide_id) or await access.slide(request, slide_id) is None:
+        return error(404, "No such slide.", request)
+    return slide_id
+
+
+def _layers(slide_id: str, stored: StoredResult) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": heatmap["name"],
+            "legend": heatmap["legend"],
+            "level0_cell_px": heatmap["level0_cell_px"],
+            "rows": heatmap["rows"],
+            "cols": heatmap["cols"],
+            "image": f"/slides/{slide_id}/analyses/{stored.id}/layers/{index}.png",
+        }
+        for index, heatmap in enumerate(stored.result["heatmaps"])
+    ]
+
+
+def _described(slide_id: str, stored: StoredResult) -> dict[str, Any]:
+    result = stored.result
+    return {
+        "id": stored.id,
+        "name": stored.analysis,
+        "version": stored.version,
+        "source": stored.source,
+        "made": stored.made,
+        "parameters": result["parameters"],
+        "scores": result["scores"],
+        "flags": result["flags"],
+        "layers": _layers(slide_id, stored),
+        "regions": result["regions"],
+        "notice": NOTICE,
+    }
+
+
+def _job(job: Job) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "name": job.analysis,
+        "state": job.state,
+        "progress": round(job.progress, 3),
+        "requested": job.requested,
+        "error": job.error,
+        "result_id": job.result_id,
+    }
+
+
+async def analyses(request: Request) -> Response:
+    """``GET /api/slides/{slide_id}/analyses``"""
+    slide_id = await _allowed(request)
+    if isinstance(slide_id, Response):
+        return slide_id
+    db: Database = request.app.state.db
+    results = await db.analyses.results_of_slide(slide_id)
+    return JSONResponse([_described(slide_id, r) for r in results])
+
+
+async def jobs(request: Request) -> Response:
+    """``GET /api/slides/{slide_id}/analyses/jobs``: those queued or running, oldest first."""
+    slide_id = await _allowed(request)
+    if isinstance(slide_id, Response):
+        return slide_id
+    db: Database = request.app.state.db
+    found = await db.analyses.jobs_of_slide(slide_id)
+    return JSONResponse([_job(j) for j in found if j.state in ("queued", "running")])
+
+
+async def layer(request: Request) -> Response:
+    """``GET /slides/{slide_id}/analyses/{result_id}/layers/{index}.png``"""
+    slide_id = await _allowed(request)
+    if isinstance(slide_id, Response):
+        return slide_id
+    raw_id, raw_index = request.path_params["result_id"], request.path_params["index"]
+    db: Database = request.app.state.db
+    stored = await db.analyses.result(int(raw_id)) if raw_id.isdigit() and len(raw_id) < 12 else None
+    if stored is None or stored.slide_id != slide_id:
+        return error(404, "No such analysis result.", request)
+    heatmaps = stored.result["heatmaps"]
+    if not raw_index.isdigit() or int(raw_index) >= len(heatmaps):
+        return error(404, "No such layer.", request)
+    heatmap = Heatmap.from_json(heatmaps[int(raw_index)])
+    png = await asyncio.to_thread(layer_png, heatmap.values)
+    return Response(
+        png, media_type="image/png", headers={"Cache-Control": "private, max-age=31536000, immutable"}
+    )
+
+
+def layer_png(values: np.ndarray) -> bytes:
+    """One pixel per cell, coloured by value (0..1); NaN (no data there) fully transparent."""
+    missing = np.isnan(values)
+    position = np.clip(np.nan_to_num(values), 0.0, 1.0) * (len(STOPS) - 1)
+    low = np.minimum(position.astype(np.int32), len(STOPS) - 2)
+    weight = (position - low)[..., None]
+    rgba = STOPS[low] * (1 - weight) + STOPS[low + 1] * weight
+    rgba[missing] = 0
+    out = io.BytesIO()
+    Image.fromarray(np.round(rgba).astype(np.uint8), "RGBA").save(out, format="PNG")
+    return out.getvalue()
+
+
+RESULT = {
+    "type": "object",
+    "required": ["id", "name", "version", "source", "scores", "flags", "layers", "regions"],
+    "properties": {
+        "id": {"type": "integer"},
+        "name": {"type": "string"},
+        "version": {"type": "string"},
+        "source": {"type": "string"},
+        "made": {"type": "string"},
+        "parameters": {"type": "object"},
+        "scores": {"type": "object"},
+        "flags": {"type": "array"},
+        "layers": {"type": "array"},
+        "regions": {"type": "array"},
+        "notice": {"type": "string"},
+    },
+}
+JOB = {
+    "type": "object",
+    "required": ["id", "name", "state", "progress"],
+    "properties": {
+        "id": {"type": "integer"},
+        "name": {"type": "string"},
+        "state": {"type": "string", "enum": ["queued", "running"]},
+        "progress": {"type": "number"},
+        "requested": {"type": "string"},
+        "error": {"type": ["string", "null"]},
+        "result_id": {"type": ["integer", "null"]},
+    },
+}
+describe(
+    "/api/slides/{slide_id}/analyses",
+    "get",
+    "A slide's analysis results (decision support): the newest of each analysis and source",
+    response={"type": "array", "items": RESULT},
+    tag="slides",
+)
+describe(
+    "/api/slides/{slide_id}/analyses/jobs",
+    "get",
+    "A slide's analysis jobs still queued or running, with their progress (0..1)",
+    response={"type": "array", "items": JOB},
+    tag="slides",
+)
+
+routes = [
+    Route("/api/slides/{slide_id}/analyses", analyses),
+    Route("/api/slides/{slide_id}/analyses/jobs", jobs),
+    Route("/slides/{slide_id}/analyses/{result_id}/layers/{index}.png", layer),
+]

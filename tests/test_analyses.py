@@ -1,0 +1,172 @@
+"""Slide analyses as an operator and a plug-in author meet them: the example plug-in
+(examples/analysis-plugin, installed by scripts/setup --test) found through its entry point,
+run by ``collab analyses run`` with progress, stored, audited, and served to those who may
+see the slide; the job queue's claims, cancellation and retries after a crash."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from collab.analysis.registry import installed
+from collab.store.database import Database
+from tests.conftest import (
+    add_slides,
+    add_user,
+    api_token,
+    collab,
+    connect_db,
+    database_for,
+    seed_case,
+    start_server,
+    stop_server,
+    write_pyramid_tiff,
+)
+
+PLUGIN = "pale-areas"
+
+pytestmark = pytest.mark.skipif(
+    PLUGIN not in installed(), reason="the example plug-in is not installed (bash scripts/setup --test)"
+)
+
+
+@pytest.fixture
+def slide(data_dir: Path) -> str:
+    seed_case(data_dir)
+    (slide_id,) = add_slides(data_dir, write_pyramid_tiff(data_dir / "a.tiff", 2048, 1536, levels=3))
+    return slide_id
+
+
+def _audit(data_dir: Path) -> list[tuple[str, str]]:
+    with connect_db(data_dir) as db:
+        rows = db.execute(
+            "SELECT event, detail FROM audit WHERE event LIKE 'analysis %' ORDER BY id"
+        ).fetchall()
+    return [(event, detail) for event, detail in rows]
+
+
+def test_the_command_line_runs_a_plug_in_with_progress_and_stores_its_result(
+    data_dir: Path, slide: str
+) -> None:
+    result = collab("analyses", "run", slide, "--name", PLUGIN, data_dir=data_dir)
+    assert result.returncode == 0, result.stderr
+    result_id = int(result.stdout.strip())
+    progress = [line for line in result.stderr.splitlines() if line.startswith(f"{PLUGIN}: ")]
+    assert progress[0] == f"{PLUGIN}: 0%" and progress[-1] == f"{PLUGIN}: 100%", result.stderr
+
+    with connect_db(data_dir) as db:
+        job = db.execute("SELECT state, progress, attempts, result_id FROM analysis_jobs").fetchall()
+        stored = db.execute("SELECT analysis, version, source FROM analysis_results").fetchall()
+    assert job == [("done", 1.0, 1, result_id)]
+    assert stored == [(PLUGIN, "1.0.0", "collab")]
+    assert [event for event, _ in _audit(data_dir)] == ["analysis requested", "analysis finished"]
+    assert _audit(data_dir)[1][1] == f"{PLUGIN}, job 1; result {result_id}"
+
+
+def test_mistakes_are_refused_clearly_and_nothing_is_queued(data_dir: Path, slide: str) -> None:
+    unknown = collab("analyses", "run", slide, "--name", "magic", data_dir=data_dir)
+    assert unknown.returncode == 1
+    assert unknown.stderr == f"collab: no analysis is called 'magic' (installed: {', '.join(installed())})\n"
+    no_slide = collab("analyses", "run", "0123456789abcdef", data_dir=data_dir)
+    assert (no_slide.returncode, no_slide.stderr) == (1, "collab: no slide has the id '0123456789abcdef'\n")
+    with connect_db(data_dir) as db:
+        assert db.execute("SELECT count(*) FROM analysis_jobs").fetchone()[0] == 0
+
+
+def test_a_slide_file_gone_fails_the_job_saying_why(data_dir: Path, slide: str) -> None:
+    (data_dir / "a.tiff").unlink()
+    result = collab("analyses", "run", slide, "--name", PLUGIN, data_dir=data_dir)
+    assert result.returncode == 1 and result.stdout == ""
+    assert f"collab: {PLUGIN} did not finish: " in result.stderr and "a.tiff" in result.stderr
+    with connect_db(data_dir) as db:
+        ((state, error),) = db.execute("SELECT state, error FROM analysis_jobs").fetchall()
+    assert state == "failed" and "a.tiff" in error
+    assert [event for event, _ in _audit(data_dir)] == ["analysis requested", "analysis failed"]
+
+
+def test_the_queue_gives_each_job_once_cancels_and_retries_a_crashed_job_once(
+    data_dir: Path, slide: str
+) -> None:
+    async def run() -> None:
+        async with Database(data_dir / "collab.sqlite3", database_for(data_dir)) as db:
+            first = await db.analyses.enqueue(slide, PLUGIN, requested_by=None)
+            second = await db.analyses.enqueue(slide, PLUGIN, requested_by=None)
+            third = await db.analyses.enqueue(slide, PLUGIN, requested_by=None)
+            taken = [await db.analyses.claim(), await db.analyses.claim()]
+            assert [job.id for job in taken if job] == [first, second]
+            assert await db.analyses.claim(first) is None  # already running
+            # A queued job is cancelled at once; a running one when it next reports progress.
+            assert await db.analyses.cancel(third) == "cancelled"
+            assert await db.analyses.claim() is None
+            assert await db.analyses.cancel(second) == "running"
+            assert await db.analyses.beat(second, 0.5) is True
+            assert await db.analyses.beat(first, 0.5) is False
+            # The first job's worker stops beating: it crashed.
+            for attempt in (1, 2):
+                with connect_db(data_dir) as conn:
+                    conn.execute(
+                        "UPDATE analysis_jobs SET heartbeat = '2000-01-01T00:00:00+00:00' WHERE id = ?",
+                        (first,),
+                    )
+                requeued, failed = await db.analyses.requeue_stale(older_than_s=30)
+                if attempt == 1:
+                    assert (requeued, failed) == ([first], [])
+                    again = await db.analyses.claim()
+                    assert again is not None and (again.id, again.attempts) == (first, 2)
+                else:
+                    assert (requeued, failed) == ([], [first])
+            job = await db.analyses.job(first)
+            assert job is not None and (job.state, job.error) == ("failed", "its worker stopped 2 times")
+
+    asyncio.run(run())
+
+
+def test_a_worker_runs_queued_jobs(data_dir: Path, slide: str) -> None:
+    async def enqueue() -> int:
+        async with Database(data_dir / "collab.sqlite3", database_for(data_dir)) as db:
+            return await db.analyses.enqueue(slide, PLUGIN, requested_by=None)
+
+    job_id = asyncio.run(enqueue())
+    result = collab("analyses", "worker", "--once", data_dir=data_dir)
+    assert result.returncode == 0, result.stderr
+    assert f"job {job_id} ({PLUGIN}, slide {slide}): result 1" in result.stderr
+    with connect_db(data_dir) as db:
+        assert db.execute("SELECT state FROM analysis_jobs").fetchall() == [("done",)]
+
+
+def test_results_reach_those_who_may_see_the_slide_with_their_layers(data_dir: Path, slide: str) -> None:
+    assert collab("analyses", "run", slide, "--name", PLUGIN, data_dir=data_dir).returncode == 0
+    assert collab("orgs", "add", "South Trust", data_dir=data_dir).returncode == 0
+    add_user(data_dir, "south.path", "pathologist", "South Trust")
+    server = start_server(data_dir)
+    try:
+        north = {"Authorization": f"Bearer {api_token(data_dir, 'north.path')}"}
+        south = {"Authorization": f"Bearer {api_token(data_dir, 'south.path')}"}
+        answer = server.client.get(f"/api/slides/{slide}/analyses", headers=north)
+        assert answer.status_code == 200
+        (found,) = answer.json()
+        assert (found["name"], found["version"], found["source"]) == (PLUGIN, "1.0.0", "collab")
+        assert found["parameters"] == {"grid": 16, "pale_above": 0.85, "flag_above": 0.9}
+        assert "not a diagnosis" in found["notice"]
+        assert set(found["scores"]) == {"pale fraction"}
+        assert found["regions"][0]["label"] == "palest area"
+        (layer,) = found["layers"]
+        image = server.client.get(layer["image"], headers=north)
+        assert image.status_code == 200 and image.headers["content-type"] == "image/png"
+        with Image.open(io.BytesIO(image.content)) as png:
+            assert (png.mode, png.size) == ("RGBA", (layer["cols"], layer["rows"]))
+            assert np.asarray(png)[..., 3].max() > 0
+        assert server.client.get(f"/api/slides/{slide}/analyses/jobs", headers=north).json() == []
+        # Someone who may not see the slide learns nothing, not even that it exists.
+        assert server.client.get(f"/api/slides/{slide}/analyses", headers=south).status_code == 404
+        assert server.client.get(layer["image"], headers=south).status_code == 404
+        assert server.client.get(f"/api/slides/{slide}/analyses/jobs", headers=south).status_code == 404
+        wrong = layer["image"].replace(f"/analyses/{found['id']}/", "/analyses/999/")
+        assert server.client.get(wrong, headers=north).status_code == 404
+    finally:
+        stop_server(server)
