@@ -6,6 +6,7 @@ see the slide; the job queue's claims, cancellation and retries after a crash.""
 from __future__ import annotations
 
 import asyncio
+import base64
 import io
 from pathlib import Path
 
@@ -170,3 +171,114 @@ def test_results_reach_those_who_may_see_the_slide_with_their_layers(data_dir: P
         assert server.client.get(wrong, headers=north).status_code == 404
     finally:
         stop_server(server)
+
+
+def _png(values: np.ndarray) -> str:
+    out = io.BytesIO()
+    Image.fromarray(values).save(out, format="PNG")
+    return base64.b64encode(out.getvalue()).decode()
+
+
+def test_an_outside_tools_result_is_shown_like_ours_with_the_tool_named(data_dir: Path, slide: str) -> None:
+    """A test tool posts a score, a flag, a heatmap (8-bit PNG, 256-pixel cells over the
+    2048 x 1536 slide: 8 x 6 cells) and GeoJSON regions through the write API."""
+    add_user(data_dir, "north.onc", "clinician", "North Trust")
+    server = start_server(data_dir)
+    try:
+        tool = {"Authorization": f"Bearer {api_token(data_dir, 'north.path')}"}
+        reader = {"Authorization": f"Bearer {api_token(data_dir, 'north.onc')}"}
+        cells = np.zeros((6, 8), dtype=np.uint8)
+        cells[1:3, 2:5] = 255
+        square = [[512, 256], [1280, 256], [1280, 768], [512, 768], [512, 256]]
+        body = {
+            "tool": "Test Vendor AI",
+            "analysis": "tumour-finder",
+            "version": "3.2",
+            "parameters": {"threshold": 0.5},
+            "scores": {"tumour likelihood": 0.93},
+            "flags": [{"name": "urgent review suggested", "reason": "tumour likely in 2 areas"}],
+            "heatmaps": [
+                {
+                    "name": "tumour",
+                    "legend": "tumour probability",
+                    "level0_cell_px": 256,
+                    "image_base64": _png(cells),
+                }
+            ],
+            "regions": {
+                "type": "FeatureCollection",
+                "features": [
+                    {
+                        "type": "Feature",
+                        "geometry": {"type": "Polygon", "coordinates": [square]},
+                        "properties": {"label": "tumour", "score": 0.97},
+                    }
+                ],
+            },
+        }
+        url = f"/api/slides/{slide}/analyses"
+        refusals = {
+            "a grid that does not cover the slide": (
+                {**body, "heatmaps": [{**body["heatmaps"][0], "level0_cell_px": 128}]},
+                422,
+                "is 16 x 12 cells, not 8 x 6",
+            ),
+            "not an image": (
+                {**body, "heatmaps": [{**body["heatmaps"][0], "image_base64": "aGVsbG8="}]},
+                422,
+                "not a PNG or TIFF",
+            ),
+            "a region off the slide": (
+                {
+                    **body,
+                    "regions": {
+                        "type": "FeatureCollection",
+                        "features": [
+                            {
+                                "type": "Feature",
+                                "geometry": {
+                                    "type": "Polygon",
+                                    "coordinates": [[[0, 0], [9000, 0], [0, 10], [0, 0]]],
+                                },
+                                "properties": {"label": "x"},
+                            }
+                        ],
+                    },
+                },
+                422,
+                "within the slide's 2048 x 1536",
+            ),
+            "nothing at all": ({"tool": "Test Vendor AI", "version": "3.2"}, 422, "at least one score"),
+        }
+        for why, (sent, status, says) in refusals.items():
+            refused = server.client.post(url, json=sent, headers=tool)
+            assert (refused.status_code, says in refused.json()["detail"]) == (status, True), (
+                why,
+                refused.text,
+            )
+        assert server.client.post(url, json=body, headers=reader).status_code == 403
+        assert server.client.get(url, headers=tool).json() == []
+
+        posted = server.client.post(url, json=body, headers=tool)
+        assert posted.status_code == 201, posted.text
+        (found,) = server.client.get(url, headers=reader).json()
+        assert found == posted.json()
+        assert (found["name"], found["version"], found["source"]) == (
+            "tumour-finder",
+            "3.2",
+            "Test Vendor AI",
+        )
+        assert found["scores"] == {"tumour likelihood": 0.93}
+        assert found["flags"] == [{"name": "urgent review suggested", "reason": "tumour likely in 2 areas"}]
+        assert found["regions"] == [{"label": "tumour", "polygon_level0": square, "score": 0.97}]
+        (layer,) = found["layers"]
+        assert (layer["rows"], layer["cols"], layer["level0_cell_px"]) == (6, 8, 256)
+        image = server.client.get(layer["image"], headers=reader)
+        with Image.open(io.BytesIO(image.content)) as png:
+            alpha = np.asarray(png)[..., 3]
+        # Where the tool said 1 the layer is opaque, where it said 0 transparent.
+        assert (alpha[1:3, 2:5] > 200).all() and (alpha[cells == 0] == 0).all()
+    finally:
+        stop_server(server)
+    assert [e for e, _ in _audit(data_dir)] == ["analysis posted"]
+    assert _audit(data_dir)[0][1] == "tumour-finder 3.2 from Test Vendor AI; result 1"

@@ -21,6 +21,7 @@ EVENTS = (
     "analysis cancelled",
     "analysis finished",
     "analysis failed",
+    "analysis posted",
     "case shared",
     "share revoked",
     "token created",

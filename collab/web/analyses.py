@@ -18,14 +18,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from collab.analysis.external import ExternalRefused, external_result
 from collab.analysis.result import Heatmap
 from collab.store.analyses import Job, StoredResult
 from collab.store.database import Database
 from collab.web.access import AccessControl
-from collab.web.api import describe
-from collab.web.errors import error
+from collab.web.api import describe, read_json
+from collab.web.auth import client_address, current_user
+from collab.web.errors import error, problem
 
 SLIDE_ID = re.compile(r"[0-9a-f]{16}")
+# A posted result: its heatmaps travel as base64 images of at most 2048 x 2048 cells.
+MAX_POSTED_BYTES = 16 * 1024 * 1024
 NOTICE = "Decision support from software, not a diagnosis: a person decides."
 # The colour map of every layer: transparent dark blue at 0 through teal to opaque yellow at
 # 1 (after viridis, readable by the colour-blind); the viewer draws its legend from the same stops.
@@ -95,6 +99,38 @@ async def analyses(request: Request) -> Response:
     db: Database = request.app.state.db
     results = await db.analyses.results_of_slide(slide_id)
     return JSONResponse([_described(slide_id, r) for r in results])
+
+
+async def post(request: Request) -> Response:
+    """``POST /api/slides/{slide_id}/analyses``: an outside tool's result (collab.analysis.external)."""
+    slide_id = request.path_params["slide_id"]
+    access: AccessControl = request.app.state.access
+    found = await access.slide(request, slide_id) if SLIDE_ID.fullmatch(slide_id) else None
+    if found is None:
+        return problem(404, "No such slide.")
+    record, _, may = found
+    if not may.contribute:
+        return problem(403, "Only those who contribute to the case post analysis results to its slides.")
+    body = await read_json(request, MAX_POSTED_BYTES)
+    if isinstance(body, Response):
+        return body
+    try:
+        tool, result = await asyncio.to_thread(external_result, body, record.width, record.height)
+    except ExternalRefused as refused:
+        return problem(422, f"{refused}.")
+    db: Database = request.app.state.db
+    result_id = await db.analyses.add_result(slide_id, result.to_json(), source=tool)
+    await db.audit.record(
+        "analysis posted",
+        user=current_user(request),
+        client=client_address(request),
+        case_id=record.case_id,
+        slide_id=slide_id,
+        detail=f"{result.analysis} {result.version} from {tool}; result {result_id}",
+    )
+    stored = await db.analyses.result(result_id)
+    assert stored is not None
+    return JSONResponse(_described(slide_id, stored), status_code=201)
 
 
 async def jobs(request: Request) -> Response:
@@ -178,6 +214,29 @@ describe(
     tag="slides",
 )
 describe(
+    "/api/slides/{slide_id}/analyses",
+    "post",
+    "Post an outside tool's result for a slide: scores, flags, heatmaps (PNG or TIFF, one pixel"
+    " per cell) and regions (GeoJSON); shown like the results of analyses run here, the tool named",
+    body={
+        "type": "object",
+        "required": ["tool", "version"],
+        "properties": {
+            "tool": {"type": "string"},
+            "analysis": {"type": "string"},
+            "version": {"type": "string"},
+            "parameters": {"type": "object"},
+            "scores": {"type": "object"},
+            "flags": {"type": "array"},
+            "heatmaps": {"type": "array"},
+            "regions": {"type": "object"},
+        },
+    },
+    response=RESULT,
+    status=201,
+    tag="slides",
+)
+describe(
     "/api/slides/{slide_id}/analyses/jobs",
     "get",
     "A slide's analysis jobs still queued or running, with their progress (0..1)",
@@ -187,6 +246,7 @@ describe(
 
 routes = [
     Route("/api/slides/{slide_id}/analyses", analyses),
+    Route("/api/slides/{slide_id}/analyses", post, methods=["POST"]),
     Route("/api/slides/{slide_id}/analyses/jobs", jobs),
     Route("/slides/{slide_id}/analyses/{result_id}/layers/{index}.png", layer),
 ]
