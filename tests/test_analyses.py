@@ -24,6 +24,7 @@ from tests.conftest import (
     connect_db,
     database_for,
     seed_case,
+    sign_in_with_form,
     start_server,
     stop_server,
     write_pyramid_tiff,
@@ -282,3 +283,79 @@ def test_an_outside_tools_result_is_shown_like_ours_with_the_tool_named(data_dir
         stop_server(server)
     assert [e for e, _ in _audit(data_dir)] == ["analysis posted"]
     assert _audit(data_dir)[0][1] == "tumour-finder 3.2 from Test Vendor AI; result 1"
+
+
+def test_a_flag_is_on_the_worklist_until_a_pathologist_confirms_or_dismisses_it(
+    data_dir: Path, slide: str
+) -> None:
+    """Flags of the newest results show beside the priority, with their reason and the software
+    that raised them; the worklist filters and sorts by them; a pathologist of the case confirms
+    (raising the priority only if they choose to) or dismisses each, and both are audited."""
+    seed_other = collab("cases", "add", "S26-2", "--org", "North Trust", data_dir=data_dir)
+    assert seed_other.returncode == 0, seed_other.stderr
+    add_user(data_dir, "north.trainee", "trainee", "North Trust")
+    add_user(data_dir, "north.onc", "clinician", "North Trust")
+    server = start_server(data_dir)
+    people = []
+    try:
+        people = [sign_in_with_form(server, name) for name in ("north.path", "north.trainee", "north.onc")]
+        path, trainee, onc = people
+        tool = {"Authorization": f"Bearer {api_token(data_dir, 'north.path')}"}
+        flags = [
+            {"name": "rescan suggested", "reason": "out of focus in 14% of the tissue"},
+            {"name": "urgent review suggested", "reason": "tumour likely"},
+        ]
+        posted = server.client.post(
+            f"/api/slides/{slide}/analyses",
+            json={"tool": "Test Vendor AI", "analysis": "triage", "version": "1", "flags": flags},
+            headers=tool,
+        )
+        assert posted.status_code == 201, posted.text
+
+        listed = path.get("/api/worklist").json()["cases"]
+        by_accession = {c["accession"]: c for c in listed}
+        assert [f["name"] for f in by_accession["S26-1"]["flags"]] == [
+            "rescan suggested",
+            "urgent review suggested",
+        ]
+        assert by_accession["S26-1"]["flags"][0]["source"] == "Test Vendor AI"
+        assert by_accession["S26-2"]["flags"] == []
+        assert [c["accession"] for c in path.get("/api/worklist?flags=open").json()["cases"]] == ["S26-1"]
+        assert path.get("/api/worklist?sort=flags").json()["cases"][0]["accession"] == "S26-1"
+        page = path.get("/").text
+        assert "out of focus in 14% of the tissue" in page and "triage 1, from Test Vendor AI" in page
+        assert "decision support" in page
+        rescan, urgent = (f["id"] for f in by_accession["S26-1"]["flags"])
+        assert "Confirm</button>" in page and "Confirm</button>" not in onc.get("/").text
+
+        # Only a pathologist working on the case reviews a flag.
+        refused = trainee.client.post(
+            f"/analysis-flags/{rescan}", data={"csrf": trainee.csrf, "review": "dismissed"}
+        )
+        assert refused.status_code == 403
+        assert (
+            path.client.post(f"/analysis-flags/{rescan}", data={"review": "dismissed"}).status_code == 403
+        )  # no CSRF
+        dismissed = path.client.post(
+            f"/analysis-flags/{rescan}", data={"csrf": path.csrf, "review": "dismissed"}
+        )
+        assert dismissed.status_code == 303
+        again = path.client.post(f"/analysis-flags/{rescan}", data={"csrf": path.csrf, "review": "confirmed"})
+        assert again.status_code == 404
+        confirmed = path.client.post(
+            f"/analysis-flags/{urgent}", data={"csrf": path.csrf, "review": "confirmed", "urgent": "on"}
+        )
+        assert confirmed.status_code == 303, confirmed.text[-600:]
+        after = {c["accession"]: c for c in path.get("/api/worklist").json()["cases"]}
+        assert after["S26-1"]["flags"] == [] and after["S26-1"]["priority"] == "urgent"
+        assert path.get("/api/worklist?flags=open").json()["cases"] == []
+    finally:
+        for person in people:
+            person.client.close()
+        stop_server(server)
+    events = _audit(data_dir)
+    assert [e for e, _ in events] == ["analysis posted", "analysis flag dismissed", "analysis flag confirmed"]
+    assert events[1][1] == "rescan suggested (triage 1, Test Vendor AI): out of focus in 14% of the tissue"
+    with connect_db(data_dir) as db:
+        changed = db.execute("SELECT detail FROM audit WHERE event = 'case changed'").fetchall()
+    assert changed == [("priority routine -> urgent, confirming the flag 'urgent review suggested'",)]

@@ -25,6 +25,13 @@ ENDED = ("done", "failed", "cancelled")
 MAX_ATTEMPTS = 2
 # Where results computed here come from; an outside tool's results name the tool instead.
 HERE = "collab"
+# The newest result of each analysis and source on each slide: older ones are superseded.
+NEWEST = "SELECT max(id) FROM analysis_results GROUP BY slide_id, analysis, source"
+# Flags nobody has confirmed or dismissed yet, of newest results, of the case ``v.id``.
+OPEN_FLAG_OF_CASE = (
+    "SELECT 1 FROM analysis_flags AS f JOIN slides AS s ON s.id = f.slide_id"
+    f" WHERE s.case_id = v.id AND f.review IS NULL AND f.result_id IN ({NEWEST})"
+)
 
 
 @dataclass(frozen=True)
@@ -43,6 +50,20 @@ class Job:
     cancel: bool
     error: str | None
     result_id: int | None
+
+
+@dataclass(frozen=True)
+class OpenFlag:
+    """A flag of a newest result, waiting for a person to confirm or dismiss it."""
+
+    id: int
+    case_id: str
+    slide_id: str
+    name: str
+    reason: str
+    analysis: str
+    version: str
+    source: str
 
 
 @dataclass(frozen=True)
@@ -193,6 +214,11 @@ class Analyses:
             ),
         )
         assert result_id is not None
+        for flag in result["flags"]:
+            await self.db.write(
+                "INSERT INTO analysis_flags (result_id, slide_id, name, reason) VALUES (?, ?, ?, ?)",
+                (result_id, slide_id, flag["name"], flag["reason"]),
+            )
         return result_id
 
     async def result(self, result_id: int) -> StoredResult | None:
@@ -207,3 +233,43 @@ class Analyses:
             (slide_id,),
         )
         return [_result(r) for r in rows]
+
+    async def open_flags(self, case_ids: list[str]) -> dict[str, list[OpenFlag]]:
+        """The open flags of these cases' slides, by case, oldest first."""
+        if not case_ids:
+            return {}
+        marks = ", ".join("?" * len(case_ids))
+        rows = await self.db.all(
+            "SELECT f.id, s.case_id, f.slide_id, f.name, f.reason, r.analysis, r.version, r.source"
+            " FROM analysis_flags AS f JOIN slides AS s ON s.id = f.slide_id"
+            " JOIN analysis_results AS r ON r.id = f.result_id"
+            f" WHERE s.case_id IN ({marks}) AND f.review IS NULL AND f.result_id IN ({NEWEST})"
+            " ORDER BY f.id",
+            case_ids,
+        )
+        found: dict[str, list[OpenFlag]] = {}
+        for row in rows:
+            flag = OpenFlag(**dict(row))
+            found.setdefault(flag.case_id, []).append(flag)
+        return found
+
+    async def flag(self, flag_id: int) -> OpenFlag | None:
+        """An open flag (None: no such flag, or it was reviewed already)."""
+        row = await self.db.one(
+            "SELECT f.id, s.case_id, f.slide_id, f.name, f.reason, r.analysis, r.version, r.source"
+            " FROM analysis_flags AS f JOIN slides AS s ON s.id = f.slide_id"
+            " JOIN analysis_results AS r ON r.id = f.result_id WHERE f.id = ? AND f.review IS NULL",
+            (flag_id,),
+        )
+        return OpenFlag(**dict(row)) if row else None
+
+    async def review_flag(self, flag_id: int, review: str, *, by: int) -> bool:
+        """Confirm or dismiss an open flag; False if someone reviewed it first."""
+        assert review in ("confirmed", "dismissed"), review
+        cursor = await self.db.conn.execute(
+            "UPDATE analysis_flags SET review = ?, reviewed_by = ?, reviewed = ?"
+            " WHERE id = ? AND review IS NULL",
+            (review, by, now_iso(), flag_id),
+        )
+        await self.db.conn.commit()
+        return bool(cursor.rowcount == 1)

@@ -22,6 +22,8 @@ EVENTS = (
     "analysis finished",
     "analysis failed",
     "analysis posted",
+    "analysis flag confirmed",
+    "analysis flag dismissed",
     "case shared",
     "share revoked",
     "token created",

@@ -103,6 +103,9 @@ class Catalog:
         row = await self.db.one("SELECT * FROM cases WHERE id = ?", (case_id,))
         return _case(row) if row else None
 
+    async def set_priority(self, case_id: str, priority: str) -> None:
+        await self.db.write("UPDATE cases SET priority = ? WHERE id = ?", (priority, case_id))
+
     async def update_case(
         self,
         case_id: str,

@@ -482,5 +482,16 @@ MIGRATIONS: tuple[str, ...] = (
         result TEXT NOT NULL
     );
     CREATE INDEX analysis_results_by_slide ON analysis_results(slide_id, id);
+    CREATE TABLE analysis_flags (
+        id INTEGER PRIMARY KEY,
+        result_id INTEGER NOT NULL REFERENCES analysis_results(id),
+        slide_id TEXT NOT NULL REFERENCES slides(id),
+        name TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        review TEXT CHECK (review IN ('confirmed', 'dismissed')),
+        reviewed_by INTEGER REFERENCES users(id),
+        reviewed TEXT
+    );
+    CREATE INDEX analysis_flags_by_slide ON analysis_flags(slide_id, review);
     """,
 )

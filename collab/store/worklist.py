@@ -11,12 +11,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from collab.domain import OPINION_SOURCE, PRIORITIES, STATUSES, User
+from collab.store.analyses import OPEN_FLAG_OF_CASE
 from collab.store.catalog import PRIORITY_ORDER
 
 if TYPE_CHECKING:
     from collab.store.database import Database
 
-SORTS = ("priority", "accession", "created", "status")
+SORTS = ("priority", "accession", "created", "status", "flags")
 STATUS_ORDER = "CASE status " + " ".join(f"WHEN '{s}' THEN {i}" for i, s in enumerate(STATUSES)) + " END"
 _URGENCY = PRIORITY_ORDER.replace("priority", "v.priority")
 _ORDER = {
@@ -24,6 +25,8 @@ _ORDER = {
     "accession": "v.accession",
     "created": "v.created DESC, v.seq DESC",  # seconds tie: the later made first
     "status": f"{STATUS_ORDER.replace('status', 'v.status')}, {_URGENCY}, v.created",
+    # Cases with a flag still to review first, then as by priority.
+    "flags": f"CASE WHEN EXISTS ({OPEN_FLAG_OF_CASE}) THEN 0 ELSE 1 END, {_URGENCY}, v.created, v.accession",
 }
 # Shares that open a case to this person (case_access and _share_covers): made to them, or to
 # their organisation, unless made for a second opinion and they are not a pathologist.
@@ -53,6 +56,7 @@ class WorklistQuery:
     status: str | None = None
     priority: str | None = None
     assignee: str | None = None  # "me", "none" or a display name
+    flagged: bool = False  # only cases with an analysis flag still to review
     sort: str = "priority"
     page: int = 1
     per_page: int = 50
@@ -114,6 +118,8 @@ async def worklist_page(db: Database, viewer: User, query: WorklistQuery) -> tup
     elif query.assignee:
         params["assignee"] = query.assignee
         where += " AND assignee.display_name = :assignee"
+    if query.flagged:
+        where += f" AND EXISTS ({OPEN_FLAG_OF_CASE})"
     sort = query.sort if query.sort in SORTS else "priority"
     if sort == "accession" and not query.identified:
         sort = "priority"  # the order of accession numbers is theirs alone

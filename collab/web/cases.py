@@ -26,6 +26,7 @@ SORT_LABELS = {
     "accession": "accession",
     "created": "newest",
     "status": "status",
+    "flags": "analysis flags first",
 }
 _FIELDS = ("priority", "patient_name", "nhs_number", "date_of_birth", "specimen", "clinical_details")
 

@@ -41,6 +41,12 @@ CASE_SUMMARY: dict[str, Any] = {
         "specimen": NULLABLE_TEXT,
         "access": {"enum": ["contribute", "read"]},
         "slides": {"type": "array", "items": {"type": "object"}},
+        "flags": {
+            "type": "array",
+            "items": {"type": "object"},
+            "description": "on the worklist: analysis flags still to review (decision support), each with"
+            " its name, reason, analysis, version and source",
+        },
         "accession": {"type": "string", "description": "only for those who see identifiers"},
         "clinical_details": NULLABLE_TEXT,
         "patient": PATIENT,

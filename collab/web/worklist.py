@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 from collab.domain import PRIORITIES, STATUSES
 from collab.store import Database
+from collab.store.analyses import OpenFlag
 from collab.store.worklist import SORTS, WorklistQuery, worklist_counts, worklist_page
 from collab.web.access import anonymised
 from collab.web.auth import current_user
@@ -51,10 +52,24 @@ def worklist_query(request: Request) -> WorklistQuery | Response:
         status=params.get("status") or None,
         priority=params.get("priority") or None,
         assignee=params.get("assignee") or None,
+        flagged=params.get("flags") == "open",
         sort=sort,
         page=page,
         per_page=per_page,
     )
+
+
+def _flag(flag: OpenFlag) -> dict[str, Any]:
+    """An analysis flag as the worklist shows it: what, why, and which software said so."""
+    return {
+        "id": flag.id,
+        "slide_id": flag.slide_id,
+        "name": flag.name,
+        "reason": flag.reason,
+        "analysis": flag.analysis,
+        "version": flag.version,
+        "source": flag.source,
+    }
 
 
 def _summary(row: dict[str, Any], identified: bool) -> dict[str, Any]:
@@ -94,6 +109,10 @@ async def worklist_data(request: Request) -> dict[str, Any] | Response:
         return query
     rows, matched = await worklist_page(db, user, query)
     pages = max(1, -(-matched // query.per_page))
+    flags = await db.analyses.open_flags([r["id"] for r in rows])
+    cases = [_summary(r, query.identified) for r in rows]
+    for case in cases:
+        case["flags"] = [_flag(f) for f in flags.get(case["id"], [])]
     return {
         "user": {"username": user.username, "name": user.display_name, "role": user.role},
         # Second opinions asked of this person come first, whatever the filters.
@@ -105,13 +124,14 @@ async def worklist_data(request: Request) -> dict[str, Any] | Response:
             "assignee": query.assignee,
             "q": query.q,
             "sort": query.sort,
+            "flags": "open" if query.flagged else None,
         },
         "counts": await worklist_counts(db, user),
         "shown": matched,
         "page": query.page,
         "per_page": query.per_page,
         "pages": pages,
-        "cases": [_summary(r, query.identified) for r in rows],
+        "cases": cases,
     }
 
 
@@ -123,4 +143,5 @@ WORKLIST_QUERY: dict[str, dict[str, Any]] = {
     "status": {"enum": list(STATUSES)},
     "priority": {"enum": list(PRIORITIES)},
     "assignee": {"type": "string", "description": "me, none, or a display name"},
+    "flags": {"enum": ["open"], "description": "only cases with an analysis flag still to review"},
 }
