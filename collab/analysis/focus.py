@@ -16,7 +16,8 @@ import numpy as np
 from scipy import ndimage
 
 from collab.analysis.base import Progress, SlideView
-from collab.analysis.grid import Grid, read_scaled, runs
+from collab.analysis.detail import DetailPlan
+from collab.analysis.grid import Grid
 
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
@@ -40,35 +41,21 @@ class FocusFinder:
         """A value per cell (rows, cols): the fraction of the cell's tissue that is blurred."""
         rows, cols = grid.shape
         per_cell = grid.overview_px_per_cell
-        scale = grid.detail_scale(self.detail_um)
-        cell_px = grid.l0_cell_px // scale
+        cell_px = grid.l0_cell_px // grid.detail_scale(self.detail_um)
         blocks = math.gcd(self.blocks_per_cell, per_cell, cell_px)
+        shape = (rows * blocks, cols * blocks)
         # Blocks judged: mostly tissue, mostly not ink.
-        judged = (_block_means(tissue, per_cell // blocks, rows * blocks, cols * blocks) >= 0.5) & (
-            _block_means(ink, per_cell // blocks, rows * blocks, cols * blocks) < 0.5
+        judged = (_block_means(tissue, per_cell // blocks, shape) >= 0.5) & (
+            _block_means(ink, per_cell // blocks, shape) < 0.5
         )
         wanted = np.asarray(judged.reshape(rows, blocks, cols, blocks).any(axis=(1, 3)))
-        needed = int(wanted.sum()) * cell_px * cell_px
-        stride = max(1, math.ceil(math.sqrt(needed / (self.max_detail_megapixels * 1e6))))
-        sampled = wanted.copy()
-        if stride > 1:
-            lattice = np.zeros_like(wanted)
-            lattice[::stride, ::stride] = True
-            sampled &= lattice
-        energy = np.full((rows * blocks, cols * blocks), np.nan, np.float32)
-        band_rows = max(1, 512 // cell_px)  # tiles are read once, not once per cell row
-        for r0 in range(0, rows, band_rows):
-            r1 = min(rows, r0 + band_rows)
-            for c0, c1 in runs(np.asarray(sampled[r0:r1].any(axis=0))):
-                pixels = read_scaled(
-                    slide, scale, c0 * cell_px, r0 * cell_px, (c1 - c0) * cell_px, (r1 - r0) * cell_px
-                )
-                grey = pixels @ _LUMA
-                laplacian = ndimage.laplace(grey, mode="nearest")
-                energy[r0 * blocks : r1 * blocks, c0 * blocks : c1 * blocks] = _block_means(
-                    laplacian * laplacian, cell_px // blocks, (r1 - r0) * blocks, (c1 - c0) * blocks
-                )
-            progress(r1 / rows)
+        plan = DetailPlan.make(grid, wanted, self.detail_um, self.max_detail_megapixels)
+        energy = np.full(shape, np.nan, np.float32)
+        for r0, r1, c0, c1, pixels in plan.blocks(slide, progress):
+            laplacian = ndimage.laplace(pixels @ _LUMA, mode="nearest")
+            energy[r0 * blocks : r1 * blocks, c0 * blocks : c1 * blocks] = _block_means(
+                laplacian * laplacian, cell_px // blocks, ((r1 - r0) * blocks, (c1 - c0) * blocks)
+            )
         judged &= ~np.isnan(energy)
         if not judged.any():
             return np.zeros((rows, cols), np.float32)
@@ -76,15 +63,12 @@ class FocusFinder:
         blurred = judged & (energy < self.blurred_ratio * reference)
         count = judged.reshape(rows, blocks, cols, blocks).sum(axis=(1, 3))
         values = blurred.reshape(rows, blocks, cols, blocks).sum(axis=(1, 3)) / np.maximum(count, 1)
-        if stride > 1:
-            # Each cell not read takes the value of the read cell of its stride x stride block.
-            nearest = np.repeat(np.repeat(values[::stride, ::stride], stride, 0), stride, 1)[:rows, :cols]
-            values = np.where(wanted & ~sampled, nearest, values)
-        return values.astype(np.float32)
+        return plan.fill(values).astype(np.float32)
 
 
-def _block_means(values: np.ndarray, block: int, rows: int, cols: int) -> np.ndarray:
+def _block_means(values: np.ndarray, block: int, shape: tuple[int, int]) -> np.ndarray:
     """Mean of each block x block square, as a (rows, cols) array; past the edge counts as 0."""
+    rows, cols = shape
     padded = np.zeros((rows * block, cols * block), np.float32)
     h, w = min(values.shape[0], rows * block), min(values.shape[1], cols * block)
     padded[:h, :w] = values[:h, :w]
