@@ -45,7 +45,8 @@ class DetailPlan:
     def blocks(self, slide: SlideView, progress: Progress) -> Iterator[tuple[int, int, int, int, np.ndarray]]:
         """(row0, row1, col0, col1, RGB float32 pixels) for each band and run of cells read."""
         rows = self.read.shape[0]
-        band = max(1, _BAND_PX // self.cell_px)
+        # A band of rows is read whole; on a lattice, most rows in a band are not wanted.
+        band = 1 if self.stride > 1 else max(1, _BAND_PX // self.cell_px)
         for r0 in range(0, rows, band):
             r1 = min(rows, r0 + band)
             for c0, c1 in runs(np.asarray(self.read[r0:r1].any(axis=0))):

@@ -87,7 +87,8 @@ class StainAnalysis(Analysis):
 
         threshold_bin = _otsu_bin(h_counts.sum(axis=(0, 1)))
         dense = h_counts[..., threshold_bin:].sum(axis=2) / np.maximum(counts, 1)
-        density = plan.fill(np.where(counts > 0, dense, 0.0)).astype(np.float32)
+        # Bands are read whole; only the wanted cells among them count.
+        density = plan.fill(np.where(plan.read & (counts > 0), dense, 0.0)).astype(np.float32)
         weight = np.where(wanted, tissue_cells, 0.0)
         windows = best_windows(
             density,
