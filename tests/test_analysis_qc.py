@@ -25,7 +25,7 @@ import tiffslide
 from collab.analysis.base import SlideView
 from collab.analysis.focus import FocusFinder
 from collab.analysis.qc import DEFECT_VALUE, NOT_ANALYSED, RESCAN, SlideQC
-from collab.analysis.result import Result
+from collab.analysis.result import Heatmap, Result
 from collab.analysis.stain import StainAnalysis
 from tests.conftest import real_slide
 from tests.qc_data import DefectSlide, make_defect_slide, make_glass_slide
@@ -257,3 +257,14 @@ def test_results_round_trip_through_json_with_version_and_parameters(
         assert again.parameters == analysis.parameters == json.loads(json.dumps(analysis.parameters))
     qc = cmu_results[0]
     assert qc.parameters["focus"]["blurred_ratio"] == 0.25 and qc.parameters["cell_um"] == 128.0
+
+
+def test_heatmaps_refuse_values_outside_0_to_1_and_are_read_only() -> None:
+    with pytest.raises(ValueError, match="outside 0..1"):
+        Heatmap("x", 256, np.array([[0.5, 1.5]], np.float32), "")
+    with pytest.raises(ValueError, match="2-D"):
+        Heatmap("x", 256, np.zeros(3, np.float32), "")
+    heatmap = Heatmap("x", 256, np.array([[0.25, 1.0]]), "legend")
+    assert heatmap.values.dtype == np.float32
+    with pytest.raises(ValueError, match="read-only"):
+        heatmap.values[0, 0] = 0.5
