@@ -1,6 +1,6 @@
 """Time slide QC plus H&E stain analysis on a 46,000 x 32,000 slide. Run by hand, not in CI:
 
-    .venv/bin/python -m tests.bench_analysis [--slide PATH]
+    .venv/bin/python -m tests.bench_analysis [--tissue-everywhere] [--slide PATH]
 
 The slide is collab.slides.demo's synthetic H&E (0.25 µm/px) written as a 4-level pyramid,
 downsample 4 per level (46,000, 11,500, 2,875 and 719 px wide), as many scanners write them.
@@ -29,11 +29,14 @@ LEVELS = (0, 2, 4, 6)  # halvings: downsample 1, 4, 16, 64
 BUDGET_S = 60.0
 
 
-def write_bench_slide(path: Path, seed: int = 0) -> None:
-    """The demo slide's tissue, with only every other level of its halving pyramid."""
+def write_bench_slide(path: Path, *, everywhere: bool, seed: int = 0) -> None:
+    """The demo slide's tissue, with only every other level of its halving pyramid; with
+    ``everywhere``, tissue covers the whole slide (the worst case for reads)."""
     rng = np.random.default_rng(seed)  # drawn in generate_demo_slide's order: the same tissue
     textures = [demo._textures(rng)]
     fields = demo._fields(rng, L0_WIDTH, L0_HEIGHT)
+    if everywhere:
+        fields[0] = 1e6  # signed distance into tissue, everywhere
     for _ in range(max(LEVELS)):
         textures.append(tuple(demo._halve(a) for a in textures[-1]))
     res = 10_000.0 / MPP
@@ -57,12 +60,15 @@ def write_bench_slide(path: Path, seed: int = 0) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--slide", type=Path, default=Path(tempfile.gettempdir()) / "collab-bench-46k.tiff")
+    parser.add_argument("--slide", type=Path, help="where the slide is kept (default: in the temp folder)")
+    parser.add_argument("--tissue-everywhere", action="store_true", help="no glass: the worst case")
     args = parser.parse_args()
+    name = "collab-bench-46k-full.tiff" if args.tissue_everywhere else "collab-bench-46k.tiff"
+    args.slide = args.slide or Path(tempfile.gettempdir()) / name
     if not args.slide.exists():
         start = time.perf_counter()
         partial = args.slide.with_suffix(".partial")
-        write_bench_slide(partial)
+        write_bench_slide(partial, everywhere=args.tissue_everywhere)
         partial.rename(args.slide)
         print(f"wrote {args.slide} in {time.perf_counter() - start:.0f} s")
     with tiffslide.TiffSlide(args.slide) as slide:

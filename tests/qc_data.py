@@ -385,7 +385,7 @@ def make_defect_slide(
 
 
 def make_glass_slide(
-    path: Path, seed: int, *, mpp: float = 0.5, size_um: tuple[float, float] = (4000, 3000)
+    path: Path, seed: int, *, mpp: float = 0.5, size_um: tuple[float, float] = (2000, 1500)
 ) -> Path:
     """A slide with no tissue: bluish-white glass, sensor noise and a few specks of dust."""
     rng = np.random.default_rng(seed)
