@@ -5,7 +5,8 @@ from __future__ import annotations
 import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
+from pathlib import Path
+from typing import Any, ClassVar, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -56,11 +57,11 @@ class SlideView(Protocol):
         ...
 
 
-if TYPE_CHECKING:
-    import tiffslide
+def open_slide_view(path: Path) -> SlideView:
+    """Open a slide file for analysis (tiffslide reads SVS, NDPI, generic and OME TIFF)."""
+    import tiffslide  # imported here: the interface itself needs no reader
 
-    def _a_tiffslide_is_a_slide_view(slide: tiffslide.TiffSlide) -> SlideView:
-        return slide  # mypy checks that TiffSlide satisfies the protocol as it stands
+    return tiffslide.TiffSlide(path)
 
 
 def slide_mpp(slide: SlideView) -> float | None:
