@@ -25,10 +25,12 @@ class Flag:
     reason: str
 
     def to_json(self) -> JsonObject:
+        """A JSON-compatible dict."""
         return {"name": self.name, "reason": self.reason}
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any]) -> Flag:
+        """The flag ``to_json`` gave."""
         return cls(name=str(obj["name"]), reason=str(obj["reason"]))
 
 
@@ -68,6 +70,7 @@ class Heatmap:
     __hash__ = None  # type: ignore[assignment]  # equal by value, and values are an array
 
     def to_json(self) -> JsonObject:
+        """A JSON-compatible dict; the values as little-endian float32, base64."""
         rows, cols = self.values.shape
         data = np.ascontiguousarray(self.values, dtype="<f4").tobytes()
         return {
@@ -81,6 +84,7 @@ class Heatmap:
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any]) -> Heatmap:
+        """The heatmap ``to_json`` gave, values bit for bit."""
         shape = (int(obj["rows"]), int(obj["cols"]))
         data = base64.b64decode(obj["values_f32_base64"], validate=True)
         values = np.frombuffer(data, dtype="<f4").reshape(shape).astype(np.float32)
@@ -96,6 +100,7 @@ class Region:
     score: float
 
     def to_json(self) -> JsonObject:
+        """A JSON-compatible dict; the polygon as [[x, y], ...]."""
         return {
             "label": self.label,
             "polygon_level0": [[x, y] for x, y in self.polygon_level0],
@@ -104,6 +109,7 @@ class Region:
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any]) -> Region:
+        """The region ``to_json`` gave."""
         polygon = tuple((float(x), float(y)) for x, y in obj["polygon_level0"])
         return cls(str(obj["label"]), polygon, float(obj["score"]))
 
@@ -132,6 +138,7 @@ class Result:
         raise KeyError(name)
 
     def to_json(self) -> JsonObject:
+        """A JSON-compatible dict, to store or send as it is."""
         return {
             "analysis": self.analysis,
             "version": self.version,
@@ -144,6 +151,7 @@ class Result:
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any]) -> Result:
+        """The result ``to_json`` gave."""
         return cls(
             analysis=str(obj["analysis"]),
             version=str(obj["version"]),
