@@ -23,6 +23,7 @@ from tests.conftest import (
     collab,
     connect_db,
     database_for,
+    real_slide,
     seed_case,
     sign_in_with_form,
     start_server,
@@ -359,3 +360,28 @@ def test_a_flag_is_on_the_worklist_until_a_pathologist_confirms_or_dismisses_it(
     with connect_db(data_dir) as db:
         changed = db.execute("SELECT detail FROM audit WHERE event = 'case changed'").fetchall()
     assert changed == [("priority routine -> urgent, confirming the flag 'urgent review suggested'",)]
+
+
+def test_the_built_in_analyses_run_on_a_real_slide_from_the_command_line(data_dir: Path) -> None:
+    """Slide QC and the H&E stain analysis, registered like any plug-in, on a real H&E slide:
+    no rescan suggested, the stain analysis's hotspots as regions, a layer per heatmap."""
+    seed_case(data_dir)
+    (slide_id,) = add_slides(data_dir, real_slide("CMU-1-Small-Region.svs"))
+    result = collab(
+        "analyses", "run", slide_id, "--name", "slide-qc", "--name", "he-stain", data_dir=data_dir
+    )
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.split()) == 2
+    server = start_server(data_dir)
+    try:
+        north = {"Authorization": f"Bearer {api_token(data_dir, 'north.path')}"}
+        found = {
+            r["name"]: r for r in server.client.get(f"/api/slides/{slide_id}/analyses", headers=north).json()
+        }
+    finally:
+        stop_server(server)
+    qc, stain = found["slide-qc"], found["he-stain"]
+    assert qc["source"] == stain["source"] == "collab"
+    assert qc["flags"] == [] and 0.2 < qc["scores"]["tissue_fraction"] < 0.8
+    assert [layer["name"] for layer in qc["layers"]] == ["tissue", "out of focus", "pen", "folds"]
+    assert len(stain["regions"]) == 3 and all(r["label"].startswith("hotspot") for r in stain["regions"])

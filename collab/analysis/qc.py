@@ -32,7 +32,7 @@ DEFECT_VALUE = 0.5
 class SlideQC(Analysis):
     """Tissue detection and scan quality: focus, pen marks, folds, too little tissue."""
 
-    name: ClassVar[str] = "slide QC"
+    name: ClassVar[str] = "slide-qc"
     version: ClassVar[str] = "1"
 
     cell_um: float = 128.0

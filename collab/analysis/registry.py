@@ -33,6 +33,8 @@ def load(name: str) -> Analysis:
             kind = entry.load()
             if not (isinstance(kind, type) and issubclass(kind, Analysis)):
                 raise UnknownAnalysis(f"{entry.value} (analysis {name!r}) is not a collab Analysis")
+            if kind.name != name:  # results carry the class's name: both must say the same
+                raise UnknownAnalysis(f"{entry.value} calls itself {kind.name!r}, not {name!r}")
             return kind()
     names = ", ".join(installed()) or "none"
     raise UnknownAnalysis(f"no analysis is called {name!r} (installed: {names})")

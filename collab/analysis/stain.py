@@ -35,7 +35,7 @@ _H_EDGES = np.concatenate([[0.0], np.geomspace(1e-3, 1.0, 255)])
 class StainAnalysis(Analysis):
     """Haematoxylin and eosin amounts, nuclear density, and hotspots of nuclear density."""
 
-    name: ClassVar[str] = "H&E stain"
+    name: ClassVar[str] = "he-stain"
     version: ClassVar[str] = "1"
 
     cell_um: float = 128.0
