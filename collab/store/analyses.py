@@ -52,6 +52,14 @@ class Job:
     result_id: int | None
 
 
+# An OpenFlag's columns, of flags nobody has reviewed yet.
+_OPEN_FLAGS = (
+    "SELECT f.id, s.case_id, f.slide_id, f.name, f.reason, r.analysis, r.version, r.source"
+    " FROM analysis_flags AS f JOIN slides AS s ON s.id = f.slide_id"
+    " JOIN analysis_results AS r ON r.id = f.result_id WHERE f.review IS NULL"
+)
+
+
 @dataclass(frozen=True)
 class OpenFlag:
     """A flag of a newest result, waiting for a person to confirm or dismiss it."""
@@ -240,11 +248,7 @@ class Analyses:
             return {}
         marks = ", ".join("?" * len(case_ids))
         rows = await self.db.all(
-            "SELECT f.id, s.case_id, f.slide_id, f.name, f.reason, r.analysis, r.version, r.source"
-            " FROM analysis_flags AS f JOIN slides AS s ON s.id = f.slide_id"
-            " JOIN analysis_results AS r ON r.id = f.result_id"
-            f" WHERE s.case_id IN ({marks}) AND f.review IS NULL AND f.result_id IN ({NEWEST})"
-            " ORDER BY f.id",
+            f"{_OPEN_FLAGS} AND s.case_id IN ({marks}) AND f.result_id IN ({NEWEST}) ORDER BY f.id",
             case_ids,
         )
         found: dict[str, list[OpenFlag]] = {}
@@ -256,9 +260,7 @@ class Analyses:
     async def flag(self, flag_id: int) -> OpenFlag | None:
         """An open flag (None: no such flag, or it was reviewed already)."""
         row = await self.db.one(
-            "SELECT f.id, s.case_id, f.slide_id, f.name, f.reason, r.analysis, r.version, r.source"
-            " FROM analysis_flags AS f JOIN slides AS s ON s.id = f.slide_id"
-            " JOIN analysis_results AS r ON r.id = f.result_id WHERE f.id = ? AND f.review IS NULL",
+            f"{_OPEN_FLAGS} AND f.id = ?",
             (flag_id,),
         )
         return OpenFlag(**dict(row)) if row else None

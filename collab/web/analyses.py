@@ -20,6 +20,7 @@ from starlette.routing import Route
 
 from collab.analysis.external import ExternalRefused, external_result
 from collab.analysis.result import Heatmap
+from collab.domain import Access, SlideRecord
 from collab.store.analyses import Job, StoredResult
 from collab.store.database import Database
 from collab.web.access import AccessControl
@@ -39,13 +40,15 @@ STOPS = np.array(
 )
 
 
-async def _allowed(request: Request) -> str | Response:
-    """The slide id, if the person may see the slide; else the answer to send."""
+async def _allowed(request: Request) -> tuple[SlideRecord, Access] | Response:
+    """The slide and the person's access to its case, if they may see it; else the answer to send."""
     slide_id = request.path_params["slide_id"]
     access: AccessControl = request.app.state.access
-    if not SLIDE_ID.fullmatch(slide_id) or await access.slide(request, slide_id) is None:
+    found = await access.slide(request, slide_id) if SLIDE_ID.fullmatch(slide_id) else None
+    if found is None:
         return error(404, "No such slide.", request)
-    return slide_id
+    record, _, may = found
+    return record, may
 
 
 def _layers(slide_id: str, stored: StoredResult) -> list[dict[str, Any]]:
@@ -93,9 +96,10 @@ def _job(job: Job) -> dict[str, Any]:
 
 async def analyses(request: Request) -> Response:
     """``GET /api/slides/{slide_id}/analyses``"""
-    slide_id = await _allowed(request)
-    if isinstance(slide_id, Response):
-        return slide_id
+    allowed = await _allowed(request)
+    if isinstance(allowed, Response):
+        return allowed
+    slide_id = allowed[0].id
     db: Database = request.app.state.db
     results = await db.analyses.results_of_slide(slide_id)
     return JSONResponse([_described(slide_id, r) for r in results])
@@ -103,12 +107,11 @@ async def analyses(request: Request) -> Response:
 
 async def post(request: Request) -> Response:
     """``POST /api/slides/{slide_id}/analyses``: an outside tool's result (collab.analysis.external)."""
-    slide_id = request.path_params["slide_id"]
-    access: AccessControl = request.app.state.access
-    found = await access.slide(request, slide_id) if SLIDE_ID.fullmatch(slide_id) else None
-    if found is None:
-        return problem(404, "No such slide.")
-    record, _, may = found
+    allowed = await _allowed(request)
+    if isinstance(allowed, Response):
+        return allowed
+    record, may = allowed
+    slide_id = record.id
     if not may.contribute:
         return problem(403, "Only those who contribute to the case post analysis results to its slides.")
     body = await read_json(request, MAX_POSTED_BYTES)
@@ -135,9 +138,10 @@ async def post(request: Request) -> Response:
 
 async def jobs(request: Request) -> Response:
     """``GET /api/slides/{slide_id}/analyses/jobs``: those queued or running, oldest first."""
-    slide_id = await _allowed(request)
-    if isinstance(slide_id, Response):
-        return slide_id
+    allowed = await _allowed(request)
+    if isinstance(allowed, Response):
+        return allowed
+    slide_id = allowed[0].id
     db: Database = request.app.state.db
     found = await db.analyses.jobs_of_slide(slide_id)
     return JSONResponse([_job(j) for j in found if j.state in ("queued", "running")])
@@ -145,9 +149,10 @@ async def jobs(request: Request) -> Response:
 
 async def layer(request: Request) -> Response:
     """``GET /slides/{slide_id}/analyses/{result_id}/layers/{index}.png``"""
-    slide_id = await _allowed(request)
-    if isinstance(slide_id, Response):
-        return slide_id
+    allowed = await _allowed(request)
+    if isinstance(allowed, Response):
+        return allowed
+    slide_id = allowed[0].id
     raw_id, raw_index = request.path_params["result_id"], request.path_params["index"]
     db: Database = request.app.state.db
     stored = await db.analyses.result(int(raw_id)) if raw_id.isdigit() and len(raw_id) < 12 else None

@@ -3,6 +3,7 @@ shown as the worklist page (``/``) and its JSON twin (``/api/worklist``)."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from starlette.requests import Request
@@ -61,15 +62,7 @@ def worklist_query(request: Request) -> WorklistQuery | Response:
 
 def _flag(flag: OpenFlag) -> dict[str, Any]:
     """An analysis flag as the worklist shows it: what, why, and which software said so."""
-    return {
-        "id": flag.id,
-        "slide_id": flag.slide_id,
-        "name": flag.name,
-        "reason": flag.reason,
-        "analysis": flag.analysis,
-        "version": flag.version,
-        "source": flag.source,
-    }
+    return {key: value for key, value in asdict(flag).items() if key != "case_id"}
 
 
 def _summary(row: dict[str, Any], identified: bool) -> dict[str, Any]:
