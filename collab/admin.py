@@ -11,6 +11,8 @@ from typing import Any
 
 from pycrdt import Doc
 
+from collab.analysis.jobs import queue_for_new_slide
+from collab.analysis.registry import on_registration
 from collab.cases import CaseFields, CaseRefused, create_case
 from collab.config import Settings
 from collab.domain import User
@@ -57,7 +59,8 @@ async def run_admin(args: argparse.Namespace) -> int:
         elif command == ("slides", "add-dicomweb"):
             return await _slides_add_dicomweb(db, args)
         else:
-            return await _slides_add(db, args.paths, args.case, args.stain)
+            analyses = on_registration(args.analyse_on_registration)
+            return await _slides_add(db, args.paths, args.case, args.stain, analyses)
     return 0
 
 
@@ -246,13 +249,17 @@ async def _slides_add_dicomweb(db: Database, args: argparse.Namespace) -> int:
     record, new = await db.catalog.add_slide(
         case.id, ref.text(), width=width, height=height, vendor=vendor, stain=args.stain
     )
-    if not new:
+    if new:
+        await queue_for_new_slide(db, record.id, case.id, on_registration(args.analyse_on_registration))
+    else:
         print(f"collab: that series was already registered with case {args.case}", file=sys.stderr)
     print(f"{record.id}\t{record.path}")
     return 0
 
 
-async def _slides_add(db: Database, paths: list[Path], accession: str, stain: str | None) -> int:
+async def _slides_add(
+    db: Database, paths: list[Path], accession: str, stain: str | None, analyses: tuple[str, ...]
+) -> int:
     case = await db.catalog.case_by_accession(accession)
     if case is None:
         raise CommandError(f"no case with accession {accession!r} (create it with: collab cases add)")
@@ -271,7 +278,9 @@ async def _slides_add(db: Database, paths: list[Path], accession: str, stain: st
         record, new = await db.catalog.add_slide(
             case.id, str(path.resolve()), width=width, height=height, vendor=vendor, stain=stain
         )
-        if not new:
+        if new:
+            await queue_for_new_slide(db, record.id, case.id, analyses)
+        else:
             print(f"collab: {path} was already registered with case {accession}", file=sys.stderr)
         if show_progress:
             print("\r\033[K", end="", file=sys.stderr)

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import os
+import signal
 import sys
 from typing import Any, TextIO
 
@@ -77,7 +80,13 @@ async def _run(db: Database, slide_id: str, names: list[str]) -> int:
 
 
 async def _work(db: Database, *, once: bool) -> int:
-    while True:
+    # SIGTERM (the server stopping, or a service manager): a running job goes back to the queue
+    # uncounted, and the worker ends without waiting for the analysis's thread to finish.
+    stop = asyncio.Event()
+    with contextlib.suppress(NotImplementedError):
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    stopped = asyncio.ensure_future(stop.wait())
+    while not stop.is_set():
         requeued, failed = await db.analyses.requeue_stale(older_than_s=STALE_S)
         for job_id in requeued:
             print(f"collab: job {job_id} lost its worker: queued again", file=sys.stderr)
@@ -86,12 +95,25 @@ async def _work(db: Database, *, once: bool) -> int:
         job = await db.analyses.claim()
         if job is None:
             if once:
-                return 0
-            await asyncio.sleep(IDLE_S)
+                break
+            await asyncio.wait({stopped}, timeout=IDLE_S)
             continue
-        result_id = await run_job(db, job)
+        running = asyncio.ensure_future(run_job(db, job))
+        await asyncio.wait({running, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if not running.done():
+            await db.analyses.release(job.id)
+            print(
+                f"collab: job {job.id} ({job.analysis}) queued again: this worker was stopped",
+                file=sys.stderr,
+            )
+            await db.__aexit__(None, None, None)
+            # The analysis's thread cannot be interrupted, and asyncio.run would wait for it.
+            os._exit(0)
+        result_id = running.result()
         outcome = f"result {result_id}" if result_id is not None else "did not finish"
         print(f"collab: job {job.id} ({job.analysis}, slide {job.slide_id}): {outcome}", file=sys.stderr)
+    stopped.cancel()
+    return 0
 
 
 class ProgressBar:

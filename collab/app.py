@@ -12,6 +12,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
+from collab.analysis.workers import AnalysisWorkers
 from collab.config import Settings
 from collab.meeting_channels import MeetingChannels
 from collab.metrics import ServerMetrics
@@ -31,6 +32,7 @@ from collab.web import (
     agenda,
     analyses,
     analysis_flags,
+    analysis_jobs,
     api,
     audit,
     auth,
@@ -92,6 +94,9 @@ def create_app(settings: Settings) -> Starlette:
                 tile_processes=settings.tile_processes,
             )
             await library.warm_up()
+            app.state.analysis_workers = await stack.enter_async_context(
+                AnalysisWorkers(settings.analysis_workers, settings.data_dir, settings.database_url)
+            )
             app.state.settings = settings
             app.state.db = db
             app.state.slides = library
@@ -144,6 +149,7 @@ def create_app(settings: Settings) -> Starlette:
         *uploads.routes,
         *unassigned.routes,
         *analyses.routes,
+        *analysis_jobs.routes,
         *analysis_flags.routes,
         *slides.routes,
         *sync.routes,

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from collab import analysis_commands, datadir
 from collab.admin import CommandError, run_admin
+from collab.analysis.registry import DEFAULT_ON_REGISTRATION, UnknownAnalysis, on_registration
 from collab.backup import BackupError, take_backup
 from collab.config import DEFAULT_MAX_CONNECTIONS, Settings, default_data_dir, read_decisions
 from collab.datadir import DATABASE
@@ -96,6 +97,15 @@ def _parser(environ: dict[str, str]) -> argparse.ArgumentParser:
         " $COLLAB_DATABASE_URL, else the SQLite file in the data dir); give a password by"
         " $COLLAB_DATABASE_URL, PGPASSWORD or ~/.pgpass, not here, where ps shows it",
     )
+    # Which analyses a newly registered slide gets, wherever it is registered from.
+    registration = argparse.ArgumentParser(add_help=False)
+    registration.add_argument(
+        "--analyse-on-registration",
+        default=environ.get("COLLAB_ANALYSE_ON_REGISTRATION", DEFAULT_ON_REGISTRATION),
+        metavar="NAMES",
+        help="the analyses queued for each new slide, comma-separated, or 'none' (default:"
+        f" $COLLAB_ANALYSE_ON_REGISTRATION, else {DEFAULT_ON_REGISTRATION}; docs/analysis.md)",
+    )
     parser = argparse.ArgumentParser(prog="collab", description="Look at whole-slide images together, live.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -116,6 +126,14 @@ def _parser(environ: dict[str, str]) -> argparse.ArgumentParser:
         metavar="N",
         help="draw tiles in N worker processes, away from the live rooms' event loop (default 0: "
         "threads of the server's own process)",
+    )
+    server.add_argument(
+        "--analysis-workers",
+        type=int,
+        default=_whole(environ.get("COLLAB_ANALYSIS_WORKERS"), 1),
+        metavar="N",
+        help="worker processes running queued slide analyses beside the server (default:"
+        " $COLLAB_ANALYSIS_WORKERS, else 1; 0: none, e.g. when `collab analyses worker` runs elsewhere)",
     )
     server.add_argument(
         "--redis-url",
@@ -164,10 +182,12 @@ def _parser(environ: dict[str, str]) -> argparse.ArgumentParser:
         "environment: COLLAB_METRICS_TOKEN, a bearer token (32+ characters) that opens /metrics to a"
         " Prometheus scraper; without it only administrators read /metrics (docs/operations.md)"
     )
-    commands.add_parser("serve", parents=[common, server], help="run the server", epilog=environment)
+    commands.add_parser(
+        "serve", parents=[common, server, registration], help="run the server", epilog=environment
+    )
     commands.add_parser(
         "demo",
-        parents=[common, server],
+        parents=[common, server, registration],
         help="seed demo data if there is none, then serve",
         epilog=environment,
     )
@@ -258,14 +278,14 @@ def _parser(environ: dict[str, str]) -> argparse.ArgumentParser:
     slides = commands.add_parser("slides", help="slides")
     slides_cmd = slides.add_subparsers(dest="action", required=True, metavar="ACTION")
     slides_add = slides_cmd.add_parser(
-        "add", parents=[common], help="register slide files with a case (nothing is copied)"
+        "add", parents=[common, registration], help="register slide files with a case (nothing is copied)"
     )
     slides_add.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     slides_add.add_argument("--case", required=True, help="the case's accession number")
     slides_add.add_argument("--stain", help="e.g. H&E, Ki-67")
     slides_web = slides_cmd.add_parser(
         "add-dicomweb",
-        parents=[common],
+        parents=[common, registration],
         help="register a slide series kept in a PACS, read over DICOMweb (only its reference is stored)",
     )
     slides_web.add_argument(
@@ -316,11 +336,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         # while anything holds it (collab.datadir).
         with datadir.shared(args.data_dir):
             return _run(args)
-    except (CommandError, StoreError, SlideError, BackupError, datadir.DataDirError, DatabaseUrlError) as exc:
+    except (
+        CommandError,
+        StoreError,
+        SlideError,
+        BackupError,
+        datadir.DataDirError,
+        DatabaseUrlError,
+        UnknownAnalysis,
+    ) as exc:
         print(f"collab: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+def _whole(text: str | None, default: int) -> int:
+    """A whole number from the environment; the default when unset. -1 (refused later) when not
+    a number, so that a typo is told, not ignored."""
+    if text is None or not text.strip():
+        return default
+    try:
+        return int(text)
+    except ValueError:
+        return -1
 
 
 def _redis_url(url: str | None) -> str | None:
@@ -340,6 +379,8 @@ def _run(args: argparse.Namespace) -> int:
             raise CommandError("--max-connections must be at least 1")
         if not 0 <= args.tile_processes <= 64:
             raise CommandError("--tile-processes must be a whole number from 0 to 64")
+        if not 0 <= args.analysis_workers <= 16:
+            raise CommandError("--analysis-workers must be a whole number from 0 to 16")
         settings = Settings(
             data_dir=args.data_dir,
             host=args.host,
@@ -356,6 +397,8 @@ def _run(args: argparse.Namespace) -> int:
             integrations=_integrations(args.config or os.environ.get("COLLAB_CONFIG") or None),
             metrics_token=_metrics_token(os.environ),
             database_url=args.database_url,
+            analysis_workers=args.analysis_workers,
+            analyse_on_registration=on_registration(args.analyse_on_registration),
         )
 
         if args.command == "demo":

@@ -81,6 +81,13 @@ class Settings:
     # ``postgresql://user[:password]@host[:port]/db`` or ``sqlite:///FILE``; None: the SQLite file
     # in the data dir (collab.store.dburl). Left out of the repr: it may hold a password.
     database_url: str | None = field(default=None, repr=False)
+    # Worker processes the server starts to run queued analysis jobs (collab.analysis.workers);
+    # 0: none here (run ``collab analyses worker`` elsewhere, or the jobs wait). ``collab serve``
+    # starts one unless told otherwise; an app built in a test starts none.
+    analysis_workers: int = 0
+    # The analyses queued for every newly registered slide (the cheap QC by default: a slide to
+    # rescan is best found before anyone opens it).
+    analyse_on_registration: tuple[str, ...] = ("slide-qc",)
 
     @property
     def database_path(self) -> Path:

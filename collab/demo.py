@@ -10,6 +10,7 @@ from typing import Any
 
 from pycrdt import Doc
 
+from collab.analysis.jobs import queue_for_new_slide
 from collab.config import Settings
 from collab.domain import Patient
 from collab.meeting_plans import UK, utc_from_uk
@@ -144,7 +145,7 @@ async def seed_demo(settings: Settings) -> None:
             )
             for name, width, height, _ in SLIDES:
                 if name in files:
-                    await db.catalog.add_slide(
+                    record, _ = await db.catalog.add_slide(
                         case.id,
                         str((slide_dir / name).resolve()),
                         width=width,
@@ -152,6 +153,7 @@ async def seed_demo(settings: Settings) -> None:
                         vendor="generic-tiff",
                         stain="H&E",
                     )
+                    await queue_for_new_slide(db, record.id, case.id, settings.analyse_on_registration)
             if accession == "DEMO-24-0101":
                 # A second opinion across networks, and a teaching case for the student.
                 await share_case(

@@ -170,6 +170,12 @@ def real_slide(name: str) -> Path:
     return path
 
 
+# Servers the tests start run no analysis worker, and a new slide queues no analysis, unless a
+# test asks for them (tests/test_analysis_jobs.py): otherwise analyses would take the CPU from
+# every test that registers a slide.
+os.environ.setdefault("COLLAB_ANALYSIS_WORKERS", "0")
+os.environ.setdefault("COLLAB_ANALYSE_ON_REGISTRATION", "none")
+
 # Commands run in a process of their own whatever the mode: the server; the commands whose tests
 # are about processes (a restore refuses while another process holds the data dir); and slides,
 # which hostile files reach (a crash in a C decoder must end that command, not the test run).

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from collab.analysis.base import Analysis, open_slide_view
 from collab.analysis.registry import UnknownAnalysis, load
 from collab.analysis.result import Result
+from collab.domain import User
 from collab.store.analyses import HERE, Job
 from collab.store.database import Database
 
@@ -24,6 +25,33 @@ BEAT_S = 0.5  # how often progress is written, and a cancellation looked for
 
 class Cancelled(Exception):
     """Someone cancelled the job; raised inside the analysis at its next progress report."""
+
+
+async def queue_for_new_slide(
+    db: Database,
+    slide_id: str,
+    case_id: str,
+    names: Sequence[str],
+    *,
+    user: User | None = None,
+    client: str | None = None,
+) -> list[int]:
+    """Queue the analyses a newly registered slide gets (``Settings.analyse_on_registration``);
+    the job ids. A worker process runs them (collab.analysis.workers)."""
+    job_ids = []
+    for name in names:
+        job_id = await db.analyses.enqueue(slide_id, name, requested_by=None)
+        await db.audit.record(
+            "analysis requested",
+            user=user,
+            username=None if user else "(on registration)",
+            client=client,
+            case_id=case_id,
+            slide_id=slide_id,
+            detail=f"{name}, job {job_id}, on registration",
+        )
+        job_ids.append(job_id)
+    return job_ids
 
 
 async def run_job(

@@ -15,6 +15,8 @@ from importlib.metadata import entry_points
 from collab.analysis.base import Analysis
 
 GROUP = "collab.analyses"
+# The analyses a new slide gets unless told otherwise (``--analyse-on-registration``).
+DEFAULT_ON_REGISTRATION = "slide-qc"
 
 
 class UnknownAnalysis(LookupError):
@@ -38,3 +40,19 @@ def load(name: str) -> Analysis:
             return kind()
     names = ", ".join(installed()) or "none"
     raise UnknownAnalysis(f"no analysis is called {name!r} (installed: {names})")
+
+
+def on_registration(text: str) -> tuple[str, ...]:
+    """The analyses named by ``--analyse-on-registration`` (comma-separated; "none": none),
+    each installed, else UnknownAnalysis."""
+    names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    if names in ((), ("none",)):
+        return ()
+    known = installed()
+    for name in names:
+        if name not in known:
+            listed = ", ".join(known) or "none"
+            raise UnknownAnalysis(
+                f"--analyse-on-registration: no analysis is called {name!r} (installed: {listed}; or 'none')"
+            )
+    return names

@@ -178,6 +178,15 @@ class Analyses:
             (state, now_iso(), error, result_id, job_id),
         )
 
+    async def release(self, job_id: int) -> None:
+        """Its worker was asked to stop (the server stopping): the running job is queued again,
+        and the attempt is not counted against it."""
+        await self.db.write(
+            "UPDATE analysis_jobs SET state = 'queued', attempts = max(attempts - 1, 0), heartbeat = NULL,"
+            " progress = 0 WHERE id = ? AND state = 'running'",
+            (job_id,),
+        )
+
     async def requeue_stale(self, *, older_than_s: float) -> tuple[list[int], list[int]]:
         """Running jobs whose heartbeat stopped ``older_than_s`` ago: their worker crashed.
         Queued again if they have attempts left, else failed. Returns (requeued, failed) ids."""

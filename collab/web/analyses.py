@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import io
 import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -31,6 +32,8 @@ from collab.web.errors import error, problem
 SLIDE_ID = re.compile(r"[0-9a-f]{16}")
 # A posted result: its heatmaps travel as base64 images of at most 2048 x 2048 cells.
 MAX_POSTED_BYTES = 16 * 1024 * 1024
+# How long an ended job stays in the slide's list of jobs.
+ENDED_SHOWN_S = 600
 NOTICE = "Decision support from software, not a diagnosis: a person decides."
 # The colour map of every layer: transparent dark blue at 0 through teal to opaque yellow at
 # 1 (after viridis, readable by the colour-blind); the viewer draws its legend from the same stops.
@@ -40,9 +43,10 @@ STOPS = np.array(
 )
 
 
-async def _allowed(request: Request) -> tuple[SlideRecord, Access] | Response:
-    """The slide and the person's access to its case, if they may see it; else the answer to send."""
-    slide_id = request.path_params["slide_id"]
+async def allowed(request: Request, slide_id: str | None = None) -> tuple[SlideRecord, Access] | Response:
+    """The slide (of the path, unless named) and the person's access to its case, if they may
+    see it; else the answer to send."""
+    slide_id = slide_id or request.path_params["slide_id"]
     access: AccessControl = request.app.state.access
     found = await access.slide(request, slide_id) if SLIDE_ID.fullmatch(slide_id) else None
     if found is None:
@@ -82,7 +86,7 @@ def _described(slide_id: str, stored: StoredResult) -> dict[str, Any]:
     }
 
 
-def _job(job: Job) -> dict[str, Any]:
+def job_json(job: Job) -> dict[str, Any]:
     return {
         "id": job.id,
         "name": job.analysis,
@@ -96,10 +100,10 @@ def _job(job: Job) -> dict[str, Any]:
 
 async def analyses(request: Request) -> Response:
     """``GET /api/slides/{slide_id}/analyses``"""
-    allowed = await _allowed(request)
-    if isinstance(allowed, Response):
-        return allowed
-    slide_id = allowed[0].id
+    checked = await allowed(request)
+    if isinstance(checked, Response):
+        return checked
+    slide_id = checked[0].id
     db: Database = request.app.state.db
     results = await db.analyses.results_of_slide(slide_id)
     return JSONResponse([_described(slide_id, r) for r in results])
@@ -107,10 +111,10 @@ async def analyses(request: Request) -> Response:
 
 async def post(request: Request) -> Response:
     """``POST /api/slides/{slide_id}/analyses``: an outside tool's result (collab.analysis.external)."""
-    allowed = await _allowed(request)
-    if isinstance(allowed, Response):
-        return allowed
-    record, may = allowed
+    checked = await allowed(request)
+    if isinstance(checked, Response):
+        return checked
+    record, may = checked
     slide_id = record.id
     if not may.contribute:
         return problem(403, "Only those who contribute to the case post analysis results to its slides.")
@@ -137,22 +141,25 @@ async def post(request: Request) -> Response:
 
 
 async def jobs(request: Request) -> Response:
-    """``GET /api/slides/{slide_id}/analyses/jobs``: those queued or running, oldest first."""
-    allowed = await _allowed(request)
-    if isinstance(allowed, Response):
-        return allowed
-    slide_id = allowed[0].id
+    """``GET /api/slides/{slide_id}/analyses/jobs``: those queued or running, and those that
+    ended in the last ten minutes (so a page can say how a run it followed ended), oldest first."""
+    checked = await allowed(request)
+    if isinstance(checked, Response):
+        return checked
+    slide_id = checked[0].id
     db: Database = request.app.state.db
     found = await db.analyses.jobs_of_slide(slide_id)
-    return JSONResponse([_job(j) for j in found if j.state in ("queued", "running")])
+    since = (datetime.now(UTC) - timedelta(seconds=ENDED_SHOWN_S)).isoformat(timespec="seconds")
+    shown = [j for j in found if j.state in ("queued", "running") or (j.finished or "") >= since]
+    return JSONResponse([job_json(j) for j in shown])
 
 
 async def layer(request: Request) -> Response:
     """``GET /slides/{slide_id}/analyses/{result_id}/layers/{index}.png``"""
-    allowed = await _allowed(request)
-    if isinstance(allowed, Response):
-        return allowed
-    slide_id = allowed[0].id
+    checked = await allowed(request)
+    if isinstance(checked, Response):
+        return checked
+    slide_id = checked[0].id
     raw_id, raw_index = request.path_params["result_id"], request.path_params["index"]
     db: Database = request.app.state.db
     stored = await db.analyses.result(int(raw_id)) if raw_id.isdigit() and len(raw_id) < 12 else None
@@ -204,7 +211,7 @@ JOB = {
     "properties": {
         "id": {"type": "integer"},
         "name": {"type": "string"},
-        "state": {"type": "string", "enum": ["queued", "running"]},
+        "state": {"type": "string", "enum": ["queued", "running", "done", "failed", "cancelled"]},
         "progress": {"type": "number"},
         "requested": {"type": "string"},
         "error": {"type": ["string", "null"]},
@@ -244,7 +251,8 @@ describe(
 describe(
     "/api/slides/{slide_id}/analyses/jobs",
     "get",
-    "A slide's analysis jobs still queued or running, with their progress (0..1)",
+    "A slide's analysis jobs queued or running, with their progress (0..1), and those ended in the"
+    " last ten minutes (done, failed with the reason, or cancelled)",
     response={"type": "array", "items": JOB},
     tag="slides",
 )

@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from collab.analysis.jobs import queue_for_new_slide
 from collab.config import Settings
 from collab.domain import Access, Case, User
 from collab.integrations import PacsEndpoint
@@ -125,6 +126,10 @@ async def attach(
             slide_id=record.id,
             detail=f"from the PACS {endpoint.name}: study {study}, series {series}",
         )
+        await queue_for_new_slide(
+            db, record.id, case_id, request.app.state.settings.analyse_on_registration,
+            user=current_user(request), client=client_address(request),
+        )  # fmt: skip
     return record.id
 
 

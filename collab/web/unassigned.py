@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from collab import intake
+from collab.analysis.jobs import queue_for_new_slide
 from collab.config import Settings
 from collab.domain import User
 from collab.slides import SlideError
@@ -119,6 +120,10 @@ async def attach(request: Request, unassigned_id: str, case_id: str) -> str:
     )
     if not await db.uploads.mark_attached(unassigned_id, record.id):
         raise Refused(409, "The slide was attached by someone else a moment ago.")
+    await queue_for_new_slide(
+        db, record.id, case_id, request.app.state.settings.analyse_on_registration,
+        user=user, client=client_address(request),
+    )  # fmt: skip
     await db.audit.record(
         "slide attached",
         user=user,

@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from collab import intake
+from collab.analysis.jobs import queue_for_new_slide
 from collab.config import Settings
 from collab.domain import User
 from collab.slides import SlideError
@@ -317,10 +318,15 @@ async def register(
     db: Database = request.app.state.db
     case_id = upload.case_id if upload.case_id and await writable_case(request, upload.case_id) else None
     if case_id is not None:
-        record, _ = await db.catalog.add_slide(
+        record, new = await db.catalog.add_slide(
             case_id, str(target), width=found.width, height=found.height, vendor=found.vendor, stain=None
         )
         slide_id = record.id
+        if new:
+            await queue_for_new_slide(
+                db, slide_id, case_id, request.app.state.settings.analyse_on_registration,
+                user=user, client=client_address(request),
+            )  # fmt: skip
     else:
         size, mtime_ns = await asyncio.to_thread(intake.file_identity, target)
         unassigned = await db.uploads.add_unassigned(
