@@ -101,7 +101,7 @@ def _parser(environ: dict[str, str]) -> argparse.ArgumentParser:
     registration = argparse.ArgumentParser(add_help=False)
     registration.add_argument(
         "--analyse-on-registration",
-        default=environ.get("COLLAB_ANALYSE_ON_REGISTRATION", DEFAULT_ON_REGISTRATION),
+        default=environ.get("COLLAB_ANALYSE_ON_REGISTRATION") or DEFAULT_ON_REGISTRATION,
         metavar="NAMES",
         help="the analyses queued for each new slide, comma-separated, or 'none' (default:"
         f" $COLLAB_ANALYSE_ON_REGISTRATION, else {DEFAULT_ON_REGISTRATION}; docs/analysis.md)",
