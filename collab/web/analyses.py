@@ -8,16 +8,14 @@ parameters, and where it came from (``source``: run here, or the outside tool th
 from __future__ import annotations
 
 import asyncio
-import io
 import re
 from typing import Any
 
-import numpy as np
-from PIL import Image
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from collab.analysis.colours import COLOUR_MAPS, DEFAULT, layer_png
 from collab.analysis.external import ExternalRefused, external_result
 from collab.analysis.result import Heatmap
 from collab.domain import Access, SlideRecord
@@ -32,12 +30,6 @@ SLIDE_ID = re.compile(r"[0-9a-f]{16}")
 # A posted result: its heatmaps travel as base64 images of at most 2048 x 2048 cells.
 MAX_POSTED_BYTES = 16 * 1024 * 1024
 NOTICE = "Decision support from software, not a diagnosis: a person decides."
-# The colour map of every layer: transparent dark blue at 0 through teal to opaque yellow at
-# 1 (after viridis, readable by the colour-blind); the viewer draws its legend from the same stops.
-STOPS = np.array(
-    [[68, 1, 84, 0], [59, 82, 139, 150], [33, 145, 140, 190], [94, 201, 98, 220], [253, 231, 37, 245]],
-    dtype=np.float32,
-)
 
 
 async def _allowed(request: Request) -> tuple[SlideRecord, Access] | Response:
@@ -148,7 +140,7 @@ async def jobs(request: Request) -> Response:
 
 
 async def layer(request: Request) -> Response:
-    """``GET /slides/{slide_id}/analyses/{result_id}/layers/{index}.png``"""
+    """``GET /slides/{slide_id}/analyses/{result_id}/layers/{index}.png[?colours=NAME]``"""
     allowed = await _allowed(request)
     if isinstance(allowed, Response):
         return allowed
@@ -161,24 +153,15 @@ async def layer(request: Request) -> Response:
     heatmaps = stored.result["heatmaps"]
     if not raw_index.isdigit() or int(raw_index) >= len(heatmaps):
         return error(404, "No such layer.", request)
+    # Only a name from the fixed list reaches the drawing: anything else is refused, not guessed.
+    colours = request.query_params.get("colours", DEFAULT)
+    if colours not in COLOUR_MAPS:
+        return error(422, f"No such colour map; choose one of: {', '.join(COLOUR_MAPS)}.", request)
     heatmap = Heatmap.from_json(heatmaps[int(raw_index)])
-    png = await asyncio.to_thread(layer_png, heatmap.values)
+    png = await asyncio.to_thread(layer_png, heatmap.values, colours)
     return Response(
         png, media_type="image/png", headers={"Cache-Control": "private, max-age=31536000, immutable"}
     )
-
-
-def layer_png(values: np.ndarray) -> bytes:
-    """One pixel per cell, coloured by value (0..1); NaN (no data there) fully transparent."""
-    missing = np.isnan(values)
-    position = np.clip(np.nan_to_num(values), 0.0, 1.0) * (len(STOPS) - 1)
-    low = np.minimum(position.astype(np.int32), len(STOPS) - 2)
-    weight = (position - low)[..., None]
-    rgba = STOPS[low] * (1 - weight) + STOPS[low + 1] * weight
-    rgba[missing] = 0
-    out = io.BytesIO()
-    Image.fromarray(np.round(rgba).astype(np.uint8), "RGBA").save(out, format="PNG")
-    return out.getvalue()
 
 
 RESULT = {

@@ -1,5 +1,6 @@
 // The live session of a case: the slide viewer, everyone's presence and pointers,
 // following, annotations and discussion, all on the case's shared Yjs document.
+import { AnalysisOverlays } from "./analysisoverlays.js";
 import { Annotations } from "./annotations.js";
 import { Discussion } from "./discussion.js";
 import { DrawingTools, TOOLS } from "./draw.js";
@@ -84,10 +85,12 @@ function start(data) {
     root: $("#timeline"),
     toggle: $("#timeline-toggle"),
   });
+  const overlays = new AnalysisOverlays({ slideView, overlay, presence, panel, section: $("#overlays") });
   slideView.show(data.current);
   if (new URLSearchParams(location.search).has("timeline")) slideView.viewer.addOnceHandler("open", () => timeline.open());
   // For tests and integrations running in the page (e.g. a QuPath bridge).
   window.collab = { doc, provider, awareness, viewer: slideView.viewer, slideView, overlay, presence, annotations, tools, timeline, compare };
+  window.collab.overlays = overlays; // overlays.reload() refreshes the AI analyses panel
 }
 
 function bindToolbar({ slideView, tools, annotations, pointers, rights }) {
