@@ -14,6 +14,7 @@ from PIL import Image
 from playwright.sync_api import Page, expect
 
 from e2e.conftest import E2ESession
+from e2e.test_accessibility import axe_violations, describe
 from e2e.test_session import TIMEOUT_MS, open_case, settled_view
 from tests.conftest import add_user, api_token, collab
 
@@ -109,7 +110,7 @@ def test_an_outside_tools_result_is_listed_drawn_over_the_slide_and_flown_to(ses
     result = panel.locator(f"article[data-result-id='{found['id']}']")
     expect(result.locator("h3")).to_have_text("tumour-finder 3.2")
     expect(result.locator(".provenance")).to_contain_text("from Test Vendor AI (outside tool)")
-    expect(result.locator(".notice")).to_have_text(
+    expect(result.locator(".ai-notice")).to_have_text(
         "Decision support from software, not a diagnosis: a person decides."
     )
     expect(result.locator(".flags")).to_have_text("urgent review suggested: tumour likely in 2 areas")
@@ -175,6 +176,14 @@ def test_an_outside_tools_result_is_listed_drawn_over_the_slide_and_flown_to(ses
     image = f"/slides/{session.slide_ids[0]}/analyses/{found['id']}/layers/0.png"
     assert page.request.get(f"{image}?colours=rainbow").status == 422
     assert page.request.get(f"{image}?colours=magma").status == 200
+
+    # A result that arrives later (an analysis job done) shows on reload(), the layer kept on.
+    later = post_result(session, tool="Second Tool")
+    page.evaluate("window.collab.overlays.reload()")
+    expect(panel.locator(f"article[data-result-id='{later['id']}'] .provenance")).to_contain_text(
+        "Second Tool"
+    )
+    heatmap_on(page, "0.5")
 
 
 def test_a_follower_sees_the_presenters_layers_and_gets_their_own_back(session: E2ESession) -> None:
@@ -267,3 +276,6 @@ def test_a_student_sees_the_layers_and_nothing_identifying(session: E2ESession) 
     article.locator("input[name=outline]").check()
     expect(student.locator("#viewer .ai-region text")).to_have_text(f"AI · {hostile}")
     assert student.evaluate("window.pwned") is None
+    # The panel, a layer on and regions outlined, meets WCAG AA (labels, contrast).
+    violations = axe_violations(student)
+    assert not violations, describe(violations)

@@ -49,6 +49,8 @@ export class AnalysisOverlays extends EventTarget {
     if (this.slideView.slideId !== slideId) return; // the slide changed meanwhile
     this.results = Array.isArray(results) ? results : [];
     this.render();
+    // One's choices on this slide, remembered from before, are now what a presenter shows.
+    this.dispatchEvent(new Event("change"));
   }
 
   setting(resultId, index) {
@@ -113,8 +115,13 @@ export class AnalysisOverlays extends EventTarget {
     const heading = element("h3", "", `${result.name} ${result.version}`);
     const outside = result.source !== "collab";
     const from = outside ? `from ${result.source} (outside tool)` : "run here by collab";
-    const made = typeof result.made === "string" ? ` · ${result.made.slice(0, 10)}` : "";
-    article.append(heading, element("p", "provenance muted", from + made), element("p", "notice", result.notice || ""));
+    const provenance = element("p", "provenance muted", from);
+    if (typeof result.made === "string") {
+      const made = element("time", "", result.made.slice(0, 10));
+      made.dateTime = result.made;
+      provenance.append(" · ", made);
+    }
+    article.append(heading, provenance, element("p", "ai-notice", result.notice || ""));
     if (result.flags.length) {
       const flags = element("ul", "flags");
       flags.setAttribute("aria-label", "Flags");
