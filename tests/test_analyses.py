@@ -281,6 +281,18 @@ def test_an_outside_tools_result_is_shown_like_ours_with_the_tool_named(data_dir
             alpha = np.asarray(png)[..., 3]
         # Where the tool said 1 the layer is opaque, where it said 0 transparent.
         assert (alpha[1:3, 2:5] > 200).all() and (alpha[cells == 0] == 0).all()
+        # In another colour map of the fixed list, drawn by the server; any other name refused.
+        magma = server.client.get(f"{layer['image']}?colours=magma", headers=reader)
+        assert magma.status_code == 200 and magma.headers["content-type"] == "image/png"
+        with Image.open(io.BytesIO(magma.content)) as png:
+            drawn = np.asarray(png)
+        assert (drawn[1:3, 2:5, 3] > 200).all() and (drawn[..., 3][cells == 0] == 0).all()
+        assert magma.content != image.content
+        assert server.client.get(f"{layer['image']}?colours=viridis", headers=reader).content == image.content
+        for bad in ("rainbow", "", "constructor", "magma%00", "VIRIDIS"):
+            refused = server.client.get(f"{layer['image']}?colours={bad}", headers=reader)
+            assert refused.status_code == 422, bad
+            assert "viridis, magma, greys" in refused.text
     finally:
         stop_server(server)
     assert [e for e, _ in _audit(data_dir)] == ["analysis posted"]

@@ -8,17 +8,15 @@ parameters, and where it came from (``source``: run here, or the outside tool th
 from __future__ import annotations
 
 import asyncio
-import io
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import numpy as np
-from PIL import Image
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from collab.analysis.colours import COLOUR_MAPS, DEFAULT, layer_png
 from collab.analysis.external import ExternalRefused, external_result
 from collab.analysis.result import Heatmap
 from collab.domain import Access, SlideRecord
@@ -35,12 +33,6 @@ MAX_POSTED_BYTES = 16 * 1024 * 1024
 # How long an ended job stays in the slide's list of jobs.
 ENDED_SHOWN_S = 600
 NOTICE = "Decision support from software, not a diagnosis: a person decides."
-# The colour map of every layer: transparent dark blue at 0 through teal to opaque yellow at
-# 1 (after viridis, readable by the colour-blind); the viewer draws its legend from the same stops.
-STOPS = np.array(
-    [[68, 1, 84, 0], [59, 82, 139, 150], [33, 145, 140, 190], [94, 201, 98, 220], [253, 231, 37, 245]],
-    dtype=np.float32,
-)
 
 
 async def allowed(request: Request, slide_id: str | None = None) -> tuple[SlideRecord, Access] | Response:
@@ -155,7 +147,7 @@ async def jobs(request: Request) -> Response:
 
 
 async def layer(request: Request) -> Response:
-    """``GET /slides/{slide_id}/analyses/{result_id}/layers/{index}.png``"""
+    """``GET /slides/{slide_id}/analyses/{result_id}/layers/{index}.png[?colours=NAME]``"""
     checked = await allowed(request)
     if isinstance(checked, Response):
         return checked
@@ -168,24 +160,15 @@ async def layer(request: Request) -> Response:
     heatmaps = stored.result["heatmaps"]
     if not raw_index.isdigit() or int(raw_index) >= len(heatmaps):
         return error(404, "No such layer.", request)
+    # Only a name from the fixed list reaches the drawing: anything else is refused, not guessed.
+    colours = request.query_params.get("colours", DEFAULT)
+    if colours not in COLOUR_MAPS:
+        return error(422, f"No such colour map; choose one of: {', '.join(COLOUR_MAPS)}.", request)
     heatmap = Heatmap.from_json(heatmaps[int(raw_index)])
-    png = await asyncio.to_thread(layer_png, heatmap.values)
+    png = await asyncio.to_thread(layer_png, heatmap.values, colours)
     return Response(
         png, media_type="image/png", headers={"Cache-Control": "private, max-age=31536000, immutable"}
     )
-
-
-def layer_png(values: np.ndarray) -> bytes:
-    """One pixel per cell, coloured by value (0..1); NaN (no data there) fully transparent."""
-    missing = np.isnan(values)
-    position = np.clip(np.nan_to_num(values), 0.0, 1.0) * (len(STOPS) - 1)
-    low = np.minimum(position.astype(np.int32), len(STOPS) - 2)
-    weight = (position - low)[..., None]
-    rgba = STOPS[low] * (1 - weight) + STOPS[low + 1] * weight
-    rgba[missing] = 0
-    out = io.BytesIO()
-    Image.fromarray(np.round(rgba).astype(np.uint8), "RGBA").save(out, format="PNG")
-    return out.getvalue()
 
 
 RESULT = {

@@ -114,12 +114,18 @@ export class AnnotationPanel {
     const annotation = this.annotations.get(id);
     if (!annotation) return;
     this.select(id);
-    const xs = annotation.points.map((p) => p[0]);
-    const ys = annotation.points.map((p) => p[1]);
+    this.flyTo(annotation.slide, annotation.points);
+  }
+
+  // Flies to a shape (points in level-0 pixels) on a slide, framing it with room around it;
+  // AI regions (static/src/analysisoverlays.js) fly the same way.
+  flyTo(slide, points) {
+    const xs = points.map((p) => p[0]);
+    const ys = points.map((p) => p[1]);
     const width = Math.max(Math.max(...xs) - Math.min(...xs), Math.max(...ys) - Math.min(...ys)) * 2.5 || 2000;
     const view = this.slideView.view();
     this.slideView.goTo({
-      slide: annotation.slide,
+      slide,
       x: (Math.max(...xs) + Math.min(...xs)) / 2,
       y: (Math.max(...ys) + Math.min(...ys)) / 2,
       width,

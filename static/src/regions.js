@@ -16,15 +16,17 @@ export function bindRegions({ annotations, panel, presence, bar }) {
       button.textContent = `${index + 1} · ${region.label || TOOLS[region.kind]?.label || "region"}`;
       button.title = "Go to this region (everyone following you comes too)";
       button.style.setProperty("--colour", region.color || "#e6194b");
-      button.addEventListener("click", () => {
-        // Going somewhere oneself while following someone is breaking away, as when panning.
-        if (presence.following !== null) presence.breakAway();
-        panel.jumpTo(region.id);
-      });
+      button.addEventListener("click", () => goAsMe(presence, () => panel.jumpTo(region.id)));
       return button;
     });
     bar.replaceChildren(label, ...buttons);
   };
   annotations.addEventListener("change", render);
   render();
+}
+
+// Going somewhere oneself while following someone is breaking away, as when panning.
+export function goAsMe(presence, go) {
+  if (presence.following !== null) presence.breakAway();
+  go();
 }

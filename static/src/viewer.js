@@ -1,6 +1,7 @@
 // The live session of a case: the slide viewer, everyone's presence and pointers,
 // following, annotations and discussion, all on the case's shared Yjs document.
 import { AnalysisRuns } from "./analysisjobs.js";
+import { AnalysisOverlays } from "./analysisoverlays.js";
 import { Annotations } from "./annotations.js";
 import { Discussion } from "./discussion.js";
 import { DrawingTools, TOOLS } from "./draw.js";
@@ -85,16 +86,19 @@ function start(data) {
     root: $("#timeline"),
     toggle: $("#timeline-toggle"),
   });
+  const overlays = new AnalysisOverlays({ slideView, overlay, presence, panel, section: $("#overlays") });
   const analysisRuns = new AnalysisRuns({
     slideView,
     section: $("#analysis-runs"),
     rights: data.rights,
-    onResult: () => window.collab.overlays?.reload(),
+    onResult: () => overlays.reload(),
   });
   slideView.show(data.current);
   if (new URLSearchParams(location.search).has("timeline")) slideView.viewer.addOnceHandler("open", () => timeline.open());
   // For tests and integrations running in the page (e.g. a QuPath bridge).
-  window.collab = { doc, provider, awareness, viewer: slideView.viewer, slideView, overlay, presence, annotations, tools, timeline, compare, analysisRuns };
+  window.collab = { doc, provider, awareness, viewer: slideView.viewer, slideView, overlay, presence, annotations, tools, timeline, compare };
+  window.collab.overlays = overlays; // overlays.reload() refreshes the AI analyses panel
+  window.collab.analysisRuns = analysisRuns;
 }
 
 function bindToolbar({ slideView, tools, annotations, pointers, rights }) {
