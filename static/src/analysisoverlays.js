@@ -135,7 +135,7 @@ export class AnalysisOverlays extends EventTarget {
     const scores = Object.entries(result.scores || {});
     if (scores.length) {
       const list = element("dl", "scores");
-      for (const [name, value] of scores) list.append(element("dt", "", name), element("dd", "", formatNumber(value)));
+      for (const [name, value] of scores) list.append(element("dt", "", name.replaceAll("_", " ")), element("dd", "", formatNumber(value)));
       article.append(list);
     }
     if (result.layers.length) {
