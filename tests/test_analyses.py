@@ -281,6 +281,21 @@ def test_an_outside_tools_result_is_shown_like_ours_with_the_tool_named(data_dir
             alpha = np.asarray(png)[..., 3]
         # Where the tool said 1 the layer is opaque, where it said 0 transparent.
         assert (alpha[1:3, 2:5] > 200).all() and (alpha[cells == 0] == 0).all()
+
+        # On the worklist: the tool's score beside the priority, the tool named, and the
+        # worklist sorted by it (a second case, without scores, comes after).
+        assert collab("cases", "add", "S26-0", "--org", "North Trust", data_dir=data_dir).returncode == 0
+        listed = server.client.get("/api/worklist?sort=score", headers=reader).json()["cases"]
+        assert [c["accession"] for c in listed] == ["S26-1", "S26-0"]
+        (score,) = listed[0]["scores"]
+        assert {k: score[k] for k in ("name", "value", "analysis", "source", "slide_id")} == {
+            "name": "tumour likelihood",
+            "value": 0.93,
+            "analysis": "tumour-finder",
+            "source": "Test Vendor AI",
+            "slide_id": slide,
+        }
+        assert listed[1]["scores"] == []
         # In another colour map of the fixed list, drawn by the server; any other name refused.
         magma = server.client.get(f"{layer['image']}?colours=magma", headers=reader)
         assert magma.status_code == 200 and magma.headers["content-type"] == "image/png"

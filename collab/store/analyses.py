@@ -28,6 +28,21 @@ HERE = "collab"
 # The newest result of each analysis and source on each slide: older ones are superseded.
 NEWEST = "SELECT max(id) FROM analysis_results GROUP BY slide_id, analysis, source"
 # Flags nobody has confirmed or dismissed yet, of newest results, of the case ``v.id``.
+# Scores of the newest results of outside tools. The worklist shows those: a tool posts the few
+# that triage by (a likelihood, a grade); the analyses run here speak through their flags, their
+# scores being the measurements behind them.
+_TOOL_SCORES = (
+    "SELECT s.case_id, sc.slide_id, sc.name, sc.value, r.analysis, r.version, r.source"
+    " FROM analysis_scores AS sc JOIN slides AS s ON s.id = sc.slide_id"
+    f" JOIN analysis_results AS r ON r.id = sc.result_id WHERE r.source <> '{HERE}'"
+    f" AND sc.result_id IN ({NEWEST})"
+)
+# A case's highest such score, for sorting the worklist by them.
+TOP_TOOL_SCORE_OF_CASE = (
+    "SELECT max(sc.value) FROM analysis_scores AS sc JOIN slides AS s ON s.id = sc.slide_id"
+    f" JOIN analysis_results AS r ON r.id = sc.result_id WHERE s.case_id = v.id AND r.source <> '{HERE}'"
+    f" AND sc.result_id IN ({NEWEST})"
+)
 OPEN_FLAG_OF_CASE = (
     "SELECT 1 FROM analysis_flags AS f JOIN slides AS s ON s.id = f.slide_id"
     f" WHERE s.case_id = v.id AND f.review IS NULL AND f.result_id IN ({NEWEST})"
@@ -69,6 +84,19 @@ class OpenFlag:
     slide_id: str
     name: str
     reason: str
+    analysis: str
+    version: str
+    source: str
+
+
+@dataclass(frozen=True)
+class ToolScore:
+    """A score of an outside tool's newest result on a slide of the case."""
+
+    case_id: str
+    slide_id: str
+    name: str
+    value: float
     analysis: str
     version: str
     source: str
@@ -182,7 +210,8 @@ class Analyses:
         """Its worker was asked to stop (the server stopping): the running job is queued again,
         and the attempt is not counted against it."""
         await self.db.write(
-            "UPDATE analysis_jobs SET state = 'queued', attempts = max(attempts - 1, 0), heartbeat = NULL,"
+            "UPDATE analysis_jobs SET state = 'queued',"
+            " attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, heartbeat = NULL,"
             " progress = 0 WHERE id = ? AND state = 'running'",
             (job_id,),
         )
@@ -236,6 +265,11 @@ class Analyses:
                 "INSERT INTO analysis_flags (result_id, slide_id, name, reason) VALUES (?, ?, ?, ?)",
                 (result_id, slide_id, flag["name"], flag["reason"]),
             )
+        for name, value in result["scores"].items():
+            await self.db.write(
+                "INSERT INTO analysis_scores (result_id, slide_id, name, value) VALUES (?, ?, ?, ?)",
+                (result_id, slide_id, name, float(value)),
+            )
         return result_id
 
     async def result(self, result_id: int) -> StoredResult | None:
@@ -264,6 +298,20 @@ class Analyses:
         for row in rows:
             flag = OpenFlag(**dict(row))
             found.setdefault(flag.case_id, []).append(flag)
+        return found
+
+    async def tool_scores(self, case_ids: list[str]) -> dict[str, list[ToolScore]]:
+        """The scores outside tools gave these cases' slides (their newest results), by case."""
+        if not case_ids:
+            return {}
+        marks = ", ".join("?" * len(case_ids))
+        rows = await self.db.all(
+            f"{_TOOL_SCORES} AND s.case_id IN ({marks}) ORDER BY sc.result_id, sc.name", case_ids
+        )
+        found: dict[str, list[ToolScore]] = {}
+        for row in rows:
+            score = ToolScore(**dict(row))
+            found.setdefault(score.case_id, []).append(score)
         return found
 
     async def flag(self, flag_id: int) -> OpenFlag | None:

@@ -494,4 +494,15 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX analysis_flags_by_slide ON analysis_flags(slide_id, review);
     """,
+    # Each result's scores as rows, so that the worklist shows and sorts by outside tools'
+    # scores in one query (the result's JSON keeps them too).
+    """
+    CREATE TABLE analysis_scores (
+        result_id INTEGER NOT NULL REFERENCES analysis_results(id),
+        slide_id TEXT NOT NULL REFERENCES slides(id),
+        name TEXT NOT NULL,
+        value REAL NOT NULL
+    );
+    CREATE INDEX analysis_scores_by_slide ON analysis_scores(slide_id, result_id);
+    """,
 )

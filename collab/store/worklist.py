@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from collab.domain import OPINION_SOURCE, PRIORITIES, STATUSES, User
-from collab.store.analyses import OPEN_FLAG_OF_CASE
+from collab.store.analyses import OPEN_FLAG_OF_CASE, TOP_TOOL_SCORE_OF_CASE
 from collab.store.catalog import PRIORITY_ORDER
 
 if TYPE_CHECKING:
     from collab.store.database import Database
 
-SORTS = ("priority", "accession", "created", "status", "flags")
+SORTS = ("priority", "accession", "created", "status", "flags", "score")
 STATUS_ORDER = "CASE status " + " ".join(f"WHEN '{s}' THEN {i}" for i, s in enumerate(STATUSES)) + " END"
 _URGENCY = PRIORITY_ORDER.replace("priority", "v.priority")
 _ORDER = {
@@ -27,6 +27,9 @@ _ORDER = {
     "status": f"{STATUS_ORDER.replace('status', 'v.status')}, {_URGENCY}, v.created",
     # Cases with a flag still to review first, then as by priority.
     "flags": f"CASE WHEN EXISTS ({OPEN_FLAG_OF_CASE}) THEN 0 ELSE 1 END, {_URGENCY}, v.created, v.accession",
+    # The highest score an outside tool gave a case's slides first; cases without one last.
+    "score": f"CASE WHEN ({TOP_TOOL_SCORE_OF_CASE}) IS NULL THEN 1 ELSE 0 END,"
+    f" ({TOP_TOOL_SCORE_OF_CASE}) DESC, {_URGENCY}, v.created, v.accession",
 }
 # Shares that open a case to this person (case_access and _share_covers): made to them, or to
 # their organisation, unless made for a second opinion and they are not a pathologist.

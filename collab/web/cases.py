@@ -27,6 +27,7 @@ SORT_LABELS = {
     "created": "newest",
     "status": "status",
     "flags": "analysis flags first",
+    "score": "AI score (highest first)",
 }
 _FIELDS = ("priority", "patient_name", "nhs_number", "date_of_birth", "specimen", "clinical_details")
 

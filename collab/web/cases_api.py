@@ -47,6 +47,12 @@ CASE_SUMMARY: dict[str, Any] = {
             "description": "on the worklist: analysis flags still to review (decision support), each with"
             " its name, reason, analysis, version and source",
         },
+        "scores": {
+            "type": "array",
+            "items": {"type": "object"},
+            "description": "on the worklist: scores outside tools posted for the case's slides (their newest"
+            " results), each with its name, value, slide_id, analysis, version and source",
+        },
         "accession": {"type": "string", "description": "only for those who see identifiers"},
         "clinical_details": NULLABLE_TEXT,
         "patient": PATIENT,

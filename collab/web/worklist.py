@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from collab.domain import PRIORITIES, STATUSES
 from collab.store import Database
-from collab.store.analyses import OpenFlag
+from collab.store.analyses import OpenFlag, ToolScore
 from collab.store.worklist import SORTS, WorklistQuery, worklist_counts, worklist_page
 from collab.web.access import anonymised
 from collab.web.auth import current_user
@@ -60,9 +60,9 @@ def worklist_query(request: Request) -> WorklistQuery | Response:
     )
 
 
-def _flag(flag: OpenFlag) -> dict[str, Any]:
-    """An analysis flag as the worklist shows it: what, why, and which software said so."""
-    return {key: value for key, value in asdict(flag).items() if key != "case_id"}
+def _without_case(item: OpenFlag | ToolScore) -> dict[str, Any]:
+    """A flag or score as the worklist shows it: what, why, and which software said so."""
+    return {key: value for key, value in asdict(item).items() if key != "case_id"}
 
 
 def _summary(row: dict[str, Any], identified: bool) -> dict[str, Any]:
@@ -103,9 +103,11 @@ async def worklist_data(request: Request) -> dict[str, Any] | Response:
     rows, matched = await worklist_page(db, user, query)
     pages = max(1, -(-matched // query.per_page))
     flags = await db.analyses.open_flags([r["id"] for r in rows])
+    scores = await db.analyses.tool_scores([r["id"] for r in rows])
     cases = [_summary(r, query.identified) for r in rows]
     for case in cases:
-        case["flags"] = [_flag(f) for f in flags.get(case["id"], [])]
+        case["flags"] = [_without_case(f) for f in flags.get(case["id"], [])]
+        case["scores"] = [_without_case(s) for s in scores.get(case["id"], [])]
     return {
         "user": {"username": user.username, "name": user.display_name, "role": user.role},
         # Second opinions asked of this person come first, whatever the filters.
