@@ -377,6 +377,7 @@ def row_figures(room: Room, r: Round) -> dict[str, float]:
         "server CPU idle": r.idle.cpu("server"),
         "server CPU during": r.during.cpu("server"),
         "client CPU during": r.during.cpu("client"),
+        "machine CPU idle": r.idle.machine(),
         "machine CPU during": r.during.machine(),
         "others during": r.during.machine() - r.during.cpu("server") - r.during.cpu("client") - analysis_cpu,
         "others idle": r.idle.machine() - r.idle.cpu("server") - r.idle.cpu("client"),
@@ -391,7 +392,7 @@ def table_row(label: str, f: dict[str, float]) -> str:
         f"| **{f['p99 ratio']:.2f}x** | {f['delivered']:.1f}% "
         f"| {fmt(f['doc idle p99'])} / {fmt(f['doc during p99'])} "
         f"| {f['server CPU idle']:.0f}% / {f['server CPU during']:.0f}% | {f['client CPU during']:.0f}% "
-        f"| {f['machine CPU during']:.0f}% |"
+        f"| {f['machine CPU idle']:.0f}% / {f['machine CPU during']:.0f}% |"
     )
 
 
@@ -410,7 +411,7 @@ def report(room: Room, rounds: list[Round], args: argparse.Namespace) -> None:
     print(
         f"| round | job wall s | {' / '.join(ANALYSES)} s | job CPU s | pointer idle p50 / p99 "
         "| pointer during p50 / p99 | p99 during / idle | delivered | doc p99 idle / during "
-        "| server CPU idle / during | client CPU during | machine CPU during |"
+        "| server CPU idle / during | client CPU during | machine CPU idle / during |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     figures = [row_figures(room, r) for r in rounds]
