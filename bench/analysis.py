@@ -168,8 +168,8 @@ class Room:
                 self.docs.append((sent, (now - sent) / 1e6))
 
     async def present(self) -> None:
-        """The presenter: pointer moves on a fixed clock (a late one is not made up by a burst
-        that would queue behind itself), a document change every `doc_every` seconds."""
+        """The presenter: the n-th pointer move due at start + n / rate (as bench/load.py, so the
+        rate holds whatever a send cost), a document change every `doc_every` seconds."""
         annotations: Map[Any] = self.doc.get("annotations", type=Map)
         mine: list[str] = []
         stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -260,9 +260,9 @@ class Window:
 @dataclass
 class Job:
     returncode: int
+    seconds: float  # wall time, start to exit
     cpu: float  # CPU seconds of the command, every thread
     lines: list[tuple[float, str, str]]  # (seconds since start, "out"/"err", text)
-    seconds: float = 0.0
 
     def each(self) -> dict[str, float]:
         """Seconds per analysis: from its progress bar's "name: 0%" line to its result id on
@@ -305,7 +305,7 @@ def analyse(demo: Demo) -> Job:
         reader.join()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
-    return Job(returncode, cpu, sorted(lines), seconds)
+    return Job(returncode, seconds, cpu, sorted(lines))
 
 
 @dataclass
