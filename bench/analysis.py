@@ -429,10 +429,17 @@ def report(room: Room, rounds: list[Round], args: argparse.Namespace) -> None:
         f"| both analyses within {BUDGET_S:.0f} s | {'met' if met else '**not met**'}: median "
         f"{median['job s']:.1f} s ({within_budget} of {len(rounds)} rounds within) |"
     )
-    met = median["p99 ratio"] <= P99_LIMIT
+    # A p99 of one 5-10 s window is its 10-20 worst arrivals: a couple of scheduling stalls swing
+    # it. Pooled over every round, idle against during, it rests on ten times as many.
+    idle = [ms for r in rounds for ms in r.idle.pointers(room)[0]]
+    during = [ms for r in rounds for ms in r.during.pointers(room)[0]]
+    pooled = pct(during, 0.99) / pct(idle, 0.99)
+    met = pooled <= P99_LIMIT
     print(
         f"| pointer p99 during the job within {P99_LIMIT:g}x idle | {'met' if met else '**not met**'}: "
-        f"median {median['p99 ratio']:.2f}x ({within_ratio} of {len(rounds)} rounds within) |"
+        f"{pooled:.2f}x over all rounds ({fmt(pct(idle, 0.99))} ms idle, {fmt(pct(during, 0.99))} ms"
+        f" during; {len(idle)} and {len(during)} arrivals); median of the rounds {median['p99 ratio']:.2f}x,"
+        f" {within_ratio} of {len(rounds)} rounds within |"
     )
     print("\nThe median row is each column's median over the rounds.")
     warnings(room, rounds, figures)
