@@ -1,7 +1,7 @@
 """Slide QC in the spirit of HistoQC: is there tissue, and is the scan fit to read?
 
-Tissue, pen marks, folds and air bubbles are found on the overview (~8 µm/px, one read of a low level);
-focus needs detail, so it is judged at ~1 µm/px on tissue only, within a pixel budget. Each
+Tissue, pen marks, folds and air bubbles are found on the overview (~8 µm/px, one read of a
+low level); focus needs detail, so it is judged at ~1 µm/px on tissue only, within a pixel budget. Each
 defect gets a heatmap over the cell grid; a slide whose defects pass the limits below is
 flagged "rescan suggested", with the reasons.
 """
@@ -47,7 +47,7 @@ class SlideQC(Analysis):
     # When to suggest a rescan: fractions of the tissue cells (blur, folds, bubbles) or of all
     # cells (pen) whose heatmap value reaches DEFECT_VALUE; and of the slide's area that is
     # tissue. A bubble hides the tissue under it much as a fold or a blur does (washed out, out
-    # of the focal plane), so it is held to the same 5%: a 1 mm bubble on a 20 mm² section.
+    # of the focal plane), so it is held to the same 5%: a bubble ~1.1 mm across on a 20 mm² section.
     rescan_out_of_focus: float = 0.05
     rescan_folds: float = 0.05
     rescan_bubbles: float = 0.05
