@@ -2,13 +2,15 @@
 
 A real H&E slide is mirror-tiled onto a canvas of a few millimetres, then spoilt where a mask
 says: patches of glass, folds (a band of tissue multiplied by a shifted copy of itself), out of
-focus blobs (Gaussian blur), and marker pen strokes (translucent ink, multiplied in). Defects do
+focus blobs (Gaussian blur), marker pen strokes (translucent ink, multiplied in) and, when asked
+for, air bubbles under the coverslip (a thin dark rim round a paler, blurred inside). Defects do
 not overlap, so each cell has one truth. The result is written as a pyramidal tiled JPEG TIFF
 (downsample 4 per level) and returned with its level-0 masks.
 
 Every choice a detector could lean on is drawn at random within a family: the ink's hue,
 saturation, darkness and opacity, stroke widths and paths, blur sigmas, fold widths, shifts
-and darkening. Nothing real is ever written into the repository: files go to tmp_path.
+and darkening, bubble sizes, shapes, rims and how washed out their inside is. Nothing real is
+ever written into the repository: files go to tmp_path.
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ SOURCE_CROP = {
     "CMU-1-Small-Region.svs": (520, 600, 1900, 2967),
     "tcga-cr-7395-01a-01-ts1.svs": (150, 300, 4300, 3400),
 }
+# What the bubble test slides carry: fewer of the other defects, to leave room for bubbles up to
+# 3 mm across on a 4 x 3 mm slide, but some of each, so that none is taken for a bubble.
+BUBBLE_SLIDE_COUNTS = {"glass": 1, "fold": 1, "blur": 1, "pen": 1, "bubble": 5}
 _ROUGH = 8  # level-0 px per pixel of the generator's tissue map
 _COARSE = 32  # level-0 px per pixel of the maps that place defects
 
@@ -43,7 +48,7 @@ class DefectSlide:
 
     path: Path
     l0_mpp: float
-    masks: Mapping[str, np.ndarray]  # "tissue", "glass", "fold", "blur", "pen"
+    masks: Mapping[str, np.ndarray]  # "tissue", "glass", "fold", "blur", "pen", "bubble"
 
     def coverage(self, name: str, l0_cell_px: int) -> np.ndarray:
         """Fraction of each grid cell that a mask covers (of the part inside the slide)."""
@@ -337,6 +342,77 @@ def add_pen(canvas: _Canvas, count: int) -> np.ndarray:
     return mask
 
 
+def _bubble_outline(canvas: _Canvas) -> tuple[Raster, Callable[[np.ndarray, np.ndarray], np.ndarray]]:
+    """A bubble's shape: a nearly round ellipse 0.3-3 mm across (log-uniform: small ones are
+    commoner), wholly inside the slide, centred on tissue or anywhere (then often half on glass).
+    Returns the raster of its inside and, for drawing the rim, the level-0 distance in from its
+    edge (negative outside)."""
+    rng, mpp = canvas.rng, canvas.mpp
+    h, w = canvas.image.shape[:2]
+    diameter = math.exp(rng.uniform(math.log(300), math.log(3000))) / mpp
+    rx = diameter / 2
+    ry = rx * rng.uniform(0.7, 1.0)
+    angle = rng.uniform(0, math.pi)
+    wobble = [(k, rng.uniform(0, 0.03), rng.uniform(0, 6.3)) for k in (3, 4)]  # not quite an ellipse
+    if rng.random() < 0.7:
+        cy, cx = canvas.tissue_spot()
+    else:
+        cy, cx = rng.uniform(0, h), rng.uniform(0, w)
+    cy, cx = float(np.clip(cy, rx + 64, h - rx - 64)), float(np.clip(cx, rx + 64, w - rx - 64))
+
+    def depth(yy: np.ndarray, xx: np.ndarray) -> np.ndarray:
+        u = (xx - cx) * math.cos(angle) + (yy - cy) * math.sin(angle)
+        v = (yy - cy) * math.cos(angle) - (xx - cx) * math.sin(angle)
+        theta = np.arctan2(v, u)
+        edge = 1 + sum(a * np.cos(k * theta + phase) for k, a, phase in wobble)
+        # Distance in from the edge, near enough for a thin rim: radial shortfall times radius.
+        return np.asarray(
+            (edge - np.hypot(u / rx, v / ry)) * np.hypot(u, v) / np.maximum(np.hypot(u / rx, v / ry), 1e-6)
+        )
+
+    return _analytic(lambda yy, xx: np.asarray(depth(yy, xx) > 0)), depth
+
+
+def add_bubbles(canvas: _Canvas, count: int) -> np.ndarray:
+    """Air bubbles under the coverslip: a thin dark grey rim (light refracted away at the
+    air-mountant edge: no hue of its own, so it multiplies every channel alike), darker on one
+    side than the other; inside, the tissue washed towards the glass and out of focus. The mask
+    is the bubble with its rim."""
+    image, rng, mpp = canvas.image, canvas.rng, canvas.mpp
+    mask = np.zeros(image.shape[:2], bool)
+    glass = np.percentile(image.reshape(-1, 3)[::97], 99.5, axis=0)
+    for _ in range(count):
+        for _attempt in range(100):
+            raster, depth = _bubble_outline(canvas)
+            placed = canvas.place(raster)
+            if placed is None:
+                continue
+            bubble, ys, xs = placed
+            yy, xx = np.mgrid[ys, xs].astype(np.float32)
+            inward = depth(yy, xx)  # level-0 px in from the edge
+            under = image[ys, xs].astype(np.float32)
+            # Inside: washed out (the air gap scatters light) and blurred (out of the focal plane).
+            wash = rng.uniform(0.25, 0.7)
+            sigma = rng.uniform(1.0, 3.0) / mpp
+            soft = np.asarray(
+                Image.fromarray(image[ys, xs]).filter(ImageFilter.GaussianBlur(sigma)), np.float32
+            )
+            inside = soft + wash * (glass - soft)
+            out = np.where(bubble[..., None], inside, under)
+            # The rim: a dark band 5-25 µm wide with soft edges, its strength varying round it.
+            width = rng.uniform(5, 25) / mpp
+            transmit = rng.uniform(0.15, 0.5)
+            theta = np.arctan2(yy - yy.mean(), xx - xx.mean())
+            fade = rng.uniform(0, 0.5) * (1 + np.cos(theta - rng.uniform(0, 6.3))) / 2
+            band = np.exp(-(((inward - width / 2) / (width / 2)) ** 4))  # flat-topped, soft edges
+            darkness = (1 - transmit) * (1 - fade) * band
+            out = out * (1 - darkness[..., None])
+            image[ys, xs] = np.clip(out + 0.5, 0, 255).astype(np.uint8)
+            mask[ys, xs] |= bubble
+            break
+    return mask
+
+
 def write_pyramid(path: Path, image: np.ndarray, mpp: float, *, levels: int = 3, quality: int = 85) -> Path:
     """A tiled JPEG TIFF pyramid, downsample 4 per level (box mean), stating its µm/px."""
     res = 10_000.0 / mpp  # px per cm
@@ -369,8 +445,9 @@ def make_defect_slide(
     size_um: tuple[float, float] = (4000, 3000),
     counts: Mapping[str, int] | None = None,
 ) -> DefectSlide:
-    """A slide of real tissue with glass patches, folds, blur and pen strokes where its masks say."""
-    counts = {"glass": 1, "fold": 2, "blur": 3, "pen": 3, **(counts or {})}
+    """A slide of real tissue with glass patches, folds, blur, pen strokes and (if counted) air
+    bubbles where its masks say."""
+    counts = {"glass": 1, "fold": 2, "blur": 3, "pen": 3, "bubble": 0, **(counts or {})}
     mpp = SOURCE_MPP[source.name]
     rng = np.random.default_rng(seed)
     width, height = (int(s / mpp) // 64 * 64 for s in size_um)
@@ -381,6 +458,8 @@ def make_defect_slide(
     masks["fold"] = add_folds(canvas, counts["fold"], masks["tissue"])
     masks["blur"] = add_blur(canvas, counts["blur"])
     masks["pen"] = add_pen(canvas, counts["pen"])
+    # Last, so that a slide without bubbles draws the same random numbers as before they existed.
+    masks["bubble"] = add_bubbles(canvas, counts["bubble"])
     return DefectSlide(write_pyramid(path, canvas.image, mpp), mpp, masks)
 
 

@@ -411,5 +411,5 @@ def test_the_built_in_analyses_run_on_a_real_slide_from_the_command_line(data_di
     qc, stain = found["slide-qc"], found["he-stain"]
     assert qc["source"] == stain["source"] == "collab"
     assert qc["flags"] == [] and 0.2 < qc["scores"]["tissue_fraction"] < 0.8
-    assert [layer["name"] for layer in qc["layers"]] == ["tissue", "out of focus", "pen", "folds"]
+    assert [layer["name"] for layer in qc["layers"]] == ["tissue", "out of focus", "pen", "folds", "bubbles"]
     assert len(stain["regions"]) == 3 and all(r["label"].startswith("hotspot") for r in stain["regions"])

@@ -2,9 +2,11 @@
 
 The accuracy test is held out: QC's thresholds were tuned on slides that tests/qc_data.py made
 with seeds 101, 102 and 103 from both sources (CMU-1-Small-Region and the TCGA slide); the
-seeds asserted here (1 and 2) were not looked at until the thresholds were fixed. There is no
-third H&E source to hold out whole: the other shared slides are synthetic, fluorescent or
-16 x 16 pixels.
+seeds asserted here (1 and 2) were not looked at until the thresholds were fixed. The bubble
+finder was tuned likewise, on slides made with BUBBLE_SLIDE_COUNTS and seeds 101-105; the
+held-out seeds were run with a first version (recall 0.717, below the floor), which was then
+reworked on the tuning seeds only before they were run again. There is no third H&E source to
+hold out whole: the other shared slides are synthetic, fluorescent or 16 x 16 pixels.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from collab.analysis.qc import DEFECT_VALUE, NOT_ANALYSED, RESCAN, SlideQC
 from collab.analysis.result import Heatmap, Result
 from collab.analysis.stain import StainAnalysis
 from tests.conftest import real_slide
-from tests.qc_data import DefectSlide, make_defect_slide, make_glass_slide
+from tests.qc_data import BUBBLE_SLIDE_COUNTS, DefectSlide, make_defect_slide, make_glass_slide
 
 HELD_OUT = [
     ("CMU-1-Small-Region.svs", 1),
@@ -37,7 +39,9 @@ HELD_OUT = [
 ]
 # The issue's "done when": precision and recall per heatmap cell.
 TARGETS = {"blur": 0.9, "pen": 0.9, "fold": 0.8}
-HEATMAP_OF = {"blur": "out of focus", "pen": "pen", "fold": "folds"}
+# Air bubbles were asked for later, as "folds or bubbles": the folds' floor.
+BUBBLE_TARGET = 0.8
+HEATMAP_OF = {"blur": "out of focus", "pen": "pen", "fold": "folds", "bubble": "bubbles"}
 # A cell truly has a defect when its mask covers at least half of it.
 TRUE_COVERAGE = 0.5
 
@@ -55,13 +59,12 @@ def _run(analysis: SlideQC | StainAnalysis, slide: SlideView) -> tuple[Result, l
     return analysis.run(slide, progress.append), progress
 
 
-@pytest.fixture(scope="module")
-def held_out(tmp_path_factory: pytest.TempPathFactory) -> list[Checked]:
+def _held_out(tmp_path_factory: pytest.TempPathFactory, counts: dict[str, int] | None) -> list[Checked]:
     sources = {name: real_slide(name) for name, _ in HELD_OUT}  # skips when the slides are absent
     checked = []
     for name, seed in HELD_OUT:
         path = tmp_path_factory.mktemp("qc") / f"{Path(name).stem}-{seed}.tiff"
-        slide = make_defect_slide(path, sources[name], seed)
+        slide = make_defect_slide(path, sources[name], seed, counts=counts)
         with tiffslide.TiffSlide(slide.path) as view:
             start = time.perf_counter()
             result, progress = _run(SlideQC(), view)
@@ -69,16 +72,30 @@ def held_out(tmp_path_factory: pytest.TempPathFactory) -> list[Checked]:
     return checked
 
 
+@pytest.fixture(scope="module")
+def held_out(tmp_path_factory: pytest.TempPathFactory) -> list[Checked]:
+    """Slides with glass, folds, blur and pen, and no bubbles."""
+    return _held_out(tmp_path_factory, None)
+
+
+@pytest.fixture(scope="module")
+def held_out_bubbles(tmp_path_factory: pytest.TempPathFactory) -> list[Checked]:
+    """The same seeds' slides with bubbles, and one of each other defect."""
+    return _held_out(tmp_path_factory, BUBBLE_SLIDE_COUNTS)
+
+
 def _tally(checked: Checked, defect: str) -> tuple[int, int, int]:
     """(true positives, false positives, false negatives) over the cells judged for a defect:
-    tissue cells for blur and folds, every cell for pen; a cell that truly has another defect
-    is not judged for this one (each generated cell has one truth)."""
+    tissue cells for blur and folds, every cell for pen and bubbles (a bubble shows over glass
+    too); a cell that truly has another defect is not judged for this one (each generated cell
+    has one truth)."""
     heatmap = checked.result.heatmap(HEATMAP_OF[defect])
     cell = heatmap.level0_cell_px
     truth = checked.slide.coverage(defect, cell) >= TRUE_COVERAGE
     found = heatmap.values >= DEFECT_VALUE
-    judged = np.ones_like(truth) if defect == "pen" else checked.slide.coverage("tissue", cell) >= 0.5
-    for other in TARGETS:
+    everywhere = defect in ("pen", "bubble")
+    judged = np.ones_like(truth) if everywhere else checked.slide.coverage("tissue", cell) >= 0.5
+    for other in HEATMAP_OF:
         if other != defect:
             judged &= checked.slide.coverage(other, cell) < TRUE_COVERAGE
     return (
@@ -88,20 +105,40 @@ def _tally(checked: Checked, defect: str) -> tuple[int, int, int]:
     )
 
 
+def _measure(checked: list[Checked], defect: str) -> tuple[float, float]:
+    """Precision and recall over the cells of all the slides, printed."""
+    tp, fp, fn = (sum(t) for t in zip(*(_tally(c, defect) for c in checked), strict=True))
+    precision, recall = tp / max(tp + fp, 1), tp / max(tp + fn, 1)
+    cells = f"cells: {tp} found, {fp} false, {fn} missed"
+    print(f"\n{defect:6s} precision {precision:.3f} recall {recall:.3f} ({cells})")
+    assert tp + fn >= 40, f"too few {defect} cells to measure"
+    return precision, recall
+
+
 def test_qc_finds_blur_pen_and_folds_with_the_precision_and_recall_asked_for(held_out: list[Checked]) -> None:
-    figures = {}
-    for defect in TARGETS:
-        tp, fp, fn = (sum(t) for t in zip(*(_tally(c, defect) for c in held_out), strict=True))
-        precision, recall = tp / max(tp + fp, 1), tp / max(tp + fn, 1)
-        figures[defect] = (precision, recall)
-        cells = f"cells: {tp} found, {fp} false, {fn} missed"
-        print(f"\n{defect:5s} precision {precision:.3f} recall {recall:.3f} ({cells})")
-        assert tp + fn >= 40, f"too few {defect} cells to measure"
+    figures = {defect: _measure(held_out, defect) for defect in TARGETS}
     for checked in held_out:
         print(f"{checked.slide.path.name}: QC took {checked.seconds:.1f} s; {checked.result.flags}")
     for defect, target in TARGETS.items():
         precision, recall = figures[defect]
         assert precision >= target and recall >= target, (defect, precision, recall)
+
+
+def test_qc_finds_air_bubbles_and_sees_none_where_there_are_none(
+    held_out: list[Checked], held_out_bubbles: list[Checked]
+) -> None:
+    precision, recall = _measure(held_out_bubbles, "bubble")
+    for checked in held_out_bubbles:
+        print(f"{checked.slide.path.name} (bubbles): QC took {checked.seconds:.1f} s; {checked.result.flags}")
+    assert precision >= BUBBLE_TARGET and recall >= BUBBLE_TARGET, (precision, recall)
+    # Folds, blur, pen, glass and the tissue's own gaps are not bubbles.
+    false_cells = [_tally(c, "bubble")[1] for c in held_out]
+    print(f"bubble cells found on the slides without bubbles: {false_cells}")
+    assert sum(false_cells) <= 3
+    # Bubbles over 5% or more of the tissue ask for a rescan: some of these slides' do.
+    reasons = [flag.reason for c in held_out_bubbles if (flag := c.result.flag(RESCAN)) is not None]
+    assert any(re.search(r"air bubbles over \d+% of the tissue", reason) for reason in reasons)
+    assert not any("air bubbles" in flag.reason for c in held_out for flag in c.result.flags)
 
 
 def test_spoilt_slides_are_flagged_for_rescan_with_the_reasons(held_out: list[Checked]) -> None:
@@ -129,7 +166,7 @@ def test_heatmaps_cover_the_slide_with_values_in_0_to_1(held_out: list[Checked])
     with tiffslide.TiffSlide(checked.slide.path) as view:
         width, height = view.dimensions
     names = [h.name for h in checked.result.heatmaps]
-    assert names == ["tissue", "out of focus", "pen", "folds"]
+    assert names == ["tissue", "out of focus", "pen", "folds", "bubbles"]
     for heatmap in checked.result.heatmaps:
         cell = heatmap.level0_cell_px
         # 128 µm cells, a whole number of overview pixels of a power-of-two level-0 size.
@@ -184,6 +221,7 @@ def test_clean_real_slide_gets_no_rescan_flag(name: str) -> None:
     assert result.flags == ()
     assert result.scores["tissue_fraction"] > 0.3
     assert result.scores["out_of_focus_fraction"] < 0.05 and result.scores["pen_fraction"] < 0.01
+    assert result.heatmap("bubbles").values.max() < DEFECT_VALUE, "a bubble found on a clean slide"
 
 
 def test_empty_glass_is_low_in_tissue_and_flagged_for_rescan(tmp_path: Path) -> None:
