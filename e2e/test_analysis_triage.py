@@ -98,4 +98,4 @@ def test_qc_flags_a_new_slide_and_an_mdt_looks_at_its_heatmap_together(session: 
         "analysis flag dismissed",
     ]
     assert audited[0][1].endswith("on registration")
-    assert audited[2][1].startswith("rescan suggested (slide-qc 1, collab): out of focus in")
+    assert audited[2][1].startswith("rescan suggested (slide-qc 2, collab): out of focus in")
