@@ -36,7 +36,14 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     worker.add_argument("--once", action="store_true", help="stop when no job is queued")
 
 
+# Analyses are background work: beside a server on the same machine, the scheduler gives the
+# server's event loop the CPU first (docs/performance.md, "Analysis jobs beside a live room").
+NICENESS = 10
+
+
 async def run_analyses(args: argparse.Namespace) -> int:
+    with contextlib.suppress(OSError, AttributeError):
+        os.nice(NICENESS)
     async with Database(Settings(data_dir=args.data_dir).database_path, args.database_url) as db:
         if args.action == "run":
             return await _run(db, args.slide_id, args.name or installed())

@@ -93,8 +93,12 @@ def test_a_new_slide_gets_the_configured_analyses_from_the_servers_own_worker(da
         )
         assert _audit(data_dir)[-1][0] == "analysis finished"
 
-        # The worker dies: the server starts another, which runs what is asked next.
+        # The worker yields the CPU to the server: it runs at a lower priority (nice 10).
         (worker,) = _workers_of(server.process.pid)
+        fields = Path(f"/proc/{worker}/stat").read_text().rsplit(")", 1)[1].split()
+        assert int(fields[16]) == os.getpriority(os.PRIO_PROCESS, 0) + 10
+
+        # The worker dies: the server starts another, which runs what is asked next.
         os.kill(worker, signal.SIGKILL)
         (again,) = _until(lambda: [w for w in _workers_of(server.process.pid) if w != worker], "a new worker")
         asked = server.client.post(f"{url}/jobs", json={"name": PLUGIN}, headers=token)
