@@ -96,7 +96,8 @@ def test_a_new_slide_gets_the_configured_analyses_from_the_servers_own_worker(da
         # The worker yields the CPU to the server: it runs at a lower priority (nice 10).
         (worker,) = _workers_of(server.process.pid)
         fields = Path(f"/proc/{worker}/stat").read_text().rsplit(")", 1)[1].split()
-        assert int(fields[16]) == os.getpriority(os.PRIO_PROCESS, 0) + 10
+        # (At most 19, the lowest priority there is: a test run may itself be niced.)
+        assert int(fields[16]) == min(os.getpriority(os.PRIO_PROCESS, 0) + 10, 19)
 
         # The worker dies: the server starts another, which runs what is asked next.
         os.kill(worker, signal.SIGKILL)
