@@ -26,7 +26,8 @@ import tiffslide
 
 from collab.analysis.base import SlideView
 from collab.analysis.focus import FocusFinder
-from collab.analysis.qc import DEFECT_VALUE, NOT_ANALYSED, RESCAN, SlideQC
+from collab.analysis.overview import NOT_ANALYSED
+from collab.analysis.qc import DEFECT_VALUE, RESCAN, SlideQC
 from collab.analysis.result import Heatmap, Result
 from collab.analysis.stain import StainAnalysis
 from tests.conftest import real_slide

@@ -9,6 +9,10 @@ import numpy as np
 
 from collab.analysis.base import SlideView
 from collab.analysis.grid import Grid, read_scaled, scaled_size
+from collab.analysis.result import Flag
+
+# The flag of a slide an analysis could not read.
+NOT_ANALYSED = "not analysed"
 
 # Optical density summed over R, G and B (natural log) above which a pixel is stained. Glass
 # scans at about 0.1; the palest tissue at this scale at 0.4 or more.
@@ -48,6 +52,16 @@ def read_overview(slide: SlideView, grid: Grid) -> Overview:
     od_sum = od.sum(axis=2)
     brightfield = float(np.median(pixels.mean(axis=2))) >= _MIN_BRIGHTFIELD_MEDIAN
     return Overview(grid, pixels, od, od_sum, od_sum > STAINED_OD, brightfield)
+
+
+def bright_field_overview(slide: SlideView, grid: Grid, reads: str) -> Overview | Flag:
+    """The slide's overview, or the flag saying it was not analysed: a mostly dark slide
+    (fluorescence) is not what these analyses read. ``reads``: what the analysis reads, said
+    in the flag's reason."""
+    overview = read_overview(slide, grid)
+    if not overview.brightfield:
+        return Flag(NOT_ANALYSED, f"the slide is mostly dark: fluorescence? {reads}")
+    return overview
 
 
 def glass_colour(pixels: np.ndarray) -> np.ndarray:

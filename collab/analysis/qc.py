@@ -18,13 +18,12 @@ from collab.analysis.bubbles import BubbleFinder
 from collab.analysis.focus import FocusFinder
 from collab.analysis.folds import FoldFinder
 from collab.analysis.grid import Grid
-from collab.analysis.overview import StainColours, read_overview
+from collab.analysis.overview import StainColours, bright_field_overview
 from collab.analysis.pen import PenFinder
 from collab.analysis.result import Flag, Heatmap, Result
 from collab.analysis.tissue import find_tissue
 
 RESCAN = "rescan suggested"
-NOT_ANALYSED = "not analysed"
 # A cell whose heatmap value reaches this is counted as having the defect.
 DEFECT_VALUE = 0.5
 
@@ -59,10 +58,9 @@ class SlideQC(Analysis):
         grid = Grid.for_slide(
             slide, cell_um=self.cell_um, overview_um=self.overview_um, assumed_mpp=self.assumed_mpp
         )
-        overview = read_overview(slide, grid)
-        if not overview.brightfield:
-            reason = "the slide is mostly dark: fluorescence? QC reads bright-field (H&E) slides only"
-            return Result(self.name, self.version, self.parameters, flags=(Flag(NOT_ANALYSED, reason),))
+        overview = bright_field_overview(slide, grid, "QC reads bright-field (H&E) slides only")
+        if isinstance(overview, Flag):
+            return Result(self.name, self.version, self.parameters, flags=(overview,))
         progress(0.1)
         stains = StainColours.fit(overview)
         ink = self.pen.find(overview, stains)

@@ -21,7 +21,7 @@ from collab.analysis.base import Analysis, Progress, SlideView
 from collab.analysis.detail import DetailPlan, per_cell
 from collab.analysis.grid import Grid
 from collab.analysis.hotspots import best_windows
-from collab.analysis.overview import STAINED_OD, StainColours, glass_colour, read_overview
+from collab.analysis.overview import STAINED_OD, StainColours, bright_field_overview, glass_colour
 from collab.analysis.pen import PenFinder
 from collab.analysis.result import Flag, Heatmap, Region, Result
 from collab.analysis.tissue import find_tissue
@@ -54,10 +54,9 @@ class StainAnalysis(Analysis):
         grid = Grid.for_slide(
             slide, cell_um=self.cell_um, overview_um=self.overview_um, assumed_mpp=self.assumed_mpp
         )
-        overview = read_overview(slide, grid)
-        if not overview.brightfield:
-            reason = "the slide is mostly dark: fluorescence? H&E analysis reads bright-field slides only"
-            return Result(self.name, self.version, self.parameters, flags=(Flag("not analysed", reason),))
+        overview = bright_field_overview(slide, grid, "H&E analysis reads bright-field slides only")
+        if isinstance(overview, Flag):
+            return Result(self.name, self.version, self.parameters, flags=(overview,))
         ink = self.pen.find(overview, StainColours.fit(overview))
         tissue_cells = grid.cell_means(find_tissue(overview, ink).astype(np.float32))
         ink_cells = grid.cell_means(ink.astype(np.float32))

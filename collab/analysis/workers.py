@@ -32,7 +32,6 @@ class AnalysisWorkers:
         self.data_dir = data_dir
         self.database_url = database_url
         self.processes: list[asyncio.subprocess.Process | None] = [None] * count
-        self.started = 0  # processes started in all, restarts included (for /metrics and tests)
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
 
@@ -50,9 +49,6 @@ class AnalysisWorkers:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await asyncio.gather(*(self._stop(p) for p in self.processes if p is not None))
-
-    def pids(self) -> list[int]:
-        return [p.pid for p in self.processes if p is not None and p.returncode is None]
 
     async def _keep(self, slot: int) -> None:
         pause = FIRST_PAUSE_S
@@ -77,7 +73,6 @@ class AnalysisWorkers:
         # the command line that ps shows.
         if self.database_url:
             env["COLLAB_DATABASE_URL"] = self.database_url
-        self.started += 1
         return await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",

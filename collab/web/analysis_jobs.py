@@ -44,9 +44,9 @@ async def request_run(request: Request) -> Response:
     body = await read_json(request)
     if isinstance(body, Response):
         return body
-    name = body.get("name")
-    if not isinstance(name, str) or name not in installed():
-        return problem(422, f"Name one of the analyses installed here: {', '.join(installed()) or 'none'}.")
+    name, known = body.get("name"), installed()
+    if not isinstance(name, str) or name not in known:
+        return problem(422, f"Name one of the analyses installed here: {', '.join(known) or 'none'}.")
     db: Database = request.app.state.db
     for earlier in await db.analyses.jobs_of_slide(record.id):
         if earlier.analysis == name and earlier.state in ("queued", "running"):
